@@ -1,0 +1,281 @@
+"""Billing and SyncBilling: the entry points that wire storage, services and events together."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Never, Self, TypeVar, overload
+
+from qzpay._unset import UNSET, Unset
+from qzpay.customers.models import Address, Customer
+from qzpay.customers.service import DEFAULT_PAGE_SIZE, CustomerService
+from qzpay.event_log import EventLog
+from qzpay.events import Event, EventBus, H, Handler
+from qzpay.page import Page
+from qzpay.storage import Storage, open_storage
+
+DEFAULT_STORAGE = "sqlite:///qzpay.db"
+T = TypeVar("T")
+
+
+class Billing:
+    """The asynchronous API. ``storage`` is a URL (``memory://``, ``sqlite:///billing.db``,
+    ``postgresql://...``) or a Storage object; it connects on first use."""
+
+    def __init__(self, storage: str | Storage = DEFAULT_STORAGE) -> None:
+        self.storage: Storage = open_storage(storage)
+        self._bus = EventBus()
+        self.customers = CustomerService(self.storage, self._bus)
+        self.events = EventLog(self.storage)
+
+    @overload
+    def on(self, pattern: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, pattern: str, handler: Handler) -> Callable[[], None]: ...
+
+    def on(
+        self, pattern: str, handler: Handler | None = None
+    ) -> Callable[[H], H] | Callable[[], None]:
+        """Run ``handler(event)`` after each committed change whose type matches ``pattern``
+        (``"customer.created"``, ``"customer.*"``, ``"*"``). Returns an unsubscribe function;
+        without ``handler``, returns a decorator that leaves the function unchanged."""
+        if handler is None:
+            return self._bus.on(pattern)
+        return self._bus.on(pattern, handler)
+
+    def off(self, pattern: str, handler: Handler) -> None:
+        self._bus.off(pattern, handler)
+
+    async def open(self) -> None:
+        """Connect and migrate now rather than on first use."""
+        await self.storage.open()
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+class SyncBilling:
+    """The same API with blocking methods, for Django, Flask, scripts and the CLI.
+
+    Safe to call from several threads: every call runs on one private event loop thread, which
+    is also where event handlers run. A handler must not call back into the same SyncBilling
+    (it would wait on itself); that raises RuntimeError instead of hanging.
+    """
+
+    def __init__(self, storage: str | Storage = DEFAULT_STORAGE) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="qzpay-sync-billing", daemon=True
+        )
+        self._thread.start()
+        self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread)
+        self._billing = Billing(storage)
+        self.storage = self._billing.storage
+        self.customers = SyncCustomers(self, self._billing.customers)
+        self.events = SyncEventLog(self, self._billing.events)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("SyncBilling was called from one of its own event handlers")
+        if not self._finalizer.alive:
+            coro.close()
+            raise RuntimeError("SyncBilling is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @overload
+    def on(self, pattern: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, pattern: str, handler: Handler) -> Callable[[], None]: ...
+
+    def on(
+        self, pattern: str, handler: Handler | None = None
+    ) -> Callable[[H], H] | Callable[[], None]:
+        """As Billing.on; handlers run on SyncBilling's loop thread."""
+        return self._billing.on(pattern) if handler is None else self._billing.on(pattern, handler)
+
+    def off(self, pattern: str, handler: Handler) -> None:
+        self._billing.off(pattern, handler)
+
+    def open(self) -> None:
+        self._run(self._billing.open())
+
+    def close(self) -> None:
+        if self._finalizer.alive:
+            try:
+                self._run(self._billing.close())
+            finally:
+                self._finalizer()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SyncCustomers:
+    """Blocking twin of CustomerService; see its methods for the rules."""
+
+    def __init__(self, owner: SyncBilling, service: CustomerService) -> None:
+        self._run = owner._run
+        self._service = service
+
+    def create(
+        self,
+        *,
+        email: str,
+        name: str | None = None,
+        phone: str | None = None,
+        address: Address | Mapping[str, str | None] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        **unknown: Never,
+    ) -> Customer:
+        return self._run(
+            self._service.create(
+                email=email,
+                name=name,
+                phone=phone,
+                address=address,
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+                **unknown,
+            )
+        )
+
+    def get(self, customer_id: str) -> Customer | None:
+        return self._run(self._service.get(customer_id))
+
+    def get_by_external_id(
+        self, provider_customer_id: str, *, provider: str | None = None
+    ) -> Customer | None:
+        return self._run(self._service.get_by_external_id(provider_customer_id, provider=provider))
+
+    def list(
+        self,
+        *,
+        limit: int = 10,
+        offset: int = 0,
+        email: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        include_deleted: bool = False,
+        **unknown: Never,
+    ) -> Page[Customer]:
+        return self._run(
+            self._service.list(
+                limit=limit,
+                offset=offset,
+                email=email,
+                metadata=metadata,
+                include_deleted=include_deleted,
+                **unknown,
+            )
+        )
+
+    def iterate(
+        self,
+        *,
+        email: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        include_deleted: bool = False,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        **unknown: Never,
+    ) -> Iterator[Customer]:
+        filters, size = self._service.scan_plan(
+            email=email,
+            metadata=metadata,
+            include_deleted=include_deleted,
+            page_size=page_size,
+            unknown=unknown,
+        )
+
+        def walk() -> Iterator[Customer]:
+            before: str | None = None
+            while True:
+                batch = self._run(self._service.scan_page(filters, before, size))
+                yield from batch
+                if len(batch) < size:
+                    return
+                before = batch[-1].id
+
+        return walk()
+
+    def update(
+        self,
+        customer_id: str,
+        *,
+        email: str | Unset = UNSET,
+        name: str | None | Unset = UNSET,
+        phone: str | None | Unset = UNSET,
+        address: Address | Mapping[str, str | None] | None | Unset = UNSET,
+        metadata: Mapping[str, str | None] | Unset = UNSET,
+        **unknown: Never,
+    ) -> Customer:
+        return self._run(
+            self._service.update(
+                customer_id,
+                email=email,
+                name=name,
+                phone=phone,
+                address=address,
+                metadata=metadata,
+                **unknown,
+            )
+        )
+
+    def delete(self, customer_id: str) -> None:
+        self._run(self._service.delete(customer_id))
+
+    def link(self, customer_id: str, *, provider: str, provider_customer_id: str) -> Customer:
+        return self._run(
+            self._service.link(
+                customer_id, provider=provider, provider_customer_id=provider_customer_id
+            )
+        )
+
+    def unlink(self, customer_id: str, *, provider: str) -> Customer:
+        return self._run(self._service.unlink(customer_id, provider=provider))
+
+
+class SyncEventLog:
+    def __init__(self, owner: SyncBilling, log: EventLog) -> None:
+        self._run = owner._run
+        self._log = log
+
+    def list(self, *, after: str | None = None, limit: int = 100) -> list[Event]:
+        return self._run(self._log.list(after=after, limit=limit))
+
+    def get(self, event_id: str) -> Event | None:
+        return self._run(self._log.get(event_id))
+
+
+__all__ = ["Billing", "SyncBilling"]

@@ -1,0 +1,242 @@
+"""Every input rule for customers, in one place.
+
+The limits are Stripe's (the strictest provider), so anything qzpay accepts can be synced.
+Checks collect every problem and raise one ValidationError listing them all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from qzpay._countries import ISO_3166_ALPHA2
+from qzpay.customers.models import Address
+from qzpay.errors import FieldError, UnknownArgumentError, ValidationError
+
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+MAX_NAME_LENGTH = 256
+MAX_ADDRESS_FIELD_LENGTH = 200
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_LIST_LIMIT = 100
+MAX_ID_LENGTH = 255
+ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postal_code", "country")
+_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+
+
+class Problems:
+    """Collects field errors so one call reports all of them."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self._unknown = False
+
+    def add(self, field: str, code: str, message: str) -> None:
+        self.errors.append({"field": field, "code": code, "message": message})
+
+    def unknown_arguments(self, names: Mapping[str, object]) -> None:
+        for name in names:
+            self.add(name, "unknown_argument", f"unexpected keyword argument {name!r}")
+            self._unknown = True
+
+    def raise_if_any(self) -> None:
+        if self._unknown:
+            raise UnknownArgumentError(self.errors)
+        if self.errors:
+            raise ValidationError(self.errors)
+
+
+def fail(field: str, code: str, message: str) -> NoReturn:
+    raise ValidationError([{"field": field, "code": code, "message": message}])
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def check_email(value: object, problems: Problems, field: str = "email") -> str | None:
+    """A syntactically valid address (no DNS look-up), returned exactly as given."""
+    if not isinstance(value, str):
+        problems.add(field, "invalid_type", f"must be a string, not {_type_name(value)}")
+        return None
+    if not value:
+        problems.add(field, "required", "must not be empty")
+        return None
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        problems.add(field, "invalid_email", str(exc))
+        return None
+    return value
+
+
+def check_name(value: object, problems: Problems) -> str | None:
+    """Trimmed; blank is an error (pass None to have no name)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add("name", "invalid_type", f"must be a string or None, not {_type_name(value)}")
+        return None
+    name = value.strip()
+    if not name:
+        problems.add("name", "blank", "must not be blank (pass None to clear it)")
+        return None
+    if len(name) > MAX_NAME_LENGTH:
+        problems.add("name", "too_long", f"must be at most {MAX_NAME_LENGTH} characters")
+        return None
+    return name
+
+
+def check_phone(value: object, problems: Problems) -> str | None:
+    """A valid number in international form, returned in E.164 (``+14155552671``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add("phone", "invalid_type", f"must be a string or None, not {_type_name(value)}")
+        return None
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        problems.add(
+            "phone",
+            "invalid_phone",
+            "must be a valid phone number in international form, such as +14155552671",
+        )
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_address(value: object, problems: Problems) -> Address | None:
+    """An Address or a mapping with its fields; blank fields become None."""
+    if value is None:
+        return None
+    if isinstance(value, Address):
+        raw: Mapping[str, Any] = value.model_dump()
+    elif isinstance(value, Mapping):
+        raw = value
+    else:
+        problems.add(
+            "address", "invalid_type", f"must be an Address, a dict or None, not {_type_name(value)}"
+        )
+        return None
+    fields: dict[str, str | None] = {}
+    ok = True
+    for key, item in raw.items():
+        path = f"address.{key}"
+        if key not in ADDRESS_FIELDS:
+            problems.add(path, "unknown_field", f"unknown address field {key!r}")
+            ok = False
+        elif item is None:
+            fields[key] = None
+        elif not isinstance(item, str):
+            problems.add(path, "invalid_type", f"must be a string or None, not {_type_name(item)}")
+            ok = False
+        elif len(item.strip()) > MAX_ADDRESS_FIELD_LENGTH:
+            problems.add(path, "too_long", f"must be at most {MAX_ADDRESS_FIELD_LENGTH} characters")
+            ok = False
+        else:
+            fields[key] = item.strip() or None
+    country = fields.get("country")
+    if country is not None:
+        country = country.upper()
+        if country not in ISO_3166_ALPHA2:
+            problems.add(
+                "address.country",
+                "invalid_country",
+                "must be an ISO 3166-1 alpha-2 country code, such as US or BR",
+            )
+            ok = False
+        fields["country"] = country
+    if not ok or all(v is None for v in fields.values()):
+        return None
+    return Address.model_construct(**{f: fields.get(f) for f in ADDRESS_FIELDS})
+
+
+def check_metadata_key(key: object, problems: Problems, field: str = "metadata") -> bool:
+    if not isinstance(key, str):
+        problems.add(field, "invalid_key", f"keys must be strings, not {_type_name(key)}")
+        return False
+    if not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
+        problems.add(
+            f"{field}.{key}", "invalid_key", f"keys must be 1 to {MAX_METADATA_KEY_LENGTH} characters"
+        )
+        return False
+    if "[" in key or "]" in key:
+        problems.add(f"{field}.{key}", "invalid_key", "keys must not contain '[' or ']'")
+        return False
+    return True
+
+
+def check_metadata(
+    value: object, problems: Problems, *, allow_none_values: bool, field: str = "metadata"
+) -> dict[str, str | None]:
+    """String keys and values within Stripe's limits; None values only where removal is allowed."""
+    if not isinstance(value, Mapping):
+        problems.add(field, "invalid_type", f"must be a dict, not {_type_name(value)}")
+        return {}
+    result: dict[str, str | None] = {}
+    for key, item in value.items():
+        if not check_metadata_key(key, problems, field):
+            continue
+        path = f"{field}.{key}"
+        if item is None and allow_none_values:
+            result[key] = None
+        elif not isinstance(item, str):
+            problems.add(path, "invalid_type", f"values must be strings, not {_type_name(item)}")
+        elif len(item) > MAX_METADATA_VALUE_LENGTH:
+            problems.add(
+                path, "too_long", f"values must be at most {MAX_METADATA_VALUE_LENGTH} characters"
+            )
+        else:
+            result[key] = item
+    return result
+
+
+def check_metadata_size(metadata: Mapping[str, str], problems: Problems) -> None:
+    if len(metadata) > MAX_METADATA_KEYS:
+        problems.add("metadata", "too_many_keys", f"at most {MAX_METADATA_KEYS} keys are allowed")
+
+
+def check_idempotency_key(value: object, problems: Problems) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        problems.add(
+            "idempotency_key",
+            "invalid_idempotency_key",
+            f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
+        )
+        return None
+    return value
+
+
+def check_id(value: object, field: str = "customer_id") -> str:
+    """Ids are opaque strings; anything else is a caller bug worth a clear error."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
+        fail(field, "invalid_id", f"must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+def check_provider(value: object, problems: Problems, field: str = "provider") -> str | None:
+    if not isinstance(value, str) or not _PROVIDER_NAME.fullmatch(value):
+        problems.add(
+            field,
+            "invalid_provider",
+            "must be a lowercase provider name such as 'stripe' (letters, digits, _ and -)",
+        )
+        return None
+    return value
+
+
+def check_page(limit: object, offset: object, problems: Problems) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+        problems.add("limit", "out_of_range", f"must be an integer from 1 to {MAX_LIST_LIMIT}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        problems.add("offset", "out_of_range", "must be an integer of at least 0")

@@ -1,0 +1,25 @@
+"""Reading the durable event log."""
+
+from __future__ import annotations
+
+from qzpay.customers import validation as v
+from qzpay.events import Event
+from qzpay.storage.base import Storage
+
+
+class EventLog:
+    """Reads the durable event log, so another process can consume events reliably."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def list(self, *, after: str | None = None, limit: int = 100) -> list[Event]:
+        """Events in commit order, starting after the event id ``after``."""
+        if after is not None:
+            v.check_id(after, "after")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            v.fail("limit", "out_of_range", "must be an integer from 1 to 1000")
+        return await self._storage.list_events(after=after, limit=limit)
+
+    async def get(self, event_id: str) -> Event | None:
+        return await self._storage.get_event(v.check_id(event_id, "event_id"))

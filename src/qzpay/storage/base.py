@@ -1,0 +1,107 @@
+"""The Storage protocol: the small surface every backend implements completely.
+
+Reads outside a transaction see committed data only. Writes happen inside ``transaction()``,
+which commits on normal exit and rolls back on an exception; the service writes a change and
+its event in one transaction, so neither exists without the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from qzpay.customers.models import Customer
+from qzpay.events import Event
+
+
+def email_key(email: str) -> str:
+    """The form the case-insensitive email filter compares; every backend stores and uses it."""
+    return email.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFilter:
+    """Filters shared by ``list`` and ``iterate``. ``email`` matches case-insensitively; every
+    ``metadata`` pair must match."""
+
+    email: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    include_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentCreate:
+    """The customer a create with an idempotency key made, and a digest of that request."""
+
+    customer: Customer
+    request_fingerprint: str
+
+
+class Transaction(Protocol):
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        """Read a customer for change; backends that can lock the row do so until commit."""
+        ...
+
+    async def find_idempotent_create(self, idempotency_key: str) -> IdempotentCreate | None: ...
+
+    async def insert_customer(
+        self,
+        customer: Customer,
+        *,
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> None:
+        """Insert a new customer with its provider links.
+
+        Raises ConflictError(code="provider_id_taken") if a provider id is linked elsewhere, and
+        ConflictError(code="idempotency_key_reused") if the key is taken (a concurrent create).
+        """
+        ...
+
+    async def update_customer(self, before: Customer, after: Customer) -> None:
+        """Store ``after`` over ``before`` (same id), including provider link changes.
+
+        Raises ConflictError(code="provider_id_taken") if a new link is taken by another customer.
+        """
+        ...
+
+    async def append_event(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class Storage(Protocol):
+    async def open(self) -> None:
+        """Connect and bring the schema up to date; safe to call more than once."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    async def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    async def find_customers_by_provider_id(
+        self, provider_customer_id: str, *, provider: str | None
+    ) -> list[Customer]:
+        """Customers linked to this provider id (at most one per provider)."""
+        ...
+
+    async def list_customers(
+        self, filters: CustomerFilter, *, limit: int, offset: int
+    ) -> tuple[list[Customer], int]:
+        """One page, newest first, and the total number of matches."""
+        ...
+
+    async def scan_customers(
+        self, filters: CustomerFilter, *, before_id: str | None, limit: int
+    ) -> list[Customer]:
+        """Keyset page: matches with an id below ``before_id`` (all if None), newest first."""
+        ...
+
+    async def get_event(self, event_id: str) -> Event | None: ...
+
+    async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
+        """Events in commit order, after the event ``after`` (NotFoundError if it is unknown)."""
+        ...

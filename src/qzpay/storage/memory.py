@@ -1,0 +1,204 @@
+"""In-memory storage for tests, demos and the fake paths of examples. Nothing survives the process.
+
+Transactions stage their writes and apply them at commit under one lock, so readers (including
+SyncBilling's other threads) never see a half-applied change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from qzpay.customers.models import Customer
+from qzpay.errors import ConflictError, NotFoundError
+from qzpay.events import Event
+from qzpay.storage.base import CustomerFilter, IdempotentCreate, email_key
+
+
+def _copy(customer: Customer) -> Customer:
+    """A copy whose dicts the caller may mutate without touching the store."""
+    return customer.model_copy(
+        update={
+            "metadata": dict(customer.metadata),
+            "provider_customer_ids": dict(customer.provider_customer_ids),
+        }
+    )
+
+
+def _copy_event(event: Event) -> Event:
+    return event.model_copy(update={"data": _copy(event.data)})
+
+
+def _matches(customer: Customer, filters: CustomerFilter) -> bool:
+    if customer.deleted_at is not None and not filters.include_deleted:
+        return False
+    if filters.email is not None and email_key(customer.email) != email_key(filters.email):
+        return False
+    return all(customer.metadata.get(k) == v for k, v in filters.metadata.items())
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self._customers: dict[str, Customer] = {}
+        self._ids: list[str] = []  # sorted ascending, for newest-first paging
+        self._idempotency: dict[str, tuple[str, str]] = {}
+        self._links: dict[tuple[str, str], str] = {}
+        self._events: list[Event] = []
+        self._event_index: dict[str, int] = {}
+        self._commit_lock = threading.Lock()
+        self._writer: asyncio.Lock | None = None
+
+    async def open(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.Lock()
+
+    async def close(self) -> None:
+        return None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_MemoryTransaction]:
+        await self.open()
+        assert self._writer is not None
+        async with self._writer:
+            tx = _MemoryTransaction(self)
+            yield tx
+            self._apply(tx)
+
+    def _apply(self, tx: _MemoryTransaction) -> None:
+        with self._commit_lock:
+            for customer_id, customer in tx.customers.items():
+                if customer_id not in self._customers:
+                    bisect.insort(self._ids, customer_id)
+                self._customers[customer_id] = customer
+            for link in tx.unlinked:
+                self._links.pop(link, None)
+            self._links.update(tx.linked)
+            self._idempotency.update(tx.idempotency)
+            for event in tx.events:
+                self._event_index[event.id] = len(self._events)
+                self._events.append(event)
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        customer = self._customers.get(customer_id)
+        return None if customer is None else _copy(customer)
+
+    async def find_customers_by_provider_id(
+        self, provider_customer_id: str, *, provider: str | None
+    ) -> list[Customer]:
+        with self._commit_lock:
+            ids = [
+                cid
+                for (name, pcid), cid in self._links.items()
+                if pcid == provider_customer_id and (provider is None or name == provider)
+            ]
+            return [_copy(self._customers[cid]) for cid in ids]
+
+    def _newest_first(self, filters: CustomerFilter, before_id: str | None) -> list[Customer]:
+        with self._commit_lock:
+            end = len(self._ids) if before_id is None else bisect.bisect_left(self._ids, before_id)
+            return [
+                self._customers[cid]
+                for cid in reversed(self._ids[:end])
+                if _matches(self._customers[cid], filters)
+            ]
+
+    async def list_customers(
+        self, filters: CustomerFilter, *, limit: int, offset: int
+    ) -> tuple[list[Customer], int]:
+        matches = self._newest_first(filters, None)
+        return [_copy(c) for c in matches[offset : offset + limit]], len(matches)
+
+    async def scan_customers(
+        self, filters: CustomerFilter, *, before_id: str | None, limit: int
+    ) -> list[Customer]:
+        return [_copy(c) for c in self._newest_first(filters, before_id)[:limit]]
+
+    async def get_event(self, event_id: str) -> Event | None:
+        index = self._event_index.get(event_id)
+        return None if index is None else _copy_event(self._events[index])
+
+    async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
+        with self._commit_lock:
+            start = 0
+            if after is not None:
+                if after not in self._event_index:
+                    raise NotFoundError(f"no event {after!r}")
+                start = self._event_index[after] + 1
+            return [_copy_event(e) for e in self._events[start : start + limit]]
+
+
+class _MemoryTransaction:
+    def __init__(self, storage: MemoryStorage) -> None:
+        self._storage = storage
+        self.customers: dict[str, Customer] = {}
+        self.linked: dict[tuple[str, str], str] = {}
+        self.unlinked: set[tuple[str, str]] = set()
+        self.idempotency: dict[str, tuple[str, str]] = {}
+        self.events: list[Event] = []
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        customer = self.customers.get(customer_id) or self._storage._customers.get(customer_id)
+        return None if customer is None else _copy(customer)
+
+    async def find_idempotent_create(self, idempotency_key: str) -> IdempotentCreate | None:
+        found = self.idempotency.get(idempotency_key) or self._storage._idempotency.get(
+            idempotency_key
+        )
+        if found is None:
+            return None
+        customer = await self.get_customer(found[0])
+        assert customer is not None
+        return IdempotentCreate(customer, found[1])
+
+    def _link_owner(self, link: tuple[str, str]) -> str | None:
+        if link in self.linked:
+            return self.linked[link]
+        if link in self.unlinked:
+            return None
+        return self._storage._links.get(link)
+
+    def _relink(self, before: Customer | None, after: Customer) -> None:
+        old = before.provider_customer_ids if before else {}
+        new = after.provider_customer_ids
+        for provider, pcid in new.items():
+            if old.get(provider) == pcid:
+                continue
+            owner = self._link_owner((provider, pcid))
+            if owner is not None and owner != after.id:
+                raise ConflictError(
+                    f"{provider} customer {pcid!r} is already linked to customer {owner}",
+                    code="provider_id_taken",
+                )
+        for provider, pcid in old.items():
+            if new.get(provider) != pcid:
+                self.unlinked.add((provider, pcid))
+                self.linked.pop((provider, pcid), None)
+        for provider, pcid in new.items():
+            self.linked[(provider, pcid)] = after.id
+            self.unlinked.discard((provider, pcid))
+
+    async def insert_customer(
+        self,
+        customer: Customer,
+        *,
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> None:
+        if idempotency_key is not None:
+            if await self.find_idempotent_create(idempotency_key) is not None:
+                raise ConflictError(
+                    "idempotency key already used", code="idempotency_key_reused"
+                )
+            self.idempotency[idempotency_key] = (customer.id, request_fingerprint or "")
+        self._relink(None, customer)
+        self.customers[customer.id] = _copy(customer)
+
+    async def update_customer(self, before: Customer, after: Customer) -> None:
+        self._relink(before, after)
+        self.customers[after.id] = _copy(after)
+
+    async def append_event(self, event: Event) -> None:
+        self.events.append(_copy_event(event))
