@@ -23,10 +23,12 @@ T = TypeVar("T")
 
 class Billing:
     """The asynchronous API. ``storage`` is a URL (``memory://``, ``sqlite:///billing.db``,
-    ``postgresql://...``) or a Storage object; it connects on first use."""
+    ``postgresql://...``) or a Storage object; it connects on first use. With ``migrate``
+    (the default) a URL's schema is created or upgraded then; pass ``migrate=False`` where
+    ``qzpay db upgrade`` manages the schema, and an outdated schema raises StorageError."""
 
-    def __init__(self, storage: str | Storage = DEFAULT_STORAGE) -> None:
-        self.storage: Storage = open_storage(storage)
+    def __init__(self, storage: str | Storage = DEFAULT_STORAGE, *, migrate: bool = True) -> None:
+        self.storage: Storage = open_storage(storage, migrate=migrate)
         self._bus = EventBus()
         self.customers = CustomerService(self.storage, self._bus)
         self.events = EventLog(self.storage)
@@ -84,14 +86,14 @@ class SyncBilling:
     (it would wait on itself); that raises RuntimeError instead of hanging.
     """
 
-    def __init__(self, storage: str | Storage = DEFAULT_STORAGE) -> None:
+    def __init__(self, storage: str | Storage = DEFAULT_STORAGE, *, migrate: bool = True) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="qzpay-sync-billing", daemon=True
         )
         self._thread.start()
         self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread)
-        self._billing = Billing(storage)
+        self._billing = Billing(storage, migrate=migrate)
         self.storage = self._billing.storage
         self.customers = SyncCustomers(self, self._billing.customers)
         self.events = SyncEventLog(self, self._billing.events)

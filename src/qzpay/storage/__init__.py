@@ -9,9 +9,10 @@ from qzpay.storage.memory import MemoryStorage
 from qzpay.storage.sqlite import SQLiteStorage
 
 
-def open_storage(storage: str | Storage) -> Storage:
+def open_storage(storage: str | Storage, *, migrate: bool = True) -> Storage:
     """A Storage from a URL (``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs.db``,
-    ``postgresql://...``) or the Storage object itself. Connecting happens on first use."""
+    ``postgresql://...``) or the Storage object itself. Connecting happens on first use, and
+    with ``migrate`` the schema is brought up to date then."""
     if not isinstance(storage, str):
         if isinstance(storage, Storage):
             return storage
@@ -35,11 +36,13 @@ def open_storage(storage: str | Storage) -> Storage:
         unknown = set(options) - {"synchronous"}
         if unknown:
             raise ValueError(f"unknown sqlite URL option(s): {', '.join(sorted(unknown))}")
-        return SQLiteStorage(path, synchronous=options.get("synchronous", "FULL"))
+        return SQLiteStorage(
+            path, synchronous=options.get("synchronous", "FULL"), migrate=migrate
+        )
     if scheme in ("postgres", "postgresql"):
         from qzpay.storage.postgres import PostgresStorage
 
-        return PostgresStorage(storage)
+        return PostgresStorage(storage, migrate=migrate)
     raise ValueError(f"unsupported storage URL scheme {scheme!r}")
 
 

@@ -73,8 +73,16 @@ class Transaction(Protocol):
 @runtime_checkable
 class Storage(Protocol):
     async def open(self) -> None:
-        """Connect and bring the schema up to date; safe to call more than once."""
+        """Connect, and migrate the schema if the backend was created with ``migrate=True``
+        (otherwise check it is current). Safe to call more than once; reads and writes call it
+        on first use."""
         ...
+
+    async def upgrade(self) -> int:
+        """Apply pending schema migrations, safely against concurrent upgrades; the version."""
+        ...
+
+    async def schema_version(self) -> int: ...
 
     async def close(self) -> None: ...
 

@@ -58,6 +58,13 @@ class MemoryStorage:
     async def close(self) -> None:
         return None
 
+    async def upgrade(self) -> int:
+        await self.open()
+        return 1
+
+    async def schema_version(self) -> int:
+        return 1
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_MemoryTransaction]:
         await self.open()

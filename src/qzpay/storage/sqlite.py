@@ -83,13 +83,19 @@ class SQLiteStorage:
     corrupt the file) on a power cut."""
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "FULL", lock_timeout: float = 30.0
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        lock_timeout: float = 30.0,
+        migrate: bool = True,
     ) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = Path(path)
         self.synchronous = synchronous.upper()
         self.lock_timeout = lock_timeout
+        self.migrate = migrate
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -112,7 +118,7 @@ class SQLiteStorage:
                 await self._retry_busy(lambda: writer.execute("PRAGMA journal_mode = WAL"))
                 writer.execute(f"PRAGMA synchronous = {self.synchronous}")
                 writer.execute("PRAGMA foreign_keys = ON")
-                await self._migrate(writer)
+                await self._migrate(writer, apply=self.migrate)
                 reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 reader.execute("PRAGMA busy_timeout = 5000")
                 reader.execute("PRAGMA query_only = 1")
@@ -127,6 +133,18 @@ class SQLiteStorage:
                 if connection is not None:
                     connection.close()
             self._reader = self._writer = None
+
+    async def upgrade(self) -> int:
+        """Apply pending migrations (safe while other processes do the same); the version."""
+        if self._writer is None:
+            migrate, self.migrate = self.migrate, True
+            try:
+                await self.open()
+            finally:
+                self.migrate = migrate
+        else:
+            await self._migrate(self._writer, apply=True)
+        return await self.schema_version()
 
     async def schema_version(self) -> int:
         await self.open()
@@ -151,12 +169,18 @@ class SQLiteStorage:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
 
-    async def _migrate(self, connection: sqlite3.Connection) -> None:
+    async def _migrate(self, connection: sqlite3.Connection, *, apply: bool) -> None:
         scripts = migrations.load("sqlite")
         latest = scripts[-1][0]
         current = connection.execute("PRAGMA user_version").fetchone()[0]
         if current == latest:
             return
+        if not apply and current < latest:
+            raise StorageError(
+                f"database schema version {current} is older than this qzpay needs ({latest}); "
+                "run `qzpay db upgrade` or open with migrate=True",
+                code="schema_outdated",
+            )
         await self._retry_busy(lambda: connection.execute("BEGIN IMMEDIATE"))
         try:
             current = connection.execute("PRAGMA user_version").fetchone()[0]
