@@ -57,17 +57,34 @@ class ConflictError(QZPayError):
 
 
 class ProviderSyncError(QZPayError):
-    """A payment provider call failed; the local state was left as it was."""
+    """A payment provider call failed; the local state was left as it was.
+
+    ``ambiguous`` is True when the request may have reached the provider but no answer came
+    back (timeout, dropped connection), so the provider may or may not have applied it.
+    """
 
     code = "provider_sync_failed"
 
     def __init__(
-        self, message: str, *, provider: str, operation: str, cause: BaseException | None = None
+        self,
+        message: str,
+        *,
+        provider: str,
+        operation: str,
+        cause: BaseException | None = None,
+        ambiguous: bool = False,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.operation = operation
         self.cause = cause
+        self.ambiguous = ambiguous
+
+
+class WebhookSignatureError(QZPayError):
+    """A webhook delivery's signature is missing, malformed, wrong or outside the tolerance."""
+
+    code = "webhook_signature_invalid"
 
 
 class StorageError(QZPayError):
@@ -85,4 +102,5 @@ __all__ = [
     "StorageError",
     "UnknownArgumentError",
     "ValidationError",
+    "WebhookSignatureError",
 ]
