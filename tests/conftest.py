@@ -43,7 +43,7 @@ def postgres_url() -> Iterator[str]:
     name = f"qzpay_test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncio.TimeoutError, ImportError) as exc:
+    except (TimeoutError, OSError, ImportError) as exc:
         message = f"PostgreSQL is not reachable at {ADMIN_URL}: {exc!r}"
         if os.environ.get("CI"):
             pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -236,9 +237,9 @@ class SyncCustomers:
         customer_id: str,
         *,
         email: str | Unset = UNSET,
-        name: str | None | Unset = UNSET,
-        phone: str | None | Unset = UNSET,
-        address: Address | Mapping[str, str | None] | None | Unset = UNSET,
+        name: str | Unset | None = UNSET,
+        phone: str | Unset | None = UNSET,
+        address: Address | Mapping[str, str | None] | Unset | None = UNSET,
         metadata: Mapping[str, str | None] | Unset = UNSET,
         **unknown: Never,
     ) -> Customer:
@@ -273,7 +274,7 @@ class SyncEventLog:
         self._run = owner._run
         self._log = log
 
-    def list(self, *, after: str | None = None, limit: int = 100) -> list[Event]:
+    def list(self, *, after: str | None = None, limit: int = 100) -> builtins.list[Event]:
         return self._run(self._log.list(after=after, limit=limit))
 
     def get(self, event_id: str) -> Event | None:

@@ -7,6 +7,7 @@ path is the only way events come to exist, so no operation can skip or half-writ
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -59,9 +60,7 @@ class CustomerService:
         name_ = v.check_name(name, problems)
         phone_ = v.check_phone(phone, problems)
         address_ = v.check_address(address, problems)
-        metadata_ = v.check_metadata(
-            {} if metadata is None else metadata, problems, allow_none_values=False
-        )
+        metadata_ = v.check_new_metadata({} if metadata is None else metadata, problems)
         v.check_metadata_size(metadata_, problems)
         key = v.check_idempotency_key(idempotency_key, problems)
         problems.raise_if_any()
@@ -109,9 +108,9 @@ class CustomerService:
         customer_id: str,
         *,
         email: str | Unset = UNSET,
-        name: str | None | Unset = UNSET,
-        phone: str | None | Unset = UNSET,
-        address: Address | Mapping[str, str | None] | None | Unset = UNSET,
+        name: str | Unset | None = UNSET,
+        phone: str | Unset | None = UNSET,
+        address: Address | Mapping[str, str | None] | Unset | None = UNSET,
         metadata: Mapping[str, str | None] | Unset = UNSET,
         **unknown: Never,
     ) -> Customer:
@@ -283,7 +282,7 @@ class CustomerService:
         include_deleted: bool = False,
         **unknown: Never,
     ) -> Page[Customer]:
-        """Newest first. ``email`` matches case-insensitively; every ``metadata`` pair must match."""
+        """Newest first. ``email`` matches case-insensitively; all ``metadata`` pairs must match."""
         problems = v.Problems()
         problems.unknown_arguments(unknown)
         v.check_page(limit, offset, problems)
@@ -354,7 +353,7 @@ class CustomerService:
 
     async def scan_page(
         self, filters: CustomerFilter, before_id: str | None, limit: int
-    ) -> list[Customer]:
+    ) -> builtins.list[Customer]:
         return await self._storage.scan_customers(filters, before_id=before_id, limit=limit)
 
     @staticmethod
@@ -365,13 +364,8 @@ class CustomerService:
             problems.add("email", "invalid_type", "must be a string")
         if not isinstance(include_deleted, bool):
             problems.add("include_deleted", "invalid_type", "must be True or False")
-        wanted: dict[str, str] = {}
-        if metadata is not None:
-            checked = v.check_metadata(metadata, problems, allow_none_values=False)
-            wanted = {k: val for k, val in checked.items() if val is not None}
         return CustomerFilter(
             email=email if isinstance(email, str) else None,
-            metadata=wanted,
+            metadata={} if metadata is None else v.check_new_metadata(metadata, problems),
             include_deleted=include_deleted is True,
         )
-

@@ -123,7 +123,9 @@ def check_address(value: object, problems: Problems) -> Address | None:
         raw = value
     else:
         problems.add(
-            "address", "invalid_type", f"must be an Address, a dict or None, not {_type_name(value)}"
+            "address",
+            "invalid_type",
+            f"must be an Address, a dict or None, not {_type_name(value)}",
         )
         return None
     fields: dict[str, str | None] = {}
@@ -156,7 +158,7 @@ def check_address(value: object, problems: Problems) -> Address | None:
         fields["country"] = country
     if not ok or all(v is None for v in fields.values()):
         return None
-    return Address.model_construct(**{f: fields.get(f) for f in ADDRESS_FIELDS})
+    return Address(**fields)
 
 
 def check_metadata_key(key: object, problems: Problems, field: str = "metadata") -> bool:
@@ -165,7 +167,9 @@ def check_metadata_key(key: object, problems: Problems, field: str = "metadata")
         return False
     if not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
         problems.add(
-            f"{field}.{key}", "invalid_key", f"keys must be 1 to {MAX_METADATA_KEY_LENGTH} characters"
+            f"{field}.{key}",
+            "invalid_key",
+            f"keys must be 1 to {MAX_METADATA_KEY_LENGTH} characters",
         )
         return False
     if "[" in key or "]" in key:
@@ -199,6 +203,14 @@ def check_metadata(
     return result
 
 
+def check_new_metadata(
+    value: object, problems: Problems, field: str = "metadata"
+) -> dict[str, str]:
+    """Metadata where every value must be a string (create, and list filters)."""
+    checked = check_metadata(value, problems, allow_none_values=False, field=field)
+    return {key: item for key, item in checked.items() if item is not None}
+
+
 def check_metadata_size(metadata: Mapping[str, str], problems: Problems) -> None:
     if len(metadata) > MAX_METADATA_KEYS:
         problems.add("metadata", "too_many_keys", f"at most {MAX_METADATA_KEYS} keys are allowed")
@@ -220,7 +232,9 @@ def check_idempotency_key(value: object, problems: Problems) -> str | None:
 def check_id(value: object, field: str = "customer_id") -> str:
     """Ids are opaque strings; anything else is a caller bug worth a clear error."""
     if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
-        fail(field, "invalid_id", f"must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+        fail(
+            field, "invalid_id", f"must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+        )
     return value
 
 

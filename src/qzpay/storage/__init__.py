@@ -19,7 +19,9 @@ def open_storage(storage: str | Storage, *, migrate: bool = True) -> Storage:
         raise TypeError("storage must be a URL string or a Storage object")
     scheme, _, rest = storage.partition("://")
     if not rest and not storage.endswith("://"):
-        raise ValueError(f"storage URL {storage!r} has no scheme (expected memory://, sqlite:///...)")
+        raise ValueError(
+            f"storage URL {storage!r} has no scheme (expected memory://, sqlite:///...)"
+        )
     scheme = scheme.lower()
     if scheme == "memory":
         return MemoryStorage()
@@ -36,9 +38,7 @@ def open_storage(storage: str | Storage, *, migrate: bool = True) -> Storage:
         unknown = set(options) - {"synchronous"}
         if unknown:
             raise ValueError(f"unknown sqlite URL option(s): {', '.join(sorted(unknown))}")
-        return SQLiteStorage(
-            path, synchronous=options.get("synchronous", "FULL"), migrate=migrate
-        )
+        return SQLiteStorage(path, synchronous=options.get("synchronous", "FULL"), migrate=migrate)
     if scheme in ("postgres", "postgresql"):
         from qzpay.storage.postgres import PostgresStorage
 
@@ -46,4 +46,11 @@ def open_storage(storage: str | Storage, *, migrate: bool = True) -> Storage:
     raise ValueError(f"unsupported storage URL scheme {scheme!r}")
 
 
-__all__ = ["CustomerFilter", "MemoryStorage", "SQLiteStorage", "Storage", "Transaction", "open_storage"]
+__all__ = [
+    "CustomerFilter",
+    "MemoryStorage",
+    "SQLiteStorage",
+    "Storage",
+    "Transaction",
+    "open_storage",
+]

@@ -196,9 +196,7 @@ class _MemoryTransaction:
     ) -> None:
         if idempotency_key is not None:
             if await self.find_idempotent_create(idempotency_key) is not None:
-                raise ConflictError(
-                    "idempotency key already used", code="idempotency_key_reused"
-                )
+                raise ConflictError("idempotency key already used", code="idempotency_key_reused")
             self.idempotency[idempotency_key] = (customer.id, request_fingerprint or "")
         self._relink(None, customer)
         self.customers[customer.id] = _copy(customer)

@@ -338,9 +338,12 @@ class _SQLiteTransaction:
         request_fingerprint: str | None = None,
     ) -> None:
         db = self._db
-        if idempotency_key is not None and db.execute(
-            "SELECT 1 FROM customers WHERE idempotency_key = ?", (idempotency_key,)
-        ).fetchone():
+        if (
+            idempotency_key is not None
+            and db.execute(
+                "SELECT 1 FROM customers WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+        ):
             raise ConflictError("idempotency key already used", code="idempotency_key_reused")
         self._claim_links(customer.id, customer.provider_customer_ids)
         db.execute(
@@ -425,7 +428,8 @@ class _SQLiteTransaction:
 
     async def append_event(self, event: Event) -> None:
         self._db.execute(
-            "INSERT INTO events (id, type, customer_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO events (id, type, customer_id, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
             (
                 event.id,
                 event.type,

@@ -1,0 +1,33 @@
+"""Runs every ```python block of the README in order, in one namespace, with top-level await."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks() -> list[str]:
+    return BLOCK.findall(README.read_text(encoding="utf-8"))
+
+
+def test_readme_has_examples() -> None:
+    assert len(python_blocks()) >= 10
+
+
+async def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the examples use relative SQLite paths
+    namespace: dict[str, object] = {"__name__": "readme"}
+    for number, source in enumerate(python_blocks(), start=1):
+        code = compile(
+            source, f"README.md block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
+        result = eval(code, namespace)
+        if inspect.iscoroutine(result):
+            await result
