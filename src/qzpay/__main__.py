@@ -1,0 +1,3 @@
+from qzpay.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""Choosing a backend from a URL or an object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qzpay import Billing
+from qzpay.storage import MemoryStorage, SQLiteStorage, open_storage
+
+
+class TestOpenStorage:
+    def test_memory(self) -> None:
+        assert isinstance(open_storage("memory://"), MemoryStorage)
+
+    def test_sqlite_relative_and_absolute(self) -> None:
+        relative = open_storage("sqlite:///data/billing.db")
+        assert isinstance(relative, SQLiteStorage)
+        assert relative.path == Path("data/billing.db")
+        absolute = open_storage("sqlite:////tmp/x/billing.db")
+        assert isinstance(absolute, SQLiteStorage)
+        assert absolute.path == Path("/tmp/x/billing.db")
+
+    def test_sqlite_options(self) -> None:
+        storage = open_storage("sqlite:///b.db?synchronous=normal")
+        assert isinstance(storage, SQLiteStorage)
+        assert storage.synchronous == "NORMAL"
+        with pytest.raises(ValueError, match="unknown sqlite URL option"):
+            open_storage("sqlite:///b.db?journal=off")
+        with pytest.raises(ValueError, match="synchronous"):
+            open_storage("sqlite:///b.db?synchronous=sometimes")
+
+    @pytest.mark.parametrize(
+        "url", ["billing.db", "sqlite://host/b.db", "sqlite:///", "mysql://x/y", ""]
+    )
+    def test_bad_urls(self, url: str) -> None:
+        with pytest.raises(ValueError):
+            open_storage(url)
+
+    def test_storage_object_is_used_as_is(self) -> None:
+        storage = MemoryStorage()
+        assert Billing(storage=storage).storage is storage
+
+    def test_other_objects_are_rejected(self) -> None:
+        with pytest.raises(TypeError):
+            open_storage(42)  # type: ignore[arg-type]
+
+    async def test_creates_missing_parent_directories(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'a' / 'b' / 'billing.db'}"
+        async with Billing(storage=url) as billing:
+            await billing.customers.create(email="a@example.com")
+        assert (tmp_path / "a" / "b" / "billing.db").exists()
