@@ -35,7 +35,7 @@ class TestOpenStorage:
         "url", ["billing.db", "sqlite://host/b.db", "sqlite:///", "mysql://x/y", ""]
     )
     def test_bad_urls(self, url: str) -> None:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="URL"):
             open_storage(url)
 
     def test_storage_object_is_used_as_is(self) -> None:

@@ -94,7 +94,7 @@ class TestLinkArguments:
 class TestListArguments:
     async def test_filters_are_checked(self, billing: Billing) -> None:
         with pytest.raises(ValidationError) as caught:
-            await billing.customers.list(email=5, metadata={"k": 1}, include_deleted="yes")  # type: ignore[arg-type]
+            await billing.customers.list(email=5, metadata={"k": 1}, include_deleted="yes")  # type: ignore[arg-type, dict-item]
         assert {e["field"] for e in caught.value.errors} == {
             "email",
             "metadata.k",

@@ -44,7 +44,7 @@ class FailingEventLog:
 @pytest.fixture
 async def failing(storage_url: str) -> AsyncIterator[tuple[Billing, FailingEventLog]]:
     storage = FailingEventLog(open_storage(storage_url))
-    async with Billing(storage=storage) as billing:  # type: ignore[arg-type]
+    async with Billing(storage=storage) as billing:
         yield billing, storage
 
 
