@@ -13,9 +13,10 @@ from qzpay import Event, SyncBilling
 from qzpay.errors import ConflictError, NotFoundError, ValidationError
 
 
-@pytest.fixture
-def sync_billing(tmp_path: Path):
-    with SyncBilling(storage=f"sqlite:///{tmp_path / 'sync.db'}") as billing:
+@pytest.fixture(params=["memory", "sqlite"])
+def sync_billing(tmp_path: Path, request: pytest.FixtureRequest):
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'sync.db'}"
+    with SyncBilling(storage=url) as billing:
         yield billing
 
 
@@ -69,13 +70,14 @@ class TestSurface:
 
         def reentrant(event: Event) -> None:
             try:
-                sync_billing.customers.get(event.data.id)
+                sync_billing.customers.update(event.data.id, name="from handler")
             except RuntimeError as exc:
                 errors.append(exc)
 
         sync_billing.on("customer.created", reentrant)
-        sync_billing.customers.create(email="y@example.com")
+        customer = sync_billing.customers.create(email="y@example.com")
         assert len(errors) == 1
+        assert sync_billing.customers.get(customer.id) == customer
 
     def test_closed_instance_refuses_calls(self, tmp_path: Path) -> None:
         billing = SyncBilling(storage="memory://")
@@ -102,6 +104,20 @@ class TestThreads:
         assert final is not None
         assert final.metadata == {f"k{n}": str(n) for n in range(40)}
         assert sync_billing.customers.list(limit=100).total == 41
+
+    def test_reads_on_other_threads_see_committed_writes(self, sync_billing: SyncBilling) -> None:
+        customer = sync_billing.customers.create(email="seen@example.com")
+
+        def read(_: int) -> tuple[str | None, int]:
+            fetched = sync_billing.customers.get(customer.id)
+            page = sync_billing.customers.list(email="seen@example.com")
+            return (fetched.email if fetched else None), page.total
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert set(pool.map(read, range(20))) == {("seen@example.com", 1)}
+        sync_billing.customers.update(customer.id, email="moved@example.com")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert set(pool.map(read, range(8))) == {(("moved@example.com"), 0)}
 
     def test_usable_without_an_event_loop_in_the_caller(self) -> None:
         result: list[str] = []

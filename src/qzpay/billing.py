@@ -12,11 +12,21 @@ from typing import Any, Never, Self, TypeVar, overload
 
 from qzpay._unset import UNSET, Unset
 from qzpay.customers.models import Address, Customer
-from qzpay.customers.service import DEFAULT_PAGE_SIZE, CustomerService
+from qzpay.customers.service import (
+    DEFAULT_PAGE_SIZE,
+    CustomerService,
+    check_external_lookup,
+    list_filters,
+    make_page,
+    scan_filters,
+    single_owner,
+)
+from qzpay.customers.validation import check_id
 from qzpay.event_log import EventLog
 from qzpay.events import Event, EventBus, H, Handler
 from qzpay.page import Page
 from qzpay.storage import Storage, open_storage
+from qzpay.storage.base import BlockingReader, SupportsBlockingReads
 
 DEFAULT_STORAGE = "sqlite:///qzpay.db"
 T = TypeVar("T")
@@ -82,9 +92,11 @@ def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> Non
 class SyncBilling:
     """The same API with blocking methods, for Django, Flask, scripts and the CLI.
 
-    Safe to call from several threads: every call runs on one private event loop thread, which
-    is also where event handlers run. A handler must not call back into the same SyncBilling
-    (it would wait on itself); that raises RuntimeError instead of hanging.
+    Safe to call from several threads. Writes run on one private event-loop thread, which is
+    also where event handlers run; reads run on the calling thread when the backend can serve
+    them there (memory, SQLite), which keeps a blocking read as fast as an awaited one. A
+    handler must not write through the same SyncBilling (it would wait on itself); that raises
+    RuntimeError instead of hanging.
     """
 
     def __init__(self, storage: str | Storage = DEFAULT_STORAGE, *, migrate: bool = True) -> None:
@@ -96,8 +108,20 @@ class SyncBilling:
         self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread)
         self._billing = Billing(storage, migrate=migrate)
         self.storage = self._billing.storage
+        self._opened = False
         self.customers = SyncCustomers(self, self._billing.customers)
         self.events = SyncEventLog(self, self._billing.events)
+
+    def _blocking_reader(self) -> BlockingReader | None:
+        """The storage's reader for this thread, or None to read through the loop thread."""
+        if not isinstance(self.storage, SupportsBlockingReads):
+            return None
+        if not self._opened:
+            self._run(self._billing.open())
+            self._opened = True
+        elif not self._finalizer.alive:
+            raise RuntimeError("SyncBilling is closed")
+        return self.storage.blocking_reader()
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self._thread:
@@ -124,12 +148,14 @@ class SyncBilling:
 
     def open(self) -> None:
         self._run(self._billing.open())
+        self._opened = True
 
     def close(self) -> None:
         if self._finalizer.alive:
             try:
                 self._run(self._billing.close())
             finally:
+                self._opened = False
                 self._finalizer()
 
     def __enter__(self) -> Self:
@@ -150,6 +176,7 @@ class SyncCustomers:
 
     def __init__(self, owner: SyncBilling, service: CustomerService) -> None:
         self._run = owner._run
+        self._reader = owner._blocking_reader
         self._service = service
 
     def create(
@@ -176,12 +203,22 @@ class SyncCustomers:
         )
 
     def get(self, customer_id: str) -> Customer | None:
-        return self._run(self._service.get(customer_id))
+        reader = self._reader()
+        if reader is None:
+            return self._run(self._service.get(customer_id))
+        return reader.get_customer(check_id(customer_id))
 
     def get_by_external_id(
         self, provider_customer_id: str, *, provider: str | None = None
     ) -> Customer | None:
-        return self._run(self._service.get_by_external_id(provider_customer_id, provider=provider))
+        reader = self._reader()
+        if reader is None:
+            return self._run(
+                self._service.get_by_external_id(provider_customer_id, provider=provider)
+            )
+        check_external_lookup(provider_customer_id, provider)
+        found = reader.find_customers_by_provider_id(provider_customer_id, provider=provider)
+        return single_owner(found, provider_customer_id)
 
     def list(
         self,
@@ -193,16 +230,21 @@ class SyncCustomers:
         include_deleted: bool = False,
         **unknown: Never,
     ) -> Page[Customer]:
-        return self._run(
-            self._service.list(
-                limit=limit,
-                offset=offset,
-                email=email,
-                metadata=metadata,
-                include_deleted=include_deleted,
-                **unknown,
+        reader = self._reader()
+        if reader is None:
+            return self._run(
+                self._service.list(
+                    limit=limit,
+                    offset=offset,
+                    email=email,
+                    metadata=metadata,
+                    include_deleted=include_deleted,
+                    **unknown,
+                )
             )
-        )
+        filters = list_filters(limit, offset, email, metadata, include_deleted, unknown)
+        data, total = reader.list_customers(filters, limit=limit, offset=offset)
+        return make_page(data, total, limit, offset)
 
     def iterate(
         self,
@@ -213,20 +255,20 @@ class SyncCustomers:
         page_size: int = DEFAULT_PAGE_SIZE,
         **unknown: Never,
     ) -> Iterator[Customer]:
-        filters, size = self._service.scan_plan(
-            email=email,
-            metadata=metadata,
-            include_deleted=include_deleted,
-            page_size=page_size,
-            unknown=unknown,
-        )
+        filters = scan_filters(email, metadata, include_deleted, page_size, unknown)
+
+        def page(before: str | None) -> list[Customer]:
+            reader = self._reader()
+            if reader is None:
+                return self._run(self._service.scan_page(filters, before, page_size))
+            return reader.scan_customers(filters, before_id=before, limit=page_size)
 
         def walk() -> Iterator[Customer]:
             before: str | None = None
             while True:
-                batch = self._run(self._service.scan_page(filters, before, size))
+                batch = page(before)
                 yield from batch
-                if len(batch) < size:
+                if len(batch) < page_size:
                     return
                 before = batch[-1].id
 

@@ -257,20 +257,11 @@ class CustomerService:
         self, provider_customer_id: str, *, provider: str | None = None
     ) -> Customer | None:
         """The customer a provider knows by ``provider_customer_id``; None if none is linked."""
-        v.check_id(provider_customer_id, "provider_customer_id")
-        if provider is not None:
-            problems = v.Problems()
-            v.check_provider(provider, problems)
-            problems.raise_if_any()
+        check_external_lookup(provider_customer_id, provider)
         found = await self._storage.find_customers_by_provider_id(
             provider_customer_id, provider=provider
         )
-        if len(found) > 1:
-            raise ConflictError(
-                f"{provider_customer_id!r} is linked at several providers; pass provider=",
-                code="ambiguous_provider_id",
-            )
-        return found[0] if found else None
+        return single_owner(found, provider_customer_id)
 
     async def list(
         self,
@@ -283,19 +274,9 @@ class CustomerService:
         **unknown: Never,
     ) -> Page[Customer]:
         """Newest first. ``email`` matches case-insensitively; all ``metadata`` pairs must match."""
-        problems = v.Problems()
-        problems.unknown_arguments(unknown)
-        v.check_page(limit, offset, problems)
-        filters = self._filters(email, metadata, include_deleted, problems)
-        problems.raise_if_any()
+        filters = list_filters(limit, offset, email, metadata, include_deleted, unknown)
         data, total = await self._storage.list_customers(filters, limit=limit, offset=offset)
-        return Page[Customer].model_construct(
-            data=data,
-            total=total,
-            limit=limit,
-            offset=offset,
-            has_more=offset + len(data) < total,
-        )
+        return make_page(data, total, limit, offset)
 
     def iterate(
         self,
@@ -310,13 +291,7 @@ class CustomerService:
 
         Arguments are checked now, not at the first ``async for`` step.
         """
-        filters, page_size = self.scan_plan(
-            email=email,
-            metadata=metadata,
-            include_deleted=include_deleted,
-            page_size=page_size,
-            unknown=unknown,
-        )
+        filters = scan_filters(email, metadata, include_deleted, page_size, unknown)
         return self._iterate(filters, page_size)
 
     async def _iterate(self, filters: CustomerFilter, page_size: int) -> AsyncIterator[Customer]:
@@ -329,43 +304,79 @@ class CustomerService:
                 return
             before = batch[-1].id
 
-    def scan_plan(
-        self,
-        *,
-        email: str | None,
-        metadata: Mapping[str, str] | None,
-        include_deleted: bool,
-        page_size: int,
-        unknown: Mapping[str, object],
-    ) -> tuple[CustomerFilter, int]:
-        """Validated filters for a keyset walk (shared by the async and blocking iterators)."""
-        problems = v.Problems()
-        problems.unknown_arguments(unknown)
-        if (
-            isinstance(page_size, bool)
-            or not isinstance(page_size, int)
-            or not 1 <= page_size <= 1000
-        ):
-            problems.add("page_size", "out_of_range", "must be an integer from 1 to 1000")
-        filters = self._filters(email, metadata, include_deleted, problems)
-        problems.raise_if_any()
-        return filters, page_size
-
     async def scan_page(
         self, filters: CustomerFilter, before_id: str | None, limit: int
     ) -> builtins.list[Customer]:
         return await self._storage.scan_customers(filters, before_id=before_id, limit=limit)
 
-    @staticmethod
-    def _filters(
-        email: object, metadata: object, include_deleted: object, problems: v.Problems
-    ) -> CustomerFilter:
-        if email is not None and not isinstance(email, str):
-            problems.add("email", "invalid_type", "must be a string")
-        if not isinstance(include_deleted, bool):
-            problems.add("include_deleted", "invalid_type", "must be True or False")
-        return CustomerFilter(
-            email=email if isinstance(email, str) else None,
-            metadata={} if metadata is None else v.check_new_metadata(metadata, problems),
-            include_deleted=include_deleted is True,
+
+# Read rules shared by CustomerService and SyncBilling's blocking reads.
+
+
+def check_external_lookup(provider_customer_id: object, provider: object) -> None:
+    v.check_id(provider_customer_id, "provider_customer_id")
+    if provider is not None:
+        problems = v.Problems()
+        v.check_provider(provider, problems)
+        problems.raise_if_any()
+
+
+def single_owner(found: list[Customer], provider_customer_id: str) -> Customer | None:
+    if len(found) > 1:
+        raise ConflictError(
+            f"{provider_customer_id!r} is linked at several providers; pass provider=",
+            code="ambiguous_provider_id",
         )
+    return found[0] if found else None
+
+
+def list_filters(
+    limit: object,
+    offset: object,
+    email: object,
+    metadata: object,
+    include_deleted: object,
+    unknown: Mapping[str, object],
+) -> CustomerFilter:
+    problems = v.Problems()
+    problems.unknown_arguments(unknown)
+    v.check_page(limit, offset, problems)
+    filters = _filters(email, metadata, include_deleted, problems)
+    problems.raise_if_any()
+    return filters
+
+
+def make_page(data: list[Customer], total: int, limit: int, offset: int) -> Page[Customer]:
+    return Page[Customer].model_construct(
+        data=data, total=total, limit=limit, offset=offset, has_more=offset + len(data) < total
+    )
+
+
+def scan_filters(
+    email: object,
+    metadata: object,
+    include_deleted: object,
+    page_size: object,
+    unknown: Mapping[str, object],
+) -> CustomerFilter:
+    problems = v.Problems()
+    problems.unknown_arguments(unknown)
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+        problems.add("page_size", "out_of_range", "must be an integer from 1 to 1000")
+    filters = _filters(email, metadata, include_deleted, problems)
+    problems.raise_if_any()
+    return filters
+
+
+def _filters(
+    email: object, metadata: object, include_deleted: object, problems: v.Problems
+) -> CustomerFilter:
+    if email is not None and not isinstance(email, str):
+        problems.add("email", "invalid_type", "must be a string")
+    if not isinstance(include_deleted, bool):
+        problems.add("include_deleted", "invalid_type", "must be True or False")
+    return CustomerFilter(
+        email=email if isinstance(email, str) else None,
+        metadata={} if metadata is None else v.check_new_metadata(metadata, problems),
+        include_deleted=include_deleted is True,
+    )

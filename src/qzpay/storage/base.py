@@ -113,3 +113,36 @@ class Storage(Protocol):
     async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
         """Events in commit order, after the event ``after`` (NotFoundError if it is unknown)."""
         ...
+
+
+class BlockingReader(Protocol):
+    """The Storage reads as plain blocking calls, on the calling thread (committed data only).
+
+    SyncBilling reads through one when the backend offers it, avoiding a hop to its event-loop
+    thread; the semantics are those of the Storage methods of the same names.
+    """
+
+    def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    def find_customers_by_provider_id(
+        self, provider_customer_id: str, *, provider: str | None
+    ) -> list[Customer]: ...
+
+    def list_customers(
+        self, filters: CustomerFilter, *, limit: int, offset: int
+    ) -> tuple[list[Customer], int]: ...
+
+    def scan_customers(
+        self, filters: CustomerFilter, *, before_id: str | None, limit: int
+    ) -> list[Customer]: ...
+
+    def get_event(self, event_id: str) -> Event | None: ...
+
+    def list_events(self, *, after: str | None, limit: int) -> list[Event]: ...
+
+
+@runtime_checkable
+class SupportsBlockingReads(Protocol):
+    def blocking_reader(self) -> BlockingReader:
+        """A reader for the calling thread; only valid after ``open()``."""
+        ...

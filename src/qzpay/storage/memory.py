@@ -50,6 +50,7 @@ class MemoryStorage:
         self._event_index: dict[str, int] = {}
         self._commit_lock = threading.Lock()
         self._writer: asyncio.Lock | None = None
+        self._reader = _MemoryReader(self)
 
     async def open(self) -> None:
         if self._writer is None:
@@ -88,53 +89,92 @@ class MemoryStorage:
                 self._event_index[event.id] = len(self._events)
                 self._events.append(event)
 
+    def blocking_reader(self) -> _MemoryReader:
+        return self._reader
+
     async def get_customer(self, customer_id: str) -> Customer | None:
-        customer = self._customers.get(customer_id)
-        return None if customer is None else _copy(customer)
+        return self._reader.get_customer(customer_id)
 
     async def find_customers_by_provider_id(
         self, provider_customer_id: str, *, provider: str | None
     ) -> list[Customer]:
-        with self._commit_lock:
-            ids = [
-                cid
-                for (name, pcid), cid in self._links.items()
-                if pcid == provider_customer_id and (provider is None or name == provider)
-            ]
-            return [_copy(self._customers[cid]) for cid in ids]
-
-    def _newest_first(self, filters: CustomerFilter, before_id: str | None) -> list[Customer]:
-        with self._commit_lock:
-            end = len(self._ids) if before_id is None else bisect.bisect_left(self._ids, before_id)
-            return [
-                self._customers[cid]
-                for cid in reversed(self._ids[:end])
-                if _matches(self._customers[cid], filters)
-            ]
+        return self._reader.find_customers_by_provider_id(provider_customer_id, provider=provider)
 
     async def list_customers(
+        self, filters: CustomerFilter, *, limit: int, offset: int
+    ) -> tuple[list[Customer], int]:
+        return self._reader.list_customers(filters, limit=limit, offset=offset)
+
+    async def scan_customers(
+        self, filters: CustomerFilter, *, before_id: str | None, limit: int
+    ) -> list[Customer]:
+        return self._reader.scan_customers(filters, before_id=before_id, limit=limit)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        return self._reader.get_event(event_id)
+
+    async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
+        return self._reader.list_events(after=after, limit=limit)
+
+
+class _MemoryReader:
+    """Reads under the commit lock, callable from any thread."""
+
+    def __init__(self, storage: MemoryStorage) -> None:
+        self._s = storage
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        customer = self._s._customers.get(customer_id)
+        return None if customer is None else _copy(customer)
+
+    def find_customers_by_provider_id(
+        self, provider_customer_id: str, *, provider: str | None
+    ) -> list[Customer]:
+        with self._s._commit_lock:
+            ids = [
+                cid
+                for (name, pcid), cid in self._s._links.items()
+                if pcid == provider_customer_id and (provider is None or name == provider)
+            ]
+            return [_copy(self._s._customers[cid]) for cid in ids]
+
+    def _newest_first(self, filters: CustomerFilter, before_id: str | None) -> list[Customer]:
+        with self._s._commit_lock:
+            end = (
+                len(self._s._ids)
+                if before_id is None
+                else bisect.bisect_left(self._s._ids, before_id)
+            )
+            return [
+                self._s._customers[cid]
+                for cid in reversed(self._s._ids[:end])
+                if _matches(self._s._customers[cid], filters)
+            ]
+
+    def list_customers(
         self, filters: CustomerFilter, *, limit: int, offset: int
     ) -> tuple[list[Customer], int]:
         matches = self._newest_first(filters, None)
         return [_copy(c) for c in matches[offset : offset + limit]], len(matches)
 
-    async def scan_customers(
+    def scan_customers(
         self, filters: CustomerFilter, *, before_id: str | None, limit: int
     ) -> list[Customer]:
         return [_copy(c) for c in self._newest_first(filters, before_id)[:limit]]
 
-    async def get_event(self, event_id: str) -> Event | None:
-        index = self._event_index.get(event_id)
-        return None if index is None else _copy_event(self._events[index])
+    def get_event(self, event_id: str) -> Event | None:
+        with self._s._commit_lock:
+            index = self._s._event_index.get(event_id)
+            return None if index is None else _copy_event(self._s._events[index])
 
-    async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
-        with self._commit_lock:
+    def list_events(self, *, after: str | None, limit: int) -> list[Event]:
+        with self._s._commit_lock:
             start = 0
             if after is not None:
-                if after not in self._event_index:
+                if after not in self._s._event_index:
                     raise NotFoundError(f"no event {after!r}")
-                start = self._event_index[after] + 1
-            return [_copy_event(e) for e in self._events[start : start + limit]]
+                start = self._s._event_index[after] + 1
+            return [_copy_event(e) for e in self._s._events[start : start + limit]]
 
 
 class _MemoryTransaction:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -97,7 +99,10 @@ class SQLiteStorage:
         self.lock_timeout = lock_timeout
         self.migrate = migrate
         self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
+        self._reader: _Reader | None = None
+        self._thread_readers = threading.local()
+        self._all_readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
+        self._all_readers_lock = threading.Lock()
         self._write_lock = asyncio.Lock()
         self._open_lock = asyncio.Lock()
 
@@ -119,9 +124,7 @@ class SQLiteStorage:
                 writer.execute(f"PRAGMA synchronous = {self.synchronous}")
                 writer.execute("PRAGMA foreign_keys = ON")
                 await self._migrate(writer, apply=self.migrate)
-                reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                reader.execute("PRAGMA busy_timeout = 5000")
-                reader.execute("PRAGMA query_only = 1")
+                reader = _Reader(_read_connection(self.path))
             except BaseException:
                 writer.close()
                 raise
@@ -129,9 +132,14 @@ class SQLiteStorage:
 
     async def close(self) -> None:
         async with self._write_lock:
-            for connection in (self._reader, self._writer):
-                if connection is not None:
-                    connection.close()
+            with self._all_readers_lock:
+                readers = [self._reader, *self._all_readers]
+                self._all_readers.clear()
+            for reader in readers:
+                if reader is not None:
+                    reader.close()
+            if self._writer is not None:
+                self._writer.close()
             self._reader = self._writer = None
 
     async def upgrade(self) -> int:
@@ -147,9 +155,8 @@ class SQLiteStorage:
         return await self.schema_version()
 
     async def schema_version(self) -> int:
-        await self.open()
-        assert self._reader is not None
-        return int(self._reader.execute("PRAGMA user_version").fetchone()[0])
+        reader = await self._loop_reader()
+        return int(reader._query("PRAGMA user_version")[0][0])
 
     async def _retry_busy(self, action: Any) -> Any:
         """Run ``action``; while another connection holds the lock, wait without blocking."""
@@ -223,26 +230,85 @@ class SQLiteStorage:
                 raise StorageError(f"SQLite commit failed: {exc}") from exc
 
     # -- reads ---------------------------------------------------------------------------
-    def _query(self, sql: str, params: Iterable[object] = ()) -> list[Any]:
-        reader = self._reader
-        if reader is None:
-            raise StorageError("storage is closed", code="storage_closed")
-        try:
-            return reader.execute(sql, tuple(params)).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"SQLite error: {exc}") from exc
-
-    async def get_customer(self, customer_id: str) -> Customer | None:
+    async def _loop_reader(self) -> _Reader:
         if self._reader is None:
             await self.open()
-        rows = self._query(f"{_SELECT} WHERE id = ?", (customer_id,))
-        return _customer(rows[0]) if rows else None
+        assert self._reader is not None
+        return self._reader
+
+    def blocking_reader(self) -> _Reader:
+        """A reader for the calling thread (its own connection), for SyncBilling's reads."""
+        if self._reader is None:
+            raise StorageError("storage is not open", code="storage_closed")
+        reader: _Reader | None = getattr(self._thread_readers, "reader", None)
+        if reader is None or reader.connection is None:
+            reader = _Reader(_read_connection(self.path))
+            self._thread_readers.reader = reader
+            with self._all_readers_lock:
+                self._all_readers.add(reader)
+        return reader
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        return (await self._loop_reader()).get_customer(customer_id)
 
     async def find_customers_by_provider_id(
         self, provider_customer_id: str, *, provider: str | None
     ) -> list[Customer]:
-        if self._reader is None:
-            await self.open()
+        reader = await self._loop_reader()
+        return reader.find_customers_by_provider_id(provider_customer_id, provider=provider)
+
+    async def list_customers(
+        self, filters: CustomerFilter, *, limit: int, offset: int
+    ) -> tuple[list[Customer], int]:
+        return (await self._loop_reader()).list_customers(filters, limit=limit, offset=offset)
+
+    async def scan_customers(
+        self, filters: CustomerFilter, *, before_id: str | None, limit: int
+    ) -> list[Customer]:
+        reader = await self._loop_reader()
+        return reader.scan_customers(filters, before_id=before_id, limit=limit)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        return (await self._loop_reader()).get_event(event_id)
+
+    async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
+        return (await self._loop_reader()).list_events(after=after, limit=limit)
+
+
+def _read_connection(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout = 5000")
+    connection.execute("PRAGMA query_only = 1")
+    return connection
+
+
+class _Reader:
+    """Committed-data reads over one connection (each statement is its own read transaction)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection: sqlite3.Connection | None = connection
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def _query(self, sql: str, params: Iterable[object] = ()) -> list[Any]:
+        connection = self.connection
+        if connection is None:
+            raise StorageError("storage is closed", code="storage_closed")
+        try:
+            return connection.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite error: {exc}") from exc
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        rows = self._query(f"{_SELECT} WHERE id = ?", (customer_id,))
+        return _customer(rows[0]) if rows else None
+
+    def find_customers_by_provider_id(
+        self, provider_customer_id: str, *, provider: str | None
+    ) -> list[Customer]:
         sql = f"{_SELECT} WHERE id IN (SELECT customer_id FROM customer_links WHERE "
         if provider is None:
             rows = self._query(sql + "provider_customer_id = ?)", (provider_customer_id,))
@@ -253,11 +319,9 @@ class SQLiteStorage:
             )
         return [_customer(row) for row in rows]
 
-    async def list_customers(
+    def list_customers(
         self, filters: CustomerFilter, *, limit: int, offset: int
     ) -> tuple[list[Customer], int]:
-        if self._reader is None:
-            await self.open()
         where, params = _where(filters)
         rows = self._query(
             f"{_SELECT}{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
@@ -268,11 +332,9 @@ class SQLiteStorage:
             total = self._query(f"SELECT count(*) FROM customers{where}", params)[0][0]
         return [_customer(row) for row in rows], total
 
-    async def scan_customers(
+    def scan_customers(
         self, filters: CustomerFilter, *, before_id: str | None, limit: int
     ) -> list[Customer]:
-        if self._reader is None:
-            await self.open()
         where, params = _where(filters)
         if before_id is not None:
             where = f"{where} AND id < ?" if where else " WHERE id < ?"
@@ -280,15 +342,11 @@ class SQLiteStorage:
         rows = self._query(f"{_SELECT}{where} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [_customer(row) for row in rows]
 
-    async def get_event(self, event_id: str) -> Event | None:
-        if self._reader is None:
-            await self.open()
+    def get_event(self, event_id: str) -> Event | None:
         rows = self._query("SELECT payload FROM events WHERE id = ?", (event_id,))
         return Event.model_validate_json(rows[0][0]) if rows else None
 
-    async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
-        if self._reader is None:
-            await self.open()
+    def list_events(self, *, after: str | None, limit: int) -> list[Event]:
         if after is None:
             rows = self._query("SELECT payload FROM events ORDER BY seq LIMIT ?", (limit,))
         else:
