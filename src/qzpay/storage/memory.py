@@ -46,6 +46,7 @@ class MemoryStorage:
         self._ids: list[str] = []  # sorted ascending, for newest-first paging
         self._idempotency: dict[str, tuple[str, str]] = {}
         self._links: dict[tuple[str, str], str] = {}
+        self._owners: dict[str, dict[str, str]] = {}  # provider id -> provider -> customer id
         self._events: list[Event] = []
         self._event_index: dict[str, int] = {}
         self._commit_lock = threading.Lock()
@@ -81,9 +82,15 @@ class MemoryStorage:
                 if customer_id not in self._customers:
                     bisect.insort(self._ids, customer_id)
                 self._customers[customer_id] = customer
-            for link in tx.unlinked:
-                self._links.pop(link, None)
-            self._links.update(tx.linked)
+            for provider, pcid in tx.unlinked:
+                self._links.pop((provider, pcid), None)
+                owners = self._owners.get(pcid, {})
+                owners.pop(provider, None)
+                if not owners:
+                    self._owners.pop(pcid, None)
+            for (provider, pcid), customer_id in tx.linked.items():
+                self._links[(provider, pcid)] = customer_id
+                self._owners.setdefault(pcid, {})[provider] = customer_id
             self._idempotency.update(tx.idempotency)
             for event in tx.events:
                 self._event_index[event.id] = len(self._events)
@@ -131,11 +138,8 @@ class _MemoryReader:
         self, provider_customer_id: str, *, provider: str | None
     ) -> list[Customer]:
         with self._s._commit_lock:
-            ids = [
-                cid
-                for (name, pcid), cid in self._s._links.items()
-                if pcid == provider_customer_id and (provider is None or name == provider)
-            ]
+            owners = self._s._owners.get(provider_customer_id, {})
+            ids = [cid for name, cid in owners.items() if provider is None or name == provider]
             return [_copy(self._s._customers[cid]) for cid in ids]
 
     def _newest_first(self, filters: CustomerFilter, before_id: str | None) -> list[Customer]:

@@ -1,0 +1,1 @@
+"""The qzpay benchmark harness: ``uv run python -m bench --help``."""

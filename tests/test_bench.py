@@ -1,0 +1,34 @@
+"""A tiny run of the benchmark harness, so it never rots (speed is not asserted here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.__main__ import main
+from bench.workload import PHASES
+
+
+def test_tiny_run_reports_every_phase(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--n", "25", "--backends", "memory,sqlite", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    for backend in ("memory", "sqlite"):
+        assert set(report[backend]) == set(PHASES)
+        assert set(report["sync"][backend]) == set(PHASES)
+        for row in report[backend].values():
+            assert row["ops_per_s"] > 0
+            assert row["p99_us"] >= row["p50_us"] > 0
+    assert report["memory"]["get"]["ratio"] is None
+    assert report["sqlite"]["get"]["raw_ops_per_s"] > 0
+    assert report["sqlite"]["get"]["ratio"] > 0
+    assert report["sqlite"]["create_concurrent"]["raw_ops_per_s"] is None
+    assert (
+        report["sync"]["sqlite"]["get"]["async_ops_per_s"] == report["sqlite"]["get"]["ops_per_s"]
+    )
+    assert report["peak_rss_mb"] > 0
+
+
+def test_rejects_unknown_backend() -> None:
+    with pytest.raises(SystemExit):
+        main(["--backends", "oracle"])
