@@ -31,12 +31,15 @@ class Stores:
         self.postgres = postgres
         self._count = 0
 
-    def fresh(self) -> str:
+    def fresh_path(self) -> Path:
         self._count += 1
+        return self.workdir / f"{self.backend}{self._count}.db"
+
+    def fresh(self) -> str:
         if self.backend == "memory":
             return "memory://"
         if self.backend == "sqlite":
-            return f"sqlite:///{self.workdir / f'bench{self._count}.db'}"
+            return f"sqlite:///{self.fresh_path()}"
         assert self.postgres is not None
         asyncio.run(self.postgres.reset())
         return self.postgres.url
@@ -57,7 +60,7 @@ def _sync_run(url: str, n: int) -> dict[str, Samples]:
 
 def _raw_run(stores: Stores, n: int) -> dict[str, Samples | None]:
     if stores.backend == "sqlite":
-        return run_raw_sqlite(stores.workdir / f"raw{n}.db", n)
+        return run_raw_sqlite(stores.fresh_path(), n)
     if stores.backend == "postgres":
         from bench.raw_postgres import run_raw_postgres
 
