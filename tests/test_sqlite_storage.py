@@ -60,6 +60,17 @@ class TestMigrations:
         assert caught.value.code == "schema_too_new"
 
 
+class TestRestart:
+    async def test_idempotency_key_survives_a_restart(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'restart.db'}"
+        async with Billing(storage=url) as billing:
+            first = await billing.customers.create(email="r@example.com", idempotency_key="k")
+        async with Billing(storage=url) as billing:
+            again = await billing.customers.create(email="r@example.com", idempotency_key="k")
+            assert again == first
+            assert len(await billing.events.list()) == 1
+
+
 class TestLocking:
     async def test_waits_for_another_writer_without_blocking_the_loop(self, tmp_path: Path) -> None:
         path = tmp_path / "locked.db"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -392,6 +394,15 @@ class TestIdempotency:
             await billing.customers.create(**{**args, "name": "Other"}, idempotency_key="signup-2")
         assert caught.value.code == "idempotency_key_reused"
         assert (await billing.customers.list()).total == 1
+
+    async def test_concurrent_retries_make_one_customer(self, billing: Billing) -> None:
+        args = customer_args()
+        results = await asyncio.gather(
+            *(billing.customers.create(**args, idempotency_key="burst") for _ in range(8))
+        )
+        assert len({c.id for c in results}) == 1
+        assert (await billing.customers.list()).total == 1
+        assert len(await billing.events.list()) == 1
 
     async def test_key_length_is_checked(self, billing: Billing) -> None:
         with pytest.raises(ValidationError):

@@ -88,18 +88,31 @@ class CustomerService:
                 address=None if address_ is None else address_.model_dump(),
                 metadata=metadata_,
             )
-        async with self._storage.transaction() as tx:
-            if key is not None:
-                earlier = await tx.find_idempotent_create(key)
-                if earlier is not None:
-                    if earlier.request_fingerprint != fingerprint:
-                        raise ConflictError(
-                            "this idempotency key was already used with different arguments",
-                            code="idempotency_key_reused",
-                        )
-                    return earlier.customer
-            await tx.insert_customer(customer, idempotency_key=key, request_fingerprint=fingerprint)
-            event = await self._record(tx, "customer.created", customer, now)
+        for attempt in (1, 2):
+            inserting = False
+            try:
+                async with self._storage.transaction() as tx:
+                    if key is not None:
+                        earlier = await tx.find_idempotent_create(key)
+                        if earlier is not None:
+                            if earlier.request_fingerprint != fingerprint:
+                                raise ConflictError(
+                                    "this idempotency key was already used with different "
+                                    "arguments",
+                                    code="idempotency_key_reused",
+                                )
+                            return earlier.customer
+                    inserting = True
+                    await tx.insert_customer(
+                        customer, idempotency_key=key, request_fingerprint=fingerprint
+                    )
+                    event = await self._record(tx, "customer.created", customer, now)
+                break
+            except ConflictError as exc:
+                # A concurrent create with the same key committed first: look again, and
+                # return its customer if the arguments match.
+                if not inserting or exc.code != "idempotency_key_reused" or attempt == 2:
+                    raise
         await self._bus.dispatch(event)
         return customer
 
