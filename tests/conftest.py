@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from qzpay import Billing
+
+pytest_plugins = ["tests.support.stripe_fixtures"]
 
 ADMIN_URL = os.environ.get(
     "QZPAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -27,14 +30,31 @@ def _with_database(url: str, database: str) -> str:
     return f"{base}/{database}"
 
 
-async def _admin(statement: str) -> None:
+def _admin(statement: str) -> None:
+    """Run one statement on the admin database, from any context (even inside a running
+    event loop: a session fixture may be first requested by an async test)."""
     import asyncpg
 
-    connection = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+    async def run() -> None:
+        connection = await asyncpg.connect(ADMIN_URL, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    failure: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +62,7 @@ def postgres_url() -> Iterator[str]:
     """A database created for this test run and dropped after it."""
     name = f"qzpay_test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        _admin(f'CREATE DATABASE "{name}"')
     except (TimeoutError, OSError, ImportError) as exc:
         message = f"PostgreSQL is not reachable at {ADMIN_URL}: {exc!r}"
         if os.environ.get("CI"):
@@ -51,7 +71,7 @@ def postgres_url() -> Iterator[str]:
     try:
         yield _with_database(ADMIN_URL, name)
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def reset_postgres(url: str) -> None:

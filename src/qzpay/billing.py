@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Never, Self, TypeVar, overload
 
@@ -15,16 +15,20 @@ from qzpay.customers.models import Address, Customer
 from qzpay.customers.service import (
     DEFAULT_PAGE_SIZE,
     CustomerService,
+    SyncErrors,
+    SyncReport,
     check_external_lookup,
     list_filters,
     make_page,
     scan_filters,
     single_owner,
 )
+from qzpay.customers.sync import ProviderSet
 from qzpay.customers.validation import check_id
 from qzpay.event_log import EventLog
 from qzpay.events import Event, EventBus, H, Handler
 from qzpay.page import Page
+from qzpay.providers.base import PaymentProvider
 from qzpay.storage import Storage, open_storage
 from qzpay.storage.base import BlockingReader, SupportsBlockingReads
 
@@ -38,10 +42,25 @@ class Billing:
     (the default) a URL's schema is created or upgraded then; pass ``migrate=False`` where
     ``qzpay db upgrade`` manages the schema, and an outdated schema raises StorageError."""
 
-    def __init__(self, storage: str | Storage = DEFAULT_STORAGE, *, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        storage: str | Storage = DEFAULT_STORAGE,
+        *,
+        provider: PaymentProvider | Sequence[PaymentProvider] | None = None,
+        provider_sync_errors: SyncErrors = "raise",
+        migrate: bool = True,
+    ) -> None:
+        if provider_sync_errors not in ("raise", "log"):
+            raise ValueError('provider_sync_errors must be "raise" or "log"')
         self.storage: Storage = open_storage(storage, migrate=migrate)
         self._bus = EventBus()
-        self.customers = CustomerService(self.storage, self._bus)
+        providers = None
+        if isinstance(provider, Sequence):
+            providers = ProviderSet(list(provider))
+        elif provider is not None:
+            providers = ProviderSet([provider])
+        self._providers = providers
+        self.customers = CustomerService(self.storage, self._bus, providers, provider_sync_errors)
         self.events = EventLog(self.storage)
 
     @overload
@@ -67,7 +86,12 @@ class Billing:
         await self.storage.open()
 
     async def close(self) -> None:
-        await self.storage.close()
+        """Close the storage and the providers (Billing owns what it was given)."""
+        try:
+            if self._providers is not None:
+                await self._providers.close()
+        finally:
+            await self.storage.close()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -99,14 +123,23 @@ class SyncBilling:
     RuntimeError instead of hanging.
     """
 
-    def __init__(self, storage: str | Storage = DEFAULT_STORAGE, *, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        storage: str | Storage = DEFAULT_STORAGE,
+        *,
+        provider: PaymentProvider | Sequence[PaymentProvider] | None = None,
+        provider_sync_errors: SyncErrors = "raise",
+        migrate: bool = True,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="qzpay-sync-billing", daemon=True
         )
         self._thread.start()
         self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread)
-        self._billing = Billing(storage, migrate=migrate)
+        self._billing = Billing(
+            storage, provider=provider, provider_sync_errors=provider_sync_errors, migrate=migrate
+        )
         self.storage = self._billing.storage
         self._opened = False
         self.customers = SyncCustomers(self, self._billing.customers)
@@ -309,6 +342,9 @@ class SyncCustomers:
 
     def unlink(self, customer_id: str, *, provider: str) -> Customer:
         return self._run(self._service.unlink(customer_id, provider=provider))
+
+    def sync_pending(self, *, limit: int = 100) -> SyncReport:
+        return self._run(self._service.sync_pending(limit=limit))
 
 
 class SyncEventLog:

@@ -1,0 +1,1 @@
+"""Real test infrastructure (local servers, fault injection), shared by the test packages."""

@@ -229,6 +229,10 @@ class FaultProxy:
                 pass
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # Only close() cancels; ending quietly keeps asyncio from logging the stream
+            # callback's "exception" for a handler that was shut down on purpose.
+            pass
         finally:
             self._writers.discard(writer)
             self._tasks.discard(task)

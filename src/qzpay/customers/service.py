@@ -3,6 +3,16 @@
 Each write validates first (collecting every problem), then changes the record and appends its
 event in one storage transaction, then runs the in-process handlers after the commit. That one
 path is the only way events come to exist, so no operation can skip or half-write them.
+
+With payment providers configured, the provider is called outside any database transaction
+(a network call must not hold the write lock), in the order that keeps both sides agreeing:
+
+* ``provider_sync_errors="raise"``: a create first records an intent (invisible to reads),
+  then creates at the providers, then commits the customer, its links and its event while
+  dropping the intent. Updates and deletes go to the providers first, then commit locally.
+  A provider failure raises ProviderSyncError and leaves the local state as it was.
+* ``provider_sync_errors="log"``: the local change commits first together with a sync task;
+  the providers are called after; a failure is logged and the task stays for ``sync_pending``.
 """
 
 from __future__ import annotations
@@ -10,20 +20,31 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Never
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal, Never, TypeAlias
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
 from qzpay.customers import validation as v
 from qzpay.customers.models import Address, Customer
-from qzpay.errors import ConflictError, NotFoundError
+from qzpay.customers.sync import ProviderSet
+from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError
 from qzpay.events import Event, EventBus
 from qzpay.ids import customer_ids, event_ids
 from qzpay.page import Page
-from qzpay.storage.base import CustomerFilter, Storage, Transaction
+from qzpay.storage.base import CustomerFilter, Storage, SyncOperation, SyncTask, Transaction
 
 DEFAULT_PAGE_SIZE = 100
+LEASE = timedelta(seconds=120)
+SyncErrors: TypeAlias = Literal["raise", "log"]
+Change: TypeAlias = Callable[[Customer], Awaitable[dict[str, Any]]]
+logger = logging.getLogger("qzpay.sync")
 
 
 def _fingerprint(**fields: object) -> str:
@@ -32,10 +53,46 @@ def _fingerprint(**fields: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _merge_operations(old: SyncOperation | None, new: SyncOperation) -> SyncOperation:
+    """A customer has one pending task: a create absorbs later pushes, a delete wins."""
+    if new == "delete" or old is None:
+        return new
+    return old
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one ``sync_pending`` pass did."""
+
+    completed: int
+    failed: int
+    remaining: int
+
+
 class CustomerService:
-    def __init__(self, storage: Storage, bus: EventBus) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        bus: EventBus,
+        providers: ProviderSet | None = None,
+        sync_errors: SyncErrors = "raise",
+    ) -> None:
         self._storage = storage
         self._bus = bus
+        self._providers = providers
+        self._sync_errors = sync_errors
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._in_flight: set[str] = set()
 
     # -- writes --------------------------------------------------------------------------
     async def create(
@@ -49,10 +106,11 @@ class CustomerService:
         idempotency_key: str | None = None,
         **unknown: Never,
     ) -> Customer:
-        """Create a customer.
+        """Create a customer (and, with providers configured, create it at each of them).
 
         With ``idempotency_key``, a retry returns the customer the first call created (no second
         customer, no second event); the same key with different arguments is a ConflictError.
+        A retry after a failed provider call reuses the first call's customer id.
         """
         problems = v.Problems()
         problems.unknown_arguments(unknown)
@@ -88,25 +146,32 @@ class CustomerService:
                 address=None if address_ is None else address_.model_dump(),
                 metadata=metadata_,
             )
+        if self._providers is not None and self._sync_errors == "raise":
+            return await self._create_at_providers_first(customer, key, fingerprint)
+        return await self._create_locally(customer, key, fingerprint)
+
+    async def _create_locally(
+        self, customer: Customer, key: str | None, fingerprint: str | None
+    ) -> Customer:
+        """Commit the customer and its event; with providers ("log" mode) sync afterwards."""
+        task = self._new_task(customer, "create", committed=True, key=None, fingerprint=None)
         for attempt in (1, 2):
             inserting = False
             try:
                 async with self._storage.transaction() as tx:
                     if key is not None:
-                        earlier = await tx.find_idempotent_create(key)
-                        if earlier is not None:
-                            if earlier.request_fingerprint != fingerprint:
-                                raise ConflictError(
-                                    "this idempotency key was already used with different "
-                                    "arguments",
-                                    code="idempotency_key_reused",
-                                )
-                            return earlier.customer
+                        replay = await self._replay(tx, key, fingerprint)
+                        if replay is not None:
+                            return replay
                     inserting = True
                     await tx.insert_customer(
                         customer, idempotency_key=key, request_fingerprint=fingerprint
                     )
-                    event = await self._record(tx, "customer.created", customer, now)
+                    event = await self._record(
+                        tx, "customer.created", customer, customer.created_at
+                    )
+                    if self._providers is not None:
+                        await tx.put_sync_task(task)
                 break
             except ConflictError as exc:
                 # A concurrent create with the same key committed first: look again, and
@@ -114,7 +179,90 @@ class CustomerService:
                 if not inserting or exc.code != "idempotency_key_reused" or attempt == 2:
                     raise
         await self._bus.dispatch(event)
-        return customer
+        if self._providers is None:
+            return customer
+        return await self._settle_logged(task, self._providers.create_everywhere(customer))
+
+    async def _create_at_providers_first(
+        self, customer: Customer, key: str | None, fingerprint: str | None
+    ) -> Customer:
+        assert self._providers is not None
+        fresh = self._new_task(
+            customer, "create", committed=False, key=key, fingerprint=fingerprint
+        )
+        task = fresh
+        for attempt in (1, 2):
+            inserting = False
+            try:
+                async with self._storage.transaction() as tx:
+                    if key is not None:
+                        replay = await self._replay(tx, key, fingerprint)
+                        if replay is not None:
+                            return replay
+                        pending = await tx.find_sync_task_by_key(key)
+                        if pending is not None:
+                            task = await self._resume(tx, pending, fingerprint)
+                    if task is fresh:
+                        inserting = True
+                        await tx.put_sync_task(task)
+                break
+            except ConflictError as exc:
+                if not inserting or exc.code != "idempotency_key_reused" or attempt == 2:
+                    raise
+        target = task.customer
+        self._in_flight.add(target.id)
+        try:
+            if task is fresh:
+                links = await self._providers.create_everywhere(target)
+            else:
+                links = await self._providers.find_or_create_everywhere(target)
+        except ProviderSyncError as failure:
+            async with self._storage.transaction() as tx:
+                if task is fresh and not failure.ambiguous:
+                    await tx.delete_sync_task(target.id)  # nothing remains at any provider
+                else:
+                    await tx.put_sync_task(self._released(task, failure))
+            raise
+        finally:
+            self._in_flight.discard(target.id)
+        created = target.model_copy(update={"provider_customer_ids": links})
+        async with self._storage.transaction() as tx:
+            await tx.insert_customer(
+                created,
+                idempotency_key=task.idempotency_key,
+                request_fingerprint=task.request_fingerprint,
+            )
+            event = await self._record(tx, "customer.created", created, created.created_at)
+            await tx.delete_sync_task(target.id)
+        await self._bus.dispatch(event)
+        return created
+
+    async def _replay(self, tx: Transaction, key: str, fingerprint: str | None) -> Customer | None:
+        earlier = await tx.find_idempotent_create(key)
+        if earlier is None:
+            return None
+        if earlier.request_fingerprint != fingerprint:
+            raise ConflictError(
+                "this idempotency key was already used with different arguments",
+                code="idempotency_key_reused",
+            )
+        return earlier.customer
+
+    async def _resume(self, tx: Transaction, task: SyncTask, fingerprint: str | None) -> SyncTask:
+        """Take over the unfinished create a caller is retrying with the same key."""
+        if task.request_fingerprint != fingerprint:
+            raise ConflictError(
+                "this idempotency key was already used with different arguments",
+                code="idempotency_key_reused",
+            )
+        if task.lease_until > utcnow() and task.lease_owner not in self._stale_owners([task]):
+            raise ConflictError(
+                "a create with this idempotency key is still in progress; retry shortly",
+                code="operation_in_progress",
+            )
+        claimed = replace(task, lease_owner=self._owner, lease_until=utcnow() + LEASE)
+        await tx.put_sync_task(claimed)
+        return claimed
 
     async def update(
         self,
@@ -161,11 +309,30 @@ class CustomerService:
             size.raise_if_any()
             return {**changes, "metadata": merged}
 
-        return await self._modify(customer_id, change)
+        return await self._modify(customer_id, change, provider_visible=True)
 
     async def delete(self, customer_id: str) -> None:
-        """Soft delete: the record stays, with ``deleted_at`` set. Deleting twice is a no-op."""
+        """Soft delete: the record stays, with ``deleted_at`` set. Deleting twice is a no-op.
+
+        With providers, the provider customers are deleted too. A provider deletion cannot be
+        undone, so a delete that failed part-way is finished forward by ``sync_pending``.
+        """
         v.check_id(customer_id)
+        if self._providers is not None and self._sync_errors == "raise":
+            before = await self._storage.get_customer(customer_id)
+            if before is None:
+                raise NotFoundError(f"no customer {customer_id!r}")
+            if before.deleted_at is not None:
+                return
+            try:
+                await self._providers.delete_everywhere(before)
+            except ProviderSyncError as failure:
+                if failure.ambiguous:
+                    async with self._storage.transaction() as tx:
+                        task = self._new_task(before, "delete", committed=True)
+                        await tx.put_sync_task(self._released(task, failure))
+                raise
+        queued: SyncTask | None = None
         async with self._storage.transaction() as tx:
             before = await self._load(tx, customer_id)
             if before.deleted_at is not None:
@@ -174,13 +341,21 @@ class CustomerService:
             after = before.model_copy(update={"deleted_at": now, "updated_at": now})
             await tx.update_customer(before, after)
             event = await self._record(tx, "customer.deleted", after, now)
+            if self._providers is not None:
+                if self._sync_errors == "log":
+                    queued = await self._queue(tx, after, "delete")
+                else:
+                    await tx.delete_sync_task(customer_id)
         await self._bus.dispatch(event)
+        if queued is not None and self._providers is not None:
+            await self._settle_logged(queued, self._providers.delete_everywhere(after))
 
     async def link(self, customer_id: str, *, provider: str, provider_customer_id: str) -> Customer:
         """Record that ``provider`` knows this customer as ``provider_customer_id``.
 
-        For importing customers that already exist at a provider. A provider id linked to
-        another customer, or a second id for the same provider, is a ConflictError.
+        For importing customers that already exist at a provider; nothing is sent to it. A
+        provider id linked to another customer, or a second id for the same provider, is a
+        ConflictError.
         """
         v.check_id(customer_id)
         problems = v.Problems()
@@ -203,7 +378,7 @@ class CustomerService:
             links = {**before.provider_customer_ids, provider_: provider_customer_id}
             return {"provider_customer_ids": links}
 
-        return await self._modify(customer_id, change)
+        return await self._modify(customer_id, change, provider_visible=False)
 
     async def unlink(self, customer_id: str, *, provider: str) -> Customer:
         """Forget this customer's id at ``provider``; unlinking twice is a no-op."""
@@ -217,28 +392,254 @@ class CustomerService:
             links.pop(provider_ or "", None)
             return {"provider_customer_ids": links}
 
-        return await self._modify(customer_id, change)
+        return await self._modify(customer_id, change, provider_visible=False)
 
-    async def _modify(self, customer_id: str, change: Any) -> Customer:
+    async def _modify(
+        self, customer_id: str, change: Change, *, provider_visible: bool
+    ) -> Customer:
         """Apply ``change(before) -> fields`` to a live customer, with its event, atomically."""
+        push_first = provider_visible and self._providers is not None
+        push_first = push_first and self._sync_errors == "raise"
+        for _ in range(5):
+            pushed: Customer | None = None
+            if push_first:
+                assert self._providers is not None
+                before = await self._storage.get_customer(customer_id)
+                after = await self._apply(before, customer_id, change)
+                if after is None:
+                    assert before is not None
+                    return before
+                assert before is not None
+                await self._providers.update_everywhere(before, after)
+                pushed = before
+            task = None
+            async with self._storage.transaction() as tx:
+                before = await self._load(tx, customer_id)
+                if pushed is not None and before.updated_at != pushed.updated_at:
+                    continue  # changed meanwhile: recompute and push again from the new state
+                after = await self._apply(before, customer_id, change)
+                if after is None:
+                    return before
+                now = max(utcnow(), before.updated_at)
+                after = after.model_copy(update={"updated_at": now})
+                await tx.update_customer(before, after)
+                previous = before.changed_fields(after)
+                event = await self._record(tx, "customer.updated", after, now, previous)
+                if provider_visible and self._providers is not None and not push_first:
+                    task = await self._queue(tx, after, "push")
+            await self._bus.dispatch(event)
+            if task is not None and self._providers is not None:
+                return await self._settle_logged(task, self._providers.push_everywhere(after))
+            return after
+        raise ConflictError(
+            f"customer {customer_id} kept changing while it was being updated; retry",
+            code="concurrent_update",
+        )
+
+    @staticmethod
+    async def _apply(before: Customer | None, customer_id: str, change: Change) -> Customer | None:
+        """The changed record, or None when the change changes nothing."""
+        if before is None:
+            raise NotFoundError(f"no customer {customer_id!r}")
+        if before.deleted_at is not None:
+            raise ConflictError(
+                f"customer {customer_id} is deleted and cannot be changed",
+                code="customer_deleted",
+            )
+        after = before.model_copy(update=await change(before))
+        return after if before.changed_fields(after) else None
+
+    # -- provider sync bookkeeping -------------------------------------------------------
+    def _new_task(
+        self,
+        customer: Customer,
+        operation: SyncOperation,
+        *,
+        committed: bool,
+        key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> SyncTask:
+        now = utcnow()
+        return SyncTask(
+            customer_id=customer.id,
+            operation=operation,
+            customer=customer,
+            committed=committed,
+            idempotency_key=key,
+            request_fingerprint=fingerprint,
+            lease_owner=self._owner,
+            lease_until=now + LEASE,
+            attempts=0,
+            last_error=None,
+            created_at=now,
+        )
+
+    async def _queue(
+        self, tx: Transaction, customer: Customer, operation: SyncOperation
+    ) -> SyncTask:
+        """Record provider work for a committed change, merged with any already pending."""
+        pending = await tx.get_sync_task(customer.id)
+        merged = _merge_operations(None if pending is None else pending.operation, operation)
+        task = self._new_task(customer, merged, committed=True)
+        if pending is not None:
+            task = replace(task, created_at=pending.created_at, attempts=pending.attempts)
+        await tx.put_sync_task(task)
+        return task
+
+    def _released(self, task: SyncTask, failure: BaseException) -> SyncTask:
+        """The task with its lease given up at once, so a retry or sync_pending can go on."""
+        return replace(
+            task,
+            lease_owner=None,
+            lease_until=utcnow(),
+            attempts=task.attempts + 1,
+            last_error=str(failure)[:1000],
+        )
+
+    async def _settle_logged(self, task: SyncTask, work: Awaitable[Any]) -> Customer:
+        """ "log" mode: run the provider work; on success finish the task, else keep it."""
+        try:
+            result = await work
+        except ProviderSyncError as failure:
+            logger.warning(
+                "provider sync of %s failed (%s); it stays pending for sync_pending",
+                task.customer_id,
+                failure,
+            )
+            async with self._storage.transaction() as tx:
+                current = await tx.get_sync_task(task.customer_id)
+                if current is not None and current.lease_owner == self._owner:
+                    await tx.put_sync_task(self._released(current, failure))
+            latest = await self._storage.get_customer(task.customer_id)
+            assert latest is not None
+            return latest
+        links = result if isinstance(result, dict) else None
+        return await self._finish(task, links)
+
+    async def _finish(self, task: SyncTask, links: dict[str, str] | None) -> Customer:
+        """Commit what the providers now have (links) and drop the task if nothing newer
+        was queued meanwhile."""
+        async with self._storage.transaction() as tx:
+            before = await self._load(tx, task.customer_id)
+            current = await tx.get_sync_task(task.customer_id)
+            if current is not None and current.customer.updated_at <= task.customer.updated_at:
+                await tx.delete_sync_task(task.customer_id)
+            if links is None or links == before.provider_customer_ids:
+                return before
+            now = max(utcnow(), before.updated_at)
+            after = before.model_copy(
+                update={
+                    "provider_customer_ids": {**before.provider_customer_ids, **links},
+                    "updated_at": now,
+                }
+            )
+            await tx.update_customer(before, after)
+            event = await self._record(
+                tx, "customer.updated", after, now, before.changed_fields(after)
+            )
+        await self._bus.dispatch(event)
+        return after
+
+    def _stale_owners(self, tasks: builtins.list[SyncTask]) -> frozenset[str]:
+        """Owners whose leases need not be waited for: this process when idle, and processes
+        on this host that no longer run."""
+        host = socket.gethostname()
+        stale: set[str] = set()
+        for task in tasks:
+            owner = task.lease_owner
+            if owner is None or owner in stale:
+                continue
+            if owner == self._owner:
+                if task.customer_id not in self._in_flight:
+                    stale.add(owner)
+                continue
+            parts = owner.rsplit(":", 2)
+            same_host = len(parts) == 3 and parts[0] == host and parts[1].isdigit()
+            if same_host and not _pid_alive(int(parts[1])):
+                stale.add(owner)
+        return frozenset(stale)
+
+    async def sync_pending(self, *, limit: int = 100) -> SyncReport:
+        """Finish or undo provider work left pending by failures, crashes or "log" mode.
+
+        An unfinished create is finished (created or adopted at the providers, then committed)
+        when its caller gave an idempotency key or in "log" mode, and undone otherwise (the
+        caller was told it failed). Safe to run from several processes at once: each task is
+        worked on only by the holder of its lease.
+        """
+        if self._providers is None:
+            return SyncReport(completed=0, failed=0, remaining=0)
+        pending = await self._storage.list_sync_tasks(limit=1000)
+        async with self._storage.transaction() as tx:
+            claimed = await tx.claim_sync_tasks(
+                owner=self._owner,
+                now=utcnow(),
+                lease_until=utcnow() + LEASE,
+                stale_owners=self._stale_owners(pending),
+                limit=limit,
+            )
+        completed = failed = 0
+        for task in claimed:
+            self._in_flight.add(task.customer_id)
+            try:
+                await self._settle(task)
+                completed += 1
+            except ProviderSyncError as failure:
+                failed += 1
+                logger.warning("sync of %s failed again: %s", task.customer_id, failure)
+                async with self._storage.transaction() as tx:
+                    await tx.put_sync_task(self._released(task, failure))
+            finally:
+                self._in_flight.discard(task.customer_id)
+        remaining = len(await self._storage.list_sync_tasks(limit=10_000))
+        return SyncReport(completed=completed, failed=failed, remaining=remaining)
+
+    async def _settle(self, task: SyncTask) -> None:
+        providers = self._providers
+        assert providers is not None
+        if not task.committed:
+            if task.idempotency_key is not None or self._sync_errors == "log":
+                links = await providers.find_or_create_everywhere(task.customer)
+                created = task.customer.model_copy(update={"provider_customer_ids": links})
+                async with self._storage.transaction() as tx:
+                    await tx.insert_customer(
+                        created,
+                        idempotency_key=task.idempotency_key,
+                        request_fingerprint=task.request_fingerprint,
+                    )
+                    event = await self._record(tx, "customer.created", created, created.created_at)
+                    await tx.delete_sync_task(task.customer_id)
+                await self._bus.dispatch(event)
+            else:
+                await providers.remove_everywhere(task.customer)
+                async with self._storage.transaction() as tx:
+                    await tx.delete_sync_task(task.customer_id)
+            return
+        local = await self._storage.get_customer(task.customer_id)
+        if local is None:  # pragma: no cover - committed tasks belong to stored customers
+            async with self._storage.transaction() as tx:
+                await tx.delete_sync_task(task.customer_id)
+            return
+        if task.operation == "delete" or local.deleted_at is not None:
+            await providers.delete_everywhere(local)
+            if local.deleted_at is None:
+                await self._delete_locally(local.id)
+            await self._finish(task, None)
+        elif task.operation == "create":
+            await self._finish(task, await providers.find_or_create_everywhere(local))
+        else:
+            await self._finish(task, await providers.push_everywhere(local))
+
+    async def _delete_locally(self, customer_id: str) -> None:
         async with self._storage.transaction() as tx:
             before = await self._load(tx, customer_id)
             if before.deleted_at is not None:
-                raise ConflictError(
-                    f"customer {customer_id} is deleted and cannot be changed",
-                    code="customer_deleted",
-                )
-            fields = await change(before)
-            after = before.model_copy(update=fields)
-            previous = before.changed_fields(after)
-            if not previous:
-                return before
+                return
             now = max(utcnow(), before.updated_at)
-            after = after.model_copy(update={"updated_at": now})
+            after = before.model_copy(update={"deleted_at": now, "updated_at": now})
             await tx.update_customer(before, after)
-            event = await self._record(tx, "customer.updated", after, now, previous)
+            event = await self._record(tx, "customer.deleted", after, now)
         await self._bus.dispatch(event)
-        return after
 
     @staticmethod
     async def _load(tx: Transaction, customer_id: str) -> Customer:
@@ -252,7 +653,7 @@ class CustomerService:
         tx: Transaction,
         event_type: str,
         customer: Customer,
-        now: Any,
+        now: datetime,
         previous: dict[str, Any] | None = None,
     ) -> Event:
         event = Event.model_construct(

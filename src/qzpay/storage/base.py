@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from qzpay.customers.models import Customer
 from qzpay.events import Event
@@ -37,6 +38,32 @@ class IdempotentCreate:
 
     customer: Customer
     request_fingerprint: str
+
+
+SyncOperation: TypeAlias = Literal["create", "push", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTask:
+    """Provider work recorded durably before it is attempted, so a crash cannot lose it.
+
+    ``create`` with ``committed=False`` is the intent of a create that has not committed
+    locally yet (invisible to get/list/events); ``sync_pending`` finishes or undoes it.
+    ``committed=True`` tasks belong to live local customers whose provider copy lags
+    (``provider_sync_errors="log"``). A task is worked on only by the holder of its lease.
+    """
+
+    customer_id: str
+    operation: SyncOperation
+    customer: Customer
+    committed: bool
+    idempotency_key: str | None
+    request_fingerprint: str | None
+    lease_owner: str | None
+    lease_until: datetime
+    attempts: int
+    last_error: str | None
+    created_at: datetime
 
 
 class Transaction(Protocol):
@@ -68,6 +95,33 @@ class Transaction(Protocol):
         ...
 
     async def append_event(self, event: Event) -> None: ...
+
+    async def get_sync_task(self, customer_id: str) -> SyncTask | None: ...
+
+    async def find_sync_task_by_key(self, idempotency_key: str) -> SyncTask | None: ...
+
+    async def put_sync_task(self, task: SyncTask) -> None:
+        """Insert or replace the customer's task. ConflictError(code="idempotency_key_reused")
+        when another task holds the same idempotency key."""
+        ...
+
+    async def delete_sync_task(self, customer_id: str) -> None: ...
+
+    async def claim_sync_tasks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        stale_owners: frozenset[str],
+        limit: int,
+    ) -> list[SyncTask]:
+        """Take the lease of up to ``limit`` tasks whose lease ended or whose owner is stale."""
+        ...
+
+    async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:
+        """Remember a delivered provider event; False if it was seen before (a duplicate)."""
+        ...
 
 
 @runtime_checkable
@@ -112,6 +166,10 @@ class Storage(Protocol):
 
     async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
         """Events in commit order, after the event ``after`` (NotFoundError if it is unknown)."""
+        ...
+
+    async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
+        """Pending provider work, oldest first (for status and operators)."""
         ...
 
 

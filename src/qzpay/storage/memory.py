@@ -11,11 +11,13 @@ import bisect
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
 
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError, NotFoundError
 from qzpay.events import Event
-from qzpay.storage.base import CustomerFilter, IdempotentCreate, email_key
+from qzpay.storage.base import CustomerFilter, IdempotentCreate, SyncTask, email_key
 
 
 def _copy(customer: Customer) -> Customer:
@@ -49,6 +51,8 @@ class MemoryStorage:
         self._owners: dict[str, dict[str, str]] = {}  # provider id -> provider -> customer id
         self._events: list[Event] = []
         self._event_index: dict[str, int] = {}
+        self._tasks: dict[str, SyncTask] = {}
+        self._webhooks: set[tuple[str, str]] = set()
         self._commit_lock = threading.Lock()
         self._writer: asyncio.Lock | None = None
         self._reader = _MemoryReader(self)
@@ -95,6 +99,12 @@ class MemoryStorage:
             for event in tx.events:
                 self._event_index[event.id] = len(self._events)
                 self._events.append(event)
+            for customer_id, task in tx.tasks.items():
+                if task is None:
+                    self._tasks.pop(customer_id, None)
+                else:
+                    self._tasks[customer_id] = task
+            self._webhooks.update(tx.webhooks)
 
     def blocking_reader(self) -> _MemoryReader:
         return self._reader
@@ -122,6 +132,11 @@ class MemoryStorage:
 
     async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
         return self._reader.list_events(after=after, limit=limit)
+
+    async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
+        with self._commit_lock:
+            tasks = sorted(self._tasks.values(), key=lambda t: (t.created_at, t.customer_id))
+            return tasks[:limit]
 
 
 class _MemoryReader:
@@ -189,6 +204,8 @@ class _MemoryTransaction:
         self.unlinked: set[tuple[str, str]] = set()
         self.idempotency: dict[str, tuple[str, str]] = {}
         self.events: list[Event] = []
+        self.tasks: dict[str, SyncTask | None] = {}
+        self.webhooks: set[tuple[str, str]] = set()
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         customer = self.customers.get(customer_id) or self._storage._customers.get(customer_id)
@@ -251,3 +268,55 @@ class _MemoryTransaction:
 
     async def append_event(self, event: Event) -> None:
         self.events.append(_copy_event(event))
+
+    def _tasks(self) -> dict[str, SyncTask]:
+        merged = {**self._storage._tasks, **self.tasks}
+        return {cid: task for cid, task in merged.items() if task is not None}
+
+    async def get_sync_task(self, customer_id: str) -> SyncTask | None:
+        return self._tasks().get(customer_id)
+
+    async def find_sync_task_by_key(self, idempotency_key: str) -> SyncTask | None:
+        for task in self._tasks().values():
+            if task.idempotency_key == idempotency_key:
+                return task
+        return None
+
+    async def put_sync_task(self, task: SyncTask) -> None:
+        if task.idempotency_key is not None:
+            holder = await self.find_sync_task_by_key(task.idempotency_key)
+            if holder is not None and holder.customer_id != task.customer_id:
+                raise ConflictError("idempotency key already used", code="idempotency_key_reused")
+        self.tasks[task.customer_id] = task
+
+    async def delete_sync_task(self, customer_id: str) -> None:
+        self.tasks[customer_id] = None
+
+    async def claim_sync_tasks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        stale_owners: frozenset[str],
+        limit: int,
+    ) -> list[SyncTask]:
+        claimable = sorted(
+            (
+                t
+                for t in self._tasks().values()
+                if t.lease_until <= now or t.lease_owner is None or t.lease_owner in stale_owners
+            ),
+            key=lambda t: (t.created_at, t.customer_id),
+        )[:limit]
+        claimed = [replace(t, lease_owner=owner, lease_until=lease_until) for t in claimable]
+        for task in claimed:
+            self.tasks[task.customer_id] = task
+        return claimed
+
+    async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:
+        key = (provider, event_id)
+        if key in self.webhooks or key in self._storage._webhooks:
+            return False
+        self.webhooks.add(key)
+        return True

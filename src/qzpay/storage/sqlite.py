@@ -17,6 +17,8 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from qzpay.customers.models import Address, Customer
 from qzpay.errors import ConflictError, NotFoundError, StorageError
 from qzpay.events import Event
 from qzpay.storage import migrations
-from qzpay.storage.base import CustomerFilter, IdempotentCreate, email_key
+from qzpay.storage.base import CustomerFilter, IdempotentCreate, SyncTask, email_key
 
 _COLUMNS = (
     "id, email, name, phone, address, metadata, provider_ids, created_at, updated_at, deleted_at"
@@ -50,6 +52,28 @@ def _customer(row: Sequence[Any]) -> Customer:
         created_at=from_micros(row[7]),
         updated_at=from_micros(row[8]),
         deleted_at=None if deleted is None else from_micros(deleted),
+    )
+
+
+_TASK_COLUMNS = (
+    "customer_id, operation, customer, committed, idempotency_key, request_fingerprint, "
+    "lease_owner, lease_until, attempts, last_error, created_at"
+)
+
+
+def _task(row: Sequence[Any]) -> SyncTask:
+    return SyncTask(
+        customer_id=row[0],
+        operation=row[1],
+        customer=Customer.model_validate_json(row[2]),
+        committed=bool(row[3]),
+        idempotency_key=row[4],
+        request_fingerprint=row[5],
+        lease_owner=row[6],
+        lease_until=from_micros(row[7]),
+        attempts=row[8],
+        last_error=row[9],
+        created_at=from_micros(row[10]),
     )
 
 
@@ -274,6 +298,14 @@ class SQLiteStorage:
     async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
         return (await self._loop_reader()).list_events(after=after, limit=limit)
 
+    async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
+        reader = await self._loop_reader()
+        rows = reader._query(
+            f"SELECT {_TASK_COLUMNS} FROM sync_tasks ORDER BY created_at, customer_id LIMIT ?",
+            (limit,),
+        )
+        return [_task(row) for row in rows]
+
 
 def _read_connection(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -496,3 +528,76 @@ class _SQLiteTransaction:
                 to_micros(event.created_at),
             ),
         )
+
+    async def get_sync_task(self, customer_id: str) -> SyncTask | None:
+        row = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM sync_tasks WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        return None if row is None else _task(row)
+
+    async def find_sync_task_by_key(self, idempotency_key: str) -> SyncTask | None:
+        row = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM sync_tasks WHERE idempotency_key = ?", (idempotency_key,)
+        ).fetchone()
+        return None if row is None else _task(row)
+
+    async def put_sync_task(self, task: SyncTask) -> None:
+        if task.idempotency_key is not None:
+            holder = self._db.execute(
+                "SELECT customer_id FROM sync_tasks WHERE idempotency_key = ?",
+                (task.idempotency_key,),
+            ).fetchone()
+            if holder is not None and holder[0] != task.customer_id:
+                raise ConflictError("idempotency key already used", code="idempotency_key_reused")
+        self._db.execute(
+            f"INSERT OR REPLACE INTO sync_tasks ({_TASK_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                task.customer_id,
+                task.operation,
+                task.customer.model_dump_json(),
+                int(task.committed),
+                task.idempotency_key,
+                task.request_fingerprint,
+                task.lease_owner,
+                to_micros(task.lease_until),
+                task.attempts,
+                task.last_error,
+                to_micros(task.created_at),
+            ),
+        )
+
+    async def delete_sync_task(self, customer_id: str) -> None:
+        self._db.execute("DELETE FROM sync_tasks WHERE customer_id = ?", (customer_id,))
+
+    async def claim_sync_tasks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        stale_owners: frozenset[str],
+        limit: int,
+    ) -> list[SyncTask]:
+        stale = sorted(stale_owners)
+        marks = ", ".join("?" * len(stale))
+        stale_clause = f" OR lease_owner IN ({marks})" if stale else ""
+        rows = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM sync_tasks WHERE lease_until <= ? "
+            f"OR lease_owner IS NULL{stale_clause} ORDER BY created_at, customer_id LIMIT ?",
+            (to_micros(now), *stale, limit),
+        ).fetchall()
+        claimed = [replace(_task(row), lease_owner=owner, lease_until=lease_until) for row in rows]
+        self._db.executemany(
+            "UPDATE sync_tasks SET lease_owner = ?, lease_until = ? WHERE customer_id = ?",
+            [(owner, to_micros(lease_until), task.customer_id) for task in claimed],
+        )
+        return claimed
+
+    async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:
+        cursor = self._db.execute(
+            "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (provider, event_id) DO NOTHING",
+            (provider, event_id, to_micros(now)),
+        )
+        return cursor.rowcount == 1

@@ -1,0 +1,107 @@
+"""The provider-neutral contract every payment provider implements.
+
+The billing service talks only to :class:`PaymentProvider`; SDK objects and SDK errors never
+cross this boundary, so Stripe and MercadoPago can be swapped without touching the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from qzpay.customers.models import Address, Customer
+
+QZPAY_CUSTOMER_ID_KEY = "qzpay_customer_id"
+"""Metadata key that ties a provider customer to its qzpay customer (used by find and reconcile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCustomer:
+    """The provider's view of a customer, converted away from any SDK type.
+
+    ``metadata`` is what the provider stores, including ``qzpay_customer_id``; blank fields
+    (``""`` or missing) are reported as ``None``.
+    """
+
+    id: str
+    email: str | None
+    name: str | None
+    phone: str | None
+    address: Address | None
+    metadata: dict[str, str]
+    qzpay_customer_id: str | None
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """A webhook delivery whose signature was verified, parsed but not interpreted."""
+
+    id: str
+    type: str
+    provider_customer_id: str | None
+    raw: Mapping[str, Any]
+
+
+class PaymentProvider(Protocol):
+    """What the billing service needs from a payment provider.
+
+    Every failing call raises :class:`qzpay.errors.ProviderSyncError`; its ``ambiguous`` flag
+    says whether the provider may have applied the request anyway (so the caller must
+    reconcile, not assume). Mutating calls take the caller's idempotency key so a retry of the
+    same logical operation is recognised by the provider.
+    """
+
+    name: str
+
+    async def create_customer(
+        self, customer: Customer, *, idempotency_key: str
+    ) -> ProviderCustomer:
+        """Create the customer with every field and ``metadata["qzpay_customer_id"]``."""
+        ...
+
+    async def update_customer(
+        self,
+        provider_customer_id: str,
+        before: Customer,
+        after: Customer,
+        *,
+        idempotency_key: str,
+    ) -> ProviderCustomer:
+        """Send only the fields that differ; metadata keys removed locally are removed remotely."""
+        ...
+
+    async def delete_customer(self, provider_customer_id: str, *, idempotency_key: str) -> None:
+        """Delete; a customer that is already gone counts as success."""
+        ...
+
+    async def retrieve_customer(self, provider_customer_id: str) -> ProviderCustomer | None:
+        """The customer, or None when it does not exist or was deleted."""
+        ...
+
+    async def find_customer(self, customer: Customer) -> ProviderCustomer | None:
+        """The provider customer whose ``qzpay_customer_id`` is ``customer.id``, if any.
+
+        Used to resolve an ambiguous create: strongly consistent listing by the exact email
+        sent, never an eventually consistent search index.
+        """
+        ...
+
+    def list_customers(self) -> AsyncIterator[ProviderCustomer]:
+        """Every customer at the provider, fetched page by page (for reconcile)."""
+        ...
+
+    def parse_webhook(
+        self,
+        payload: bytes,
+        headers: Mapping[str, str],
+        *,
+        query: Mapping[str, str] | None = None,
+    ) -> ProviderEvent:
+        """Verify the delivery's signature and parse it; WebhookSignatureError otherwise."""
+        ...
+
+    async def close(self) -> None:
+        """Release network resources (connection pools)."""
+        ...
