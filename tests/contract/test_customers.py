@@ -40,7 +40,7 @@ class TestCreate:
             name="  Ana Souza ",
             phone="+55 11 91234-5678",
             address=Address(line1="Av. Paulista, 1000", city="São Paulo", country="BR"),
-            metadata={"userId": "usr_ß", "emoji": "🚀", "empty": ""},
+            metadata={"userId": "usr_ß", "emoji": "🚀", "spaces": "  "},
         )
         assert customer.email == "Ana.Souza@Example.COM.br"  # stored as given
         assert customer.name == "Ana Souza"  # trimmed
@@ -105,6 +105,13 @@ class TestValidation:
             "metadata.flag",
             "metadata.none",
         }
+
+    async def test_metadata_rejects_empty_values_and_the_reserved_key(
+        self, billing: Billing
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            await create_customer(billing, metadata={"blank": "", "qzpay_customer_id": "x"})
+        assert {e["code"] for e in caught.value.errors} == {"empty_value", "reserved_key"}
 
     async def test_metadata_limits(self, billing: Billing) -> None:
         ok = {f"k{i}": "v" * 500 for i in range(50)}

@@ -93,6 +93,7 @@ class CustomerService:
         self._sync_errors = sync_errors
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._in_flight: set[str] = set()
+        self._metadata_limit = v.MAX_METADATA_KEYS - (1 if providers else 0)
 
     # -- writes --------------------------------------------------------------------------
     async def create(
@@ -119,7 +120,7 @@ class CustomerService:
         phone_ = v.check_phone(phone, problems)
         address_ = v.check_address(address, problems)
         metadata_ = v.check_new_metadata({} if metadata is None else metadata, problems)
-        v.check_metadata_size(metadata_, problems)
+        v.check_metadata_size(metadata_, problems, limit=self._metadata_limit)
         key = v.check_idempotency_key(idempotency_key, problems)
         problems.raise_if_any()
         assert email_ is not None
@@ -305,7 +306,7 @@ class CustomerService:
                 else:
                     merged[key] = value
             size = v.Problems()
-            v.check_metadata_size(merged, size)
+            v.check_metadata_size(merged, size, limit=self._metadata_limit)
             size.raise_if_any()
             return {**changes, "metadata": merged}
 

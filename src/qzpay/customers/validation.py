@@ -18,6 +18,7 @@ from qzpay.customers.models import Address
 from qzpay.errors import FieldError, UnknownArgumentError, ValidationError
 
 MAX_METADATA_KEYS = 50
+RESERVED_METADATA_KEY = "qzpay_customer_id"  # stored at providers to find our customers
 MAX_METADATA_KEY_LENGTH = 40
 MAX_METADATA_VALUE_LENGTH = 500
 MAX_NAME_LENGTH = 256
@@ -175,6 +176,9 @@ def check_metadata_key(key: object, problems: Problems, field: str = "metadata")
     if "[" in key or "]" in key:
         problems.add(f"{field}.{key}", "invalid_key", "keys must not contain '[' or ']'")
         return False
+    if key == RESERVED_METADATA_KEY:
+        problems.add(f"{field}.{key}", "reserved_key", f"{key!r} is reserved for qzpay")
+        return False
     return True
 
 
@@ -194,6 +198,9 @@ def check_metadata(
             result[key] = None
         elif not isinstance(item, str):
             problems.add(path, "invalid_type", f"values must be strings, not {_type_name(item)}")
+        elif not item:
+            # Providers read "" as "remove this key": it could not survive a sync.
+            problems.add(path, "empty_value", "values must not be empty (None removes a key)")
         elif len(item) > MAX_METADATA_VALUE_LENGTH:
             problems.add(
                 path, "too_long", f"values must be at most {MAX_METADATA_VALUE_LENGTH} characters"
@@ -211,9 +218,13 @@ def check_new_metadata(
     return {key: item for key, item in checked.items() if item is not None}
 
 
-def check_metadata_size(metadata: Mapping[str, str], problems: Problems) -> None:
-    if len(metadata) > MAX_METADATA_KEYS:
-        problems.add("metadata", "too_many_keys", f"at most {MAX_METADATA_KEYS} keys are allowed")
+def check_metadata_size(
+    metadata: Mapping[str, str], problems: Problems, *, limit: int = MAX_METADATA_KEYS
+) -> None:
+    """At most 50 keys; 49 when a provider is configured, which stores our customer id in
+    one of the provider's 50 metadata slots."""
+    if len(metadata) > limit:
+        problems.add("metadata", "too_many_keys", f"at most {limit} keys are allowed")
 
 
 def check_idempotency_key(value: object, problems: Problems) -> str | None:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from qzpay.customers.models import Address, Customer
+from qzpay.customers.validation import RESERVED_METADATA_KEY
 
-QZPAY_CUSTOMER_ID_KEY = "qzpay_customer_id"
+QZPAY_CUSTOMER_ID_KEY = RESERVED_METADATA_KEY
 """Metadata key that ties a provider customer to its qzpay customer (used by find and reconcile)."""
 
 
