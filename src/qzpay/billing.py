@@ -31,6 +31,7 @@ from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
 from qzpay.storage import Storage, open_storage
 from qzpay.storage.base import BlockingReader, SupportsBlockingReads
+from qzpay.webhooks import WebhookResult, WebhookService
 
 DEFAULT_STORAGE = "sqlite:///qzpay.db"
 T = TypeVar("T")
@@ -62,6 +63,7 @@ class Billing:
         self._providers = providers
         self.customers = CustomerService(self.storage, self._bus, providers, provider_sync_errors)
         self.events = EventLog(self.storage)
+        self.webhooks = WebhookService(self.customers, providers)
 
     @overload
     def on(self, pattern: str) -> Callable[[H], H]: ...
@@ -144,6 +146,7 @@ class SyncBilling:
         self._opened = False
         self.customers = SyncCustomers(self, self._billing.customers)
         self.events = SyncEventLog(self, self._billing.events)
+        self.webhooks = SyncWebhooks(self, self._billing.webhooks)
 
     def _blocking_reader(self) -> BlockingReader | None:
         """The storage's reader for this thread, or None to read through the loop thread."""
@@ -345,6 +348,22 @@ class SyncCustomers:
 
     def sync_pending(self, *, limit: int = 100) -> SyncReport:
         return self._run(self._service.sync_pending(limit=limit))
+
+
+class SyncWebhooks:
+    def __init__(self, owner: SyncBilling, service: WebhookService) -> None:
+        self._run = owner._run
+        self._service = service
+
+    def handle(
+        self,
+        provider: str,
+        payload: bytes,
+        headers: Mapping[str, str],
+        *,
+        query: Mapping[str, str] | None = None,
+    ) -> WebhookResult:
+        return self._run(self._service.handle(provider, payload, headers, query=query))
 
 
 class SyncEventLog:

@@ -74,7 +74,10 @@ class TestHappyPath:
     ) -> None:
         customer = await synced.customers.create(email=unique_email())
         await synced.customers.delete(customer.id)
-        assert await stripe_provider.retrieve_customer(customer.provider_customer_ids["stripe"]) is None
+        assert (
+            await stripe_provider.retrieve_customer(customer.provider_customer_ids["stripe"])
+            is None
+        )
         deleted = await synced.customers.get(customer.id)
         assert deleted is not None and deleted.deleted_at is not None
 
@@ -130,7 +133,11 @@ class TestFailuresRaise:
         self, synced: Billing, fault_proxy: FaultProxy, stripe_provider: StripeProvider
     ) -> None:
         customer = await synced.customers.create(email=unique_email(), name="Before")
-        fault_proxy.inject(Fault.rate_limited(), method="POST", path=f"{CUSTOMERS}/" + customer.provider_customer_ids["stripe"])
+        fault_proxy.inject(
+            Fault.rate_limited(),
+            method="POST",
+            path=f"{CUSTOMERS}/" + customer.provider_customer_ids["stripe"],
+        )
         with pytest.raises(ProviderSyncError):
             await synced.customers.update(customer.id, name="After")
         assert await synced.customers.get(customer.id) == customer
@@ -157,6 +164,7 @@ class CrashBeforeCommit:
                 self.cm = outer.inner.transaction()
                 tx = await self.cm.__aenter__()
                 if outer.crash:
+
                     async def broken(*args: Any, **kwargs: Any) -> None:
                         raise StorageError("simulated crash before the local commit")
 
@@ -208,7 +216,9 @@ class TestCrashRecovery:
         from qzpay._time import utcnow
         from qzpay.storage.base import SyncTask
 
-        orphan = customer.model_copy(update={"id": "cus_deadprocess0000000000000000", "provider_customer_ids": {}})
+        orphan = customer.model_copy(
+            update={"id": "cus_deadprocess0000000000000000", "provider_customer_ids": {}}
+        )
         created = await stripe_provider.create_customer(orphan, idempotency_key="dead-1")
         dead = SyncTask(
             customer_id=orphan.id,

@@ -33,11 +33,12 @@ from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
 from qzpay.customers import validation as v
 from qzpay.customers.models import Address, Customer
-from qzpay.customers.sync import ProviderSet
+from qzpay.customers.sync import ProviderSet, as_customer
 from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError
 from qzpay.events import Event, EventBus
 from qzpay.ids import customer_ids, event_ids
 from qzpay.page import Page
+from qzpay.providers.base import ProviderCustomer
 from qzpay.storage.base import CustomerFilter, Storage, SyncOperation, SyncTask, Transaction
 
 DEFAULT_PAGE_SIZE = 100
@@ -641,6 +642,61 @@ class CustomerService:
             await tx.update_customer(before, after)
             event = await self._record(tx, "customer.deleted", after, now)
         await self._bus.dispatch(event)
+
+    # -- changes that come from a provider ----------------------------------------------
+    async def apply_remote(
+        self,
+        customer_id: str,
+        remote: ProviderCustomer | None,
+        *,
+        provider: str,
+        webhook_event_id: str | None = None,
+    ) -> Customer | None:
+        """Take the provider's current copy as the truth for this customer (None: deleted
+        there), locally only, with the usual events. With ``webhook_event_id`` the delivery is
+        recorded in the same transaction, and a duplicate delivery changes nothing.
+
+        Returns the stored customer, or None for a duplicate delivery.
+        """
+        async with self._storage.transaction() as tx:
+            if webhook_event_id is not None and not await tx.record_webhook_event(
+                provider, webhook_event_id, utcnow()
+            ):
+                return None
+            before = await self._load(tx, customer_id)
+            if before.deleted_at is not None:
+                return before
+            if await tx.get_sync_task(customer_id) is not None:
+                # Local changes are on their way to the providers; local is the source of truth.
+                return before
+            now = max(utcnow(), before.updated_at)
+            if remote is None:
+                after = before.model_copy(update={"deleted_at": now, "updated_at": now})
+                await tx.update_customer(before, after)
+                event = await self._record(tx, "customer.deleted", after, now)
+            else:
+                seen = as_customer(remote, before)
+                fields = {
+                    "email": seen.email or before.email,
+                    "name": seen.name,
+                    "phone": seen.phone,
+                    "address": seen.address,
+                    "metadata": seen.metadata,
+                }
+                after = before.model_copy(update=fields)
+                previous = before.changed_fields(after)
+                if not previous:
+                    return before
+                after = after.model_copy(update={"updated_at": now})
+                await tx.update_customer(before, after)
+                event = await self._record(tx, "customer.updated", after, now, previous)
+        await self._bus.dispatch(event)
+        return after
+
+    async def record_webhook(self, provider: str, event_id: str) -> bool:
+        """Remember a delivery that changes no customer; False if it was seen before."""
+        async with self._storage.transaction() as tx:
+            return await tx.record_webhook_event(provider, event_id, utcnow())
 
     @staticmethod
     async def _load(tx: Transaction, customer_id: str) -> Customer:
