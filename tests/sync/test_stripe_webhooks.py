@@ -54,7 +54,7 @@ async def hooked(
 async def delivery_about(receiver: WebhookReceiver, stripe_id: str, kind: str) -> Delivery:
     def matches(delivery: Delivery) -> bool:
         body = json.loads(delivery.body)
-        return body["type"] == kind and body["data"]["object"]["id"] == stripe_id
+        return bool(body["type"] == kind and body["data"]["object"]["id"] == stripe_id)
 
     async with asyncio.timeout(15):
         return await receiver.wait_for(matches)
@@ -93,7 +93,8 @@ class TestDashboardChanges:
         result = await hooked.webhooks.handle("stripe", delivery.body, delivery.headers)
         assert result.status == "applied"
         local = await hooked.customers.get(customer.id)
-        assert local is not None and local.deleted_at is not None
+        assert local is not None
+        assert local.deleted_at is not None
         assert [e.type for e in await hooked.events.list()][-1] == "customer.deleted"
 
     async def test_late_delivery_applies_the_current_state(
@@ -109,7 +110,8 @@ class TestDashboardChanges:
         # The older delivery arrives after the newer change: the re-fetch wins.
         await hooked.webhooks.handle("stripe", first.body, first.headers)
         local = await hooked.customers.get(customer.id)
-        assert local is not None and local.name == "v2"
+        assert local is not None
+        assert local.name == "v2"
 
 
 class TestUntrustedDeliveries:
