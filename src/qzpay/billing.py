@@ -12,6 +12,7 @@ from typing import Any, Never, Self, TypeVar, overload
 
 from qzpay._unset import UNSET, Unset
 from qzpay.customers.models import Address, Customer
+from qzpay.customers.reconcile import ReconcileReport
 from qzpay.customers.service import (
     DEFAULT_PAGE_SIZE,
     CustomerService,
@@ -348,6 +349,11 @@ class SyncCustomers:
 
     def sync_pending(self, *, limit: int = 100) -> SyncReport:
         return self._run(self._service.sync_pending(limit=limit))
+
+    def reconcile(
+        self, provider: str, *, fix: bool = False, on_progress: Callable[[int], None] | None = None
+    ) -> ReconcileReport:
+        return self._run(self._service.reconcile(provider, fix=fix, on_progress=on_progress))
 
 
 class SyncWebhooks:

@@ -27,7 +27,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Never, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Never, TypeAlias
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
@@ -40,6 +40,9 @@ from qzpay.ids import customer_ids, event_ids
 from qzpay.page import Page
 from qzpay.providers.base import ProviderCustomer
 from qzpay.storage.base import CustomerFilter, Storage, SyncOperation, SyncTask, Transaction
+
+if TYPE_CHECKING:
+    from qzpay.customers.reconcile import ReconcileReport
 
 DEFAULT_PAGE_SIZE = 100
 LEASE = timedelta(seconds=120)
@@ -642,6 +645,20 @@ class CustomerService:
             await tx.update_customer(before, after)
             event = await self._record(tx, "customer.deleted", after, now)
         await self._bus.dispatch(event)
+
+    async def reconcile(
+        self, provider: str, *, fix: bool = False, on_progress: Callable[[int], None] | None = None
+    ) -> ReconcileReport:
+        """Compare qzpay's customers with ``provider``'s; with ``fix``, repair what is safe
+        (see qzpay.customers.reconcile). ``on_progress(n)`` is called per local customer."""
+        from qzpay.customers.reconcile import reconcile
+
+        source = None
+        if self._providers is not None:
+            source = next((p for p in self._providers.providers if p.name == provider), None)
+        if source is None:
+            v.fail("provider", "unknown_provider", f"no provider named {provider!r} is configured")
+        return await reconcile(self, self._storage, source, fix=fix, on_progress=on_progress)
 
     # -- changes that come from a provider ----------------------------------------------
     async def apply_remote(

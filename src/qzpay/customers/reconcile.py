@@ -1,0 +1,148 @@
+"""Reconciliation: walk qzpay's customers and a provider's, report and repair differences.
+
+``fix=True`` repairs only what is safe: it links a local customer to the provider customer that
+carries its qzpay id, pushes local values over drifted provider copies (qzpay is the source of
+truth), creates provider copies that are missing, and deletes provider copies of customers
+deleted locally. It never deletes a provider customer qzpay does not know: those are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from qzpay.customers.models import TRACKED_FIELDS, Customer
+from qzpay.customers.service import CustomerService
+from qzpay.customers.sync import as_customer, create_key, delete_key, update_key
+from qzpay.providers.base import PaymentProvider, ProviderCustomer
+from qzpay.storage.base import Storage
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A linked customer whose provider copy differs: field -> (local value, provider value)."""
+
+    customer_id: str
+    provider_customer_id: str
+    fields: dict[str, tuple[Any, Any]]
+
+
+@dataclass
+class ReconcileReport:
+    provider: str
+    local_customers: int = 0
+    provider_customers: int = 0
+    unlinked: list[str] = field(default_factory=list)
+    missing_at_provider: list[str] = field(default_factory=list)
+    missing_locally: list[str] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
+    deleted_locally_live_at_provider: list[str] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+
+    @property
+    def in_sync(self) -> bool:
+        return not (
+            self.unlinked
+            or self.missing_at_provider
+            or self.missing_locally
+            or self.duplicates
+            or self.deleted_locally_live_at_provider
+            or self.drift
+        )
+
+
+async def reconcile(
+    customers: CustomerService,
+    storage: Storage,
+    provider: PaymentProvider,
+    *,
+    fix: bool = False,
+    on_progress: Progress | None = None,
+) -> ReconcileReport:
+    report = ReconcileReport(provider=provider.name)
+    by_id: dict[str, ProviderCustomer] = {}
+    by_qzpay: dict[str, list[ProviderCustomer]] = {}
+    async for remote in provider.list_customers():
+        report.provider_customers += 1
+        by_id[remote.id] = remote
+        if remote.qzpay_customer_id is None:
+            report.unmanaged.append(remote.id)
+        else:
+            by_qzpay.setdefault(remote.qzpay_customer_id, []).append(remote)
+    pending = {t.customer_id for t in await storage.list_sync_tasks(limit=100_000)}
+    seen: set[str] = set()
+    async for local in customers.iterate(include_deleted=True, page_size=500):
+        report.local_customers += 1
+        seen.add(local.id)
+        if on_progress is not None:
+            on_progress(report.local_customers)
+        if local.id in pending:
+            report.pending.append(local.id)
+            continue
+        twins = by_qzpay.get(local.id, [])
+        if len(twins) > 1:
+            report.duplicates[local.id] = [t.id for t in twins]
+        await _check(customers, provider, report, local, by_id, twins, fix=fix)
+    for qzpay_id, remotes in by_qzpay.items():
+        if qzpay_id not in seen and qzpay_id not in pending:
+            report.missing_locally += [r.id for r in remotes]
+    return report
+
+
+async def _check(
+    customers: CustomerService,
+    provider: PaymentProvider,
+    report: ReconcileReport,
+    local: Customer,
+    by_id: dict[str, ProviderCustomer],
+    twins: list[ProviderCustomer],
+    *,
+    fix: bool,
+) -> None:
+    name = provider.name
+    pcid = local.provider_customer_ids.get(name)
+    remote = by_id.get(pcid) if pcid is not None else None
+    if local.deleted_at is not None:
+        live = [r for r in ([remote] if remote else twins) if r is not None]
+        if live:
+            report.deleted_locally_live_at_provider.append(local.id)
+            if fix:
+                for copy in live:
+                    await provider.delete_customer(copy.id, idempotency_key=delete_key(local.id))
+                report.fixed.append(f"deleted {name} customer of deleted {local.id}")
+        return
+    if pcid is None:
+        report.unlinked.append(local.id)
+        if fix:
+            if len(twins) == 1:
+                await customers.link(local.id, provider=name, provider_customer_id=twins[0].id)
+                report.fixed.append(f"linked {local.id} to {twins[0].id}")
+            elif not twins:
+                created = await provider.create_customer(
+                    local, idempotency_key=create_key(local.id)
+                )
+                await customers.link(local.id, provider=name, provider_customer_id=created.id)
+                report.fixed.append(f"created {name} customer {created.id} for {local.id}")
+        return
+    if remote is None:
+        report.missing_at_provider.append(local.id)
+        return
+    seen = as_customer(remote, local)
+    fields = {
+        f: (getattr(local, f), getattr(seen, f))
+        for f in TRACKED_FIELDS
+        if f != "provider_customer_ids" and getattr(local, f) != getattr(seen, f)
+    }
+    if fields:
+        report.drift.append(Drift(local.id, remote.id, fields))
+        if fix:
+            await provider.update_customer(
+                remote.id, seen, local, idempotency_key=update_key(seen, local)
+            )
+            report.fixed.append(f"pushed {', '.join(fields)} of {local.id} to {name}")
