@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.localstripe import API_KEY, wipe_localstripe
+from tests.support.stripe_fixtures import WEBHOOK_SECRET
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
@@ -17,12 +20,22 @@ def python_blocks() -> list[str]:
     return BLOCK.findall(README.read_text(encoding="utf-8"))
 
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
 def test_readme_has_examples() -> None:
     assert len(python_blocks()) >= 10
 
 
-async def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_readme_examples_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, localstripe_url: str
+) -> None:
     monkeypatch.chdir(tmp_path)  # the examples use relative SQLite paths
+    # The Stripe examples read their settings from the environment, as an app would.
+    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("STRIPE_API_BASE", localstripe_url)
+    await wipe_localstripe(localstripe_url)  # reconcile compares the whole Stripe account
     namespace: dict[str, object] = {"__name__": "readme"}
     for number, source in enumerate(python_blocks(), start=1):
         code = compile(

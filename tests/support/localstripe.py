@@ -143,6 +143,12 @@ async def register_webhook(
         response.raise_for_status()
 
 
+async def wipe_localstripe(base_url: str) -> None:
+    """Empty the whole store (``DELETE /_config/data``), for tests that compare whole accounts."""
+    async with aiohttp.ClientSession() as session, session.delete(f"{base_url}/_config/data") as r:
+        r.raise_for_status()
+
+
 async def mute_webhook(base_url: str, name: str) -> None:
     """Point ``name`` at an event type that never happens (localstripe cannot unregister)."""
     await register_webhook(
