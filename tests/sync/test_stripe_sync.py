@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from qzpay import Billing, Event
-from qzpay.errors import ProviderSyncError, StorageError
+from qzpay.errors import ProviderSyncError, StorageError, ValidationError
 from qzpay.providers.stripe import StripeProvider
 from qzpay.storage import Storage, open_storage
 from tests.support.fault_proxy import Fault, FaultProxy
@@ -283,3 +283,66 @@ class TestFaultStorm:
         )
         assert outcomes["failed"] > 0
         assert outcomes["ok"] > 0
+
+
+class TestLogMode:
+    @pytest.fixture
+    async def logged(
+        self, storage_url: str, proxied_stripe_provider: StripeProvider
+    ) -> AsyncIterator[Billing]:
+        async with Billing(
+            storage=storage_url, provider=proxied_stripe_provider, provider_sync_errors="log"
+        ) as billing:
+            yield billing
+
+    async def test_outage_commits_locally_and_sync_pending_catches_up(
+        self, logged: Billing, fault_proxy: FaultProxy, stripe_provider: StripeProvider
+    ) -> None:
+        async with fault_proxy.refusing():
+            customer = await logged.customers.create(email=unique_email("outage"), name="v1")
+            assert customer.provider_customer_ids == {}
+            assert await logged.customers.get(customer.id) == customer
+            renamed = await logged.customers.update(customer.id, name="v2")
+            assert renamed.name == "v2"
+            doomed = await logged.customers.create(email=unique_email("doomed"))
+            await logged.customers.delete(doomed.id)
+            assert len(await logged.storage.list_sync_tasks(limit=10)) == 2
+            failed = await logged.customers.sync_pending()
+            assert (failed.completed, failed.failed, failed.remaining) == (0, 2, 2)
+        report = await logged.customers.sync_pending()
+        assert (report.completed, report.failed, report.remaining) == (2, 0, 0)
+        synced = await logged.customers.get(customer.id)
+        assert synced is not None
+        (twin,) = await stripe_twins(stripe_provider, customer.id)
+        assert synced.provider_customer_ids == {"stripe": twin}
+        remote = await stripe_provider.retrieve_customer(twin)
+        assert remote is not None
+        assert remote.name == "v2"
+        assert await stripe_twins(stripe_provider, doomed.id) == []
+        types = [e.type for e in await logged.events.list() if e.data.id == customer.id]
+        assert types == ["customer.created", "customer.updated", "customer.updated"]
+
+    async def test_no_outage_behaves_like_raise(
+        self, logged: Billing, stripe_provider: StripeProvider
+    ) -> None:
+        customer = await logged.customers.create(email=unique_email("fine"))
+        assert await stripe_twins(stripe_provider, customer.id) == [
+            customer.provider_customer_ids["stripe"]
+        ]
+        assert await logged.storage.list_sync_tasks(limit=10) == []
+
+
+class TestMetadataRoom:
+    async def test_one_of_fifty_keys_is_kept_for_the_qzpay_id(
+        self, synced: Billing, stripe_provider: StripeProvider
+    ) -> None:
+        with pytest.raises(ValidationError):
+            await synced.customers.create(
+                email=unique_email(), metadata={f"k{i}": "v" for i in range(50)}
+            )
+        full = await synced.customers.create(
+            email=unique_email(), metadata={f"k{i}": "v" for i in range(49)}
+        )
+        remote = await stripe_provider.retrieve_customer(full.provider_customer_ids["stripe"])
+        assert remote is not None
+        assert len(remote.metadata) == 50

@@ -178,11 +178,15 @@ class ProviderSet:
         return links
 
     async def delete_everywhere(self, customer: Customer) -> None:
-        for provider in self._linked(customer):
-            await provider.delete_customer(
-                customer.provider_customer_ids[provider.name],
-                idempotency_key=delete_key(customer.id),
-            )
+        """Delete every provider copy: the linked one, or one an unlinked create may have made."""
+        for provider in self.providers:
+            pcid = customer.provider_customer_ids.get(provider.name)
+            if pcid is None:
+                found = await provider.find_customer(customer)
+                if found is None:
+                    continue
+                pcid = found.id
+            await provider.delete_customer(pcid, idempotency_key=delete_key(customer.id))
 
     def _linked(self, customer: Customer) -> list[PaymentProvider]:
         return [p for p in self.providers if p.name in customer.provider_customer_ids]
