@@ -1,0 +1,336 @@
+"""``create_router``: the qzpay HTTP API as a FastAPI router, to mount in any FastAPI app.
+
+Routes are thin: they translate HTTP to calls on ``billing.customers`` / ``billing.events`` and
+back. Every error, including FastAPI's own request validation errors, leaves as RFC 9457
+problem+json through ``ProblemRoute``, so the router behaves the same in any host app, whatever
+exception handlers that app has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.routing import APIRoute
+
+from qzpay.api.auth import APIKeyAuth, require_api_key
+from qzpay.api.problems import problem_for_exception, problem_responses
+from qzpay.api.schemas import CustomerCreate, CustomerList, CustomerUpdate, EventList, Health
+from qzpay.billing import Billing
+from qzpay.customers.models import Customer
+from qzpay.customers.service import scan_filters
+from qzpay.errors import FieldError, NotFoundError, ValidationError
+
+MAX_ID = 255
+METADATA_PARAMETER: dict[str, Any] = {
+    "name": "metadata",
+    "in": "query",
+    "style": "deepObject",
+    "explode": True,
+    "required": False,
+    "description": (
+        "Metadata filter, repeatable: `metadata[userId]=usr_123&metadata[plan]=pro`. Every pair "
+        "must match."
+    ),
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+}
+
+
+class ProblemRoute(APIRoute):
+    """An APIRoute whose every failure is answered with problem+json (see problems.py)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:
+                return problem_for_exception(exc, request)
+
+        return handle
+
+
+def _metadata_filter(request: Request) -> dict[str, str] | None:
+    """``metadata[<key>]=<value>`` query parameters as a dict (None when there are none)."""
+    found: dict[str, str] = {}
+    problems: list[FieldError] = []
+    for name, value in request.query_params.multi_items():
+        if name == "metadata" or (name.startswith("metadata[") and not name.endswith("]")):
+            problems.append(
+                {
+                    "field": name,
+                    "code": "invalid_filter",
+                    "message": "filter by metadata as metadata[<key>]=<value>",
+                }
+            )
+        elif name.startswith("metadata[") and name.endswith("]"):
+            key = name[len("metadata[") : -1]
+            if key in found:
+                problems.append(
+                    {
+                        "field": f"metadata.{key}",
+                        "code": "duplicate_filter",
+                        "message": "each metadata key may be given once",
+                    }
+                )
+            found[key] = value
+    if problems:
+        raise ValidationError(problems)
+    return found or None
+
+
+def _operation_id(route: APIRoute) -> str:
+    """OpenAPI operationIds are the handlers' names: ``create_customer``, ``list_events``..."""
+    return route.endpoint.__name__
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return problem_responses(*statuses, 500, 503)
+
+
+CustomerId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID, description="A customer id (`cus_…`).")
+]
+
+
+def create_router(billing: Billing, *, auth: APIKeyAuth | None) -> APIRouter:
+    """The qzpay API bound to ``billing``.
+
+    ``auth`` is required: an ``APIKeyAuth`` to demand ``Authorization: Bearer <key>`` on every
+    route except ``/health``, or ``None`` to add none (when the host app authenticates itself,
+    e.g. ``app.include_router(router, dependencies=[Depends(my_auth)])``).
+
+    The router never opens or closes ``billing``: whoever created it does (``create_app`` does
+    it in its lifespan).
+    """
+    secured = [Depends(require_api_key(auth))] if auth is not None else []
+    public = APIRouter(route_class=ProblemRoute, generate_unique_id_function=_operation_id)
+    api = APIRouter(
+        route_class=ProblemRoute,
+        generate_unique_id_function=_operation_id,
+        dependencies=secured,
+        responses=problem_responses(401) if auth is not None else {},
+    )
+
+    @public.get(
+        "/health",
+        response_model=Health,
+        tags=["health"],
+        summary="Liveness and storage reachability (no API key needed)",
+        responses=problem_responses(500, 503),
+    )
+    async def health() -> Health:
+        # A primary-key read: cheap, and it fails (503) when the database cannot be reached.
+        await billing.customers.get("cus_health_check")
+        return Health()
+
+    # -- customers -------------------------------------------------------------------------
+
+    @api.post(
+        "/customers",
+        status_code=201,
+        response_model=Customer,
+        tags=["customers"],
+        summary="Create a customer",
+        responses=_problems(400, 409, 422, 502),
+    )
+    async def create_customer(
+        body: CustomerCreate,
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                max_length=255,
+                description=(
+                    "Makes the create safe to retry: a retry with the same key returns the "
+                    "first call's customer; the same key with different fields is a 409."
+                ),
+            ),
+        ] = None,
+    ) -> Customer:
+        customer = await billing.customers.create(
+            email=body.email,
+            name=body.name,
+            phone=body.phone,
+            address=body.address,
+            metadata=body.metadata,
+            idempotency_key=idempotency_key,
+        )
+        response.headers["Location"] = str(
+            request.url_for("qzpay_get_customer", customer_id=customer.id)
+        )
+        return customer
+
+    @api.get(
+        "/customers",
+        response_model=CustomerList,
+        tags=["customers"],
+        summary="List customers, newest first",
+        responses=_problems(422),
+        openapi_extra={"parameters": [METADATA_PARAMETER]},
+    )
+    async def list_customers(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 10,
+        offset: Annotated[
+            int | None,
+            Query(ge=0, description="Skip this many matches (not with `starting_after`)."),
+        ] = None,
+        email: Annotated[str | None, Query(description="Exact email, case-insensitive.")] = None,
+        include_deleted: Annotated[
+            bool, Query(description="Include soft-deleted customers.")
+        ] = False,
+        starting_after: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID,
+                description=(
+                    "Cursor: return the customers after this one (the previous page's "
+                    "`next_cursor`). Keyset paging, as cheap at any depth."
+                ),
+            ),
+        ] = None,
+    ) -> CustomerList:
+        metadata = _metadata_filter(request)
+        if starting_after is None:
+            page = await billing.customers.list(
+                limit=limit,
+                offset=offset or 0,
+                email=email,
+                metadata=metadata,
+                include_deleted=include_deleted,
+            )
+            return CustomerList(
+                data=page.data,
+                total=page.total,
+                limit=page.limit,
+                offset=page.offset,
+                has_more=page.has_more,
+                next_cursor=page.data[-1].id if page.has_more and page.data else None,
+            )
+        if offset is not None:
+            raise ValidationError(
+                [
+                    {
+                        "field": "offset",
+                        "code": "conflicting_parameters",
+                        "message": "use either offset or starting_after, not both",
+                    }
+                ]
+            )
+        filters = scan_filters(email, metadata, include_deleted, limit + 1, {})
+        batch = await billing.customers.scan_page(filters, starting_after, limit + 1)
+        counted = await billing.customers.list(
+            limit=1, email=email, metadata=metadata, include_deleted=include_deleted
+        )
+        has_more = len(batch) > limit
+        data = batch[:limit]
+        return CustomerList(
+            data=data,
+            total=counted.total,
+            limit=limit,
+            offset=0,
+            has_more=has_more,
+            next_cursor=data[-1].id if has_more else None,
+        )
+
+    @api.get(
+        "/customers/by-provider-id/{provider_customer_id}",
+        response_model=Customer,
+        tags=["customers"],
+        summary="Find the customer a payment provider knows by this id",
+        responses=_problems(404, 409, 422),
+    )
+    async def get_customer_by_provider_id(
+        provider_customer_id: Annotated[
+            str, Path(min_length=1, max_length=MAX_ID, description="The provider's customer id.")
+        ],
+        provider: Annotated[
+            str | None,
+            Query(
+                description=(
+                    "The provider (`stripe`, ...); needed when the id is linked at several."
+                ),
+            ),
+        ] = None,
+    ) -> Customer:
+        customer = await billing.customers.get_by_external_id(
+            provider_customer_id, provider=provider
+        )
+        if customer is None:
+            raise NotFoundError(f"no customer is linked to {provider_customer_id!r}")
+        return customer
+
+    @api.get(
+        "/customers/{customer_id}",
+        name="qzpay_get_customer",
+        response_model=Customer,
+        tags=["customers"],
+        summary="Get a customer (deleted ones too, with `deleted_at` set)",
+        responses=_problems(404, 422),
+    )
+    async def get_customer(customer_id: CustomerId) -> Customer:
+        customer = await billing.customers.get(customer_id)
+        if customer is None:
+            raise NotFoundError(f"no customer {customer_id!r}")
+        return customer
+
+    @api.patch(
+        "/customers/{customer_id}",
+        response_model=Customer,
+        tags=["customers"],
+        summary="Update a customer (absent fields unchanged, null clears, metadata merges)",
+        responses=_problems(400, 404, 409, 422, 502),
+    )
+    async def update_customer(customer_id: CustomerId, body: CustomerUpdate) -> Customer:
+        return await billing.customers.update(customer_id, **body.changes())
+
+    @api.delete(
+        "/customers/{customer_id}",
+        status_code=204,
+        response_class=Response,
+        tags=["customers"],
+        summary="Delete a customer (soft; deleting twice is a no-op)",
+        responses=_problems(404, 422, 502),
+    )
+    async def delete_customer(customer_id: CustomerId) -> Response:
+        await billing.customers.delete(customer_id)
+        return Response(status_code=204)
+
+    # -- events ----------------------------------------------------------------------------
+
+    @api.get(
+        "/events",
+        response_model=EventList,
+        tags=["events"],
+        summary="Read the durable event log, in commit order",
+        responses=_problems(404, 422),
+    )
+    async def list_events(
+        after: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID,
+                description="Return events after this event id (404 if unknown).",
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+    ) -> EventList:
+        events = await billing.events.list(after=after, limit=limit)
+        return EventList(data=events, next_after=events[-1].id if events else after)
+
+    # -- webhooks --------------------------------------------------------------------------
+    # POST /webhooks/{provider} goes here, on ``public`` (providers cannot send our API key;
+    # the signature is the authentication): pass the raw body, headers and query parameters
+    # to ``billing.webhooks.handle``; a WebhookSignatureError already maps to 400.
+
+    router = APIRouter(route_class=ProblemRoute, generate_unique_id_function=_operation_id)
+    router.include_router(public)
+    router.include_router(api)
+    return router

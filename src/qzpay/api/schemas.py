@@ -1,0 +1,129 @@
+"""Request and response bodies of the HTTP API.
+
+Request models check shape and JSON types only; every business rule (a valid email, E.164
+phones, metadata limits, ...) stays in the library, which reports all problems at once with
+stable codes. Responses reuse the library's own ``Customer`` and ``Event`` models.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from qzpay.customers.models import Address, Customer
+from qzpay.events import Event
+
+_METADATA_RULES = (
+    "At most 50 keys; keys 1–40 characters without `[` or `]`; values strings of at most "
+    "500 characters."
+)
+
+
+class CustomerCreate(BaseModel):
+    """A new customer. Only ``email`` is required."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "user@example.com",
+                    "name": "John Doe",
+                    "phone": "+14155552671",
+                    "address": {"line1": "1 Market St", "city": "San Francisco", "country": "US"},
+                    "metadata": {"userId": "usr_123"},
+                }
+            ]
+        },
+    )
+
+    email: str = Field(description="A valid email address (no DNS look-up); stored as given.")
+    name: str | None = Field(
+        default=None, description="Trimmed; must not be blank; at most 256 characters."
+    )
+    phone: str | None = Field(
+        default=None, description="International form; stored in E.164 (`+14155552671`)."
+    )
+    address: Address | None = Field(
+        default=None, description="`country` is an ISO 3166-1 alpha-2 code."
+    )
+    metadata: dict[str, str] = Field(default_factory=dict, description=_METADATA_RULES)
+
+
+class CustomerUpdate(BaseModel):
+    """A partial update (merge-patch semantics).
+
+    A field left out is unchanged. ``null`` clears ``name``, ``phone`` or ``address`` (an
+    address is replaced whole). ``metadata`` merges into the stored metadata: a key set to
+    ``null`` is removed, keys not named are kept. ``email`` cannot be cleared.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "Jane Doe", "metadata": {"plan": "pro"}}]},
+    )
+
+    # ``None`` defaults stand for "not sent"; ``model_fields_set`` tells absent from null.
+    email: str | SkipJsonSchema[None] = Field(
+        default=None, description="A valid email address; cannot be null."
+    )
+    name: str | None = Field(default=None, description="`null` clears the name.")
+    phone: str | None = Field(default=None, description="`null` clears the phone.")
+    address: Address | None = Field(
+        default=None, description="Replaces the whole address; `null` clears it."
+    )
+    metadata: dict[str, str | None] | SkipJsonSchema[None] = Field(
+        default=None, description="Merged into the stored metadata; a `null` value removes a key."
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent, as keyword arguments for ``customers.update``.
+
+        An explicit ``null`` is passed on as ``None``; the library then clears the field, or
+        reports a validation error where clearing is not allowed (``email``, ``metadata``).
+        """
+        sent: dict[str, Any] = {}
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            sent[name] = value.model_dump() if isinstance(value, Address) else value
+        return sent
+
+
+class CustomerList(BaseModel):
+    """One page of customers, newest first."""
+
+    data: list[Customer]
+    total: int = Field(description="Customers matching the filters, on every page.")
+    limit: int
+    offset: int = Field(description="The offset used (0 when paging with `starting_after`).")
+    has_more: bool = Field(description="Whether more matches follow this page.")
+    next_cursor: str | None = Field(
+        description="Pass as `starting_after` to get the next page; null on the last page."
+    )
+
+
+class EventList(BaseModel):
+    """Events in commit order."""
+
+    data: list[Event]
+    next_after: str | None = Field(
+        description=(
+            "Pass as `after` to continue: the last event's id, or the `after` you sent when "
+            "there is nothing new (null if there are no events at all)."
+        )
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+__all__ = [
+    "CustomerCreate",
+    "CustomerList",
+    "CustomerUpdate",
+    "EventList",
+    "Health",
+]
