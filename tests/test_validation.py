@@ -104,3 +104,37 @@ class TestListArguments:
     async def test_events_limit(self, billing: Billing) -> None:
         with pytest.raises(ValidationError):
             await billing.events.list(limit=0)
+
+
+class TestNulCharacter:
+    """PostgreSQL text cannot hold NUL: it must be a 422-style error on every backend."""
+
+    async def test_rejected_in_every_text_field(self, billing: Billing) -> None:
+        with pytest.raises(ValidationError) as caught:
+            await billing.customers.create(
+                email="a\x00@example.com",
+                name="N\x00",
+                address={"city": "C\x00"},
+                metadata={"k\x00": "v", "k": "v\x00"},
+                idempotency_key="i\x00",
+            )
+        fields = {e["field"] for e in caught.value.errors}
+        assert fields == {
+            "email",
+            "name",
+            "address.city",
+            "metadata.k\x00",
+            "metadata.k",
+            "idempotency_key",
+        }
+
+    async def test_rejected_in_ids_and_filters(self, billing: Billing) -> None:
+        for call in (
+            billing.customers.get("cus_\x00"),
+            billing.customers.get_by_external_id("x\x00"),
+            billing.customers.list(email="a\x00"),
+            billing.customers.list(metadata={"k": "\x00"}),
+            billing.events.list(after="evt_\x00"),
+        ):
+            with pytest.raises(ValidationError):
+                await call

@@ -365,7 +365,11 @@ class CustomerService:
         v.check_id(customer_id)
         problems = v.Problems()
         provider_ = v.check_provider(provider, problems)
-        if not isinstance(provider_customer_id, str) or not 0 < len(provider_customer_id) <= 255:
+        if (
+            not isinstance(provider_customer_id, str)
+            or not 0 < len(provider_customer_id) <= 255
+            or "\x00" in provider_customer_id
+        ):
             problems.add(
                 "provider_customer_id", "invalid_id", "must be a non-empty string of at most 255"
             )
@@ -861,6 +865,8 @@ def _filters(
 ) -> CustomerFilter:
     if email is not None and not isinstance(email, str):
         problems.add("email", "invalid_type", "must be a string")
+    elif isinstance(email, str) and "\x00" in email:
+        problems.add("email", "invalid_character", "must not contain the NUL character")
     if not isinstance(include_deleted, bool):
         problems.add("include_deleted", "invalid_type", "must be True or False")
     return CustomerFilter(

@@ -60,6 +60,14 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _printable(value: str, problems: Problems, field: str) -> bool:
+    """NUL cannot be stored by PostgreSQL (nor sent to providers): reject it everywhere."""
+    if "\x00" in value:
+        problems.add(field, "invalid_character", "must not contain the NUL character")
+        return False
+    return True
+
+
 def check_email(value: object, problems: Problems, field: str = "email") -> str | None:
     """A syntactically valid address (no DNS look-up), returned exactly as given."""
     if not isinstance(value, str):
@@ -67,6 +75,8 @@ def check_email(value: object, problems: Problems, field: str = "email") -> str 
         return None
     if not value:
         problems.add(field, "required", "must not be empty")
+        return None
+    if not _printable(value, problems, field):
         return None
     try:
         validate_email(value, check_deliverability=False)
@@ -82,6 +92,8 @@ def check_name(value: object, problems: Problems) -> str | None:
         return None
     if not isinstance(value, str):
         problems.add("name", "invalid_type", f"must be a string or None, not {_type_name(value)}")
+        return None
+    if not _printable(value, problems, "name"):
         return None
     name = value.strip()
     if not name:
@@ -141,6 +153,8 @@ def check_address(value: object, problems: Problems) -> Address | None:
         elif not isinstance(item, str):
             problems.add(path, "invalid_type", f"must be a string or None, not {_type_name(item)}")
             ok = False
+        elif not _printable(item, problems, path):
+            ok = False
         elif len(item.strip()) > MAX_ADDRESS_FIELD_LENGTH:
             problems.add(path, "too_long", f"must be at most {MAX_ADDRESS_FIELD_LENGTH} characters")
             ok = False
@@ -176,6 +190,8 @@ def check_metadata_key(key: object, problems: Problems, field: str = "metadata")
     if "[" in key or "]" in key:
         problems.add(f"{field}.{key}", "invalid_key", "keys must not contain '[' or ']'")
         return False
+    if not _printable(key, problems, f"{field}.{key}"):
+        return False
     if key == RESERVED_METADATA_KEY:
         problems.add(f"{field}.{key}", "reserved_key", f"{key!r} is reserved for qzpay")
         return False
@@ -198,6 +214,8 @@ def check_metadata(
             result[key] = None
         elif not isinstance(item, str):
             problems.add(path, "invalid_type", f"values must be strings, not {_type_name(item)}")
+        elif not _printable(item, problems, path):
+            pass
         elif not item:
             # Providers read "" as "remove this key": it could not survive a sync.
             problems.add(path, "empty_value", "values must not be empty (None removes a key)")
@@ -230,7 +248,11 @@ def check_metadata_size(
 def check_idempotency_key(value: object, problems: Problems) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH
+        or "\x00" in value
+    ):
         problems.add(
             "idempotency_key",
             "invalid_idempotency_key",
@@ -242,9 +264,11 @@ def check_idempotency_key(value: object, problems: Problems) -> str | None:
 
 def check_id(value: object, field: str = "customer_id") -> str:
     """Ids are opaque strings; anything else is a caller bug worth a clear error."""
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or "\x00" in value:
         fail(
-            field, "invalid_id", f"must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+            field,
+            "invalid_id",
+            f"must be a non-empty string of at most {MAX_ID_LENGTH} characters, without NUL",
         )
     return value
 
