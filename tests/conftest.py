@@ -17,7 +17,7 @@ import pytest
 
 from qzpay import Billing
 
-pytest_plugins = ["tests.support.stripe_fixtures"]
+pytest_plugins = ["tests.support.stripe_fixtures", "tests.support.mercadopago_fixtures"]
 
 ADMIN_URL = os.environ.get(
     "QZPAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
