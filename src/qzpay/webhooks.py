@@ -16,7 +16,9 @@ from qzpay.customers.service import CustomerService
 from qzpay.customers.sync import ProviderSet
 from qzpay.customers.validation import fail
 
-CUSTOMER_EVENTS = ("customer.updated", "customer.deleted", "customer.created")
+# Deliveries that mean "this customer may have changed: re-fetch it". MercadoPago documents no
+# customer notification; its Card Updater's card.updated names the customer.
+CUSTOMER_EVENTS = ("customer.updated", "customer.deleted", "customer.created", "card.updated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,6 @@ class WebhookService:
         assert event.provider_customer_id is not None
         remote = await source.retrieve_customer(event.provider_customer_id)
         applied = await self._customers.apply_remote(
-            local.id, remote, provider=provider, webhook_event_id=event.id
+            local.id, remote, provider=source, webhook_event_id=event.id
         )
         return result("duplicate" if applied is None else "applied", local.id)

@@ -29,10 +29,11 @@ import pytest
 
 from qzpay import Billing
 from qzpay.customers.models import Address, Customer
-from qzpay.customers.sync import ProviderSet, as_customer, create_key
+from qzpay.customers.sync import ProviderSet, create_key
 from qzpay.errors import ConflictError, ProviderSyncError, QZPayError, WebhookSignatureError
 from qzpay.ids import customer_ids
 from qzpay.providers import QZPAY_CUSTOMER_ID_KEY, PaymentProvider
+from qzpay.providers.base import replace_all_fields
 from qzpay.providers.mercadopago import (
     MercadoPagoEmailTaken,
     MercadoPagoProvider,
@@ -177,7 +178,9 @@ class TestCreateCustomer:
         created = await mercadopago_provider.create_customer(customer, idempotency_key=key())
 
         # Everything else round-trips: metadata and four address fields stay in qzpay.
-        assert as_customer(created, customer) == MercadoPagoProvider.held_view(customer)
+        assert replace_all_fields(customer, created) == MercadoPagoProvider.held_view(customer)
+        # and merging MercadoPago's copy back loses nothing qzpay keeps
+        assert mercadopago_provider.merge_remote(customer, created) == customer
         assert MercadoPagoProvider.held_view(customer).metadata == {}
         assert MercadoPagoProvider.held_view(customer).address == HELD_ADDRESS
 
@@ -451,25 +454,22 @@ class TestUpdateCustomer:
         assert [r.method for r in mercadopago_proxy.requests] == ["GET"]
         assert updated == created
 
-    async def test_mercadopago_refuses_to_change_the_email(
+    async def test_email_changes_stay_local(
         self, mercadopago_provider: MercadoPagoProvider, fake_mercadopago: FakeMercadoPago
     ) -> None:
+        """MercadoPago refuses to change an email once set (cause 126): it is not sent."""
         before = make_customer()
         created = await mercadopago_provider.create_customer(before, idempotency_key=key())
+        after = changed(before, email=unique_email("moved"), name="Ana Lima")
 
-        with pytest.raises(ProviderSyncError) as caught:
-            await mercadopago_provider.update_customer(
-                created.id,
-                before,
-                changed(before, email=unique_email("moved"), name="Ana Lima"),
-                idempotency_key=key(),
-            )
+        updated = await mercadopago_provider.update_customer(
+            created.id, before, after, idempotency_key=key()
+        )
 
-        assert (caught.value.operation, caught.value.ambiguous) == ("update_customer", False)
-        assert "cause 126" in caught.value.message
         stored = fake_mercadopago.get(created.id)
         assert stored is not None
-        assert (stored["email"], stored["last_name"]) == (before.email, "Souza")
+        assert (stored["email"], stored["last_name"]) == (before.email, "Lima")
+        assert mercadopago_provider.merge_remote(after, updated) == after
 
     @pytest.mark.parametrize("with_changes", [True, False])
     async def test_unknown_customer_fails_unambiguously(

@@ -14,7 +14,7 @@ from typing import Any
 
 from qzpay.customers.models import TRACKED_FIELDS, Customer
 from qzpay.customers.service import CustomerService
-from qzpay.customers.sync import as_customer, create_key, delete_key, update_key
+from qzpay.customers.sync import create_key, delete_key, update_key
 from qzpay.providers.base import PaymentProvider, ProviderCustomer
 from qzpay.storage.base import Storage
 
@@ -133,7 +133,7 @@ async def _check(
     if remote is None:
         report.missing_at_provider.append(local.id)
         return
-    seen = as_customer(remote, local)
+    seen = provider.merge_remote(local, remote)
     fields = {
         f: (getattr(local, f), getattr(seen, f))
         for f in TRACKED_FIELDS

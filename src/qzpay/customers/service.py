@@ -33,12 +33,12 @@ from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
 from qzpay.customers import validation as v
 from qzpay.customers.models import Address, Customer
-from qzpay.customers.sync import ProviderSet, as_customer
+from qzpay.customers.sync import ProviderSet
 from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError
 from qzpay.events import Event, EventBus
 from qzpay.ids import customer_ids, event_ids
 from qzpay.page import Page
-from qzpay.providers.base import ProviderCustomer
+from qzpay.providers.base import PaymentProvider, ProviderCustomer
 from qzpay.storage.base import CustomerFilter, Storage, SyncOperation, SyncTask, Transaction
 
 if TYPE_CHECKING:
@@ -670,7 +670,7 @@ class CustomerService:
         customer_id: str,
         remote: ProviderCustomer | None,
         *,
-        provider: str,
+        provider: PaymentProvider,
         webhook_event_id: str | None = None,
     ) -> Customer | None:
         """Take the provider's current copy as the truth for this customer (None: deleted
@@ -681,7 +681,7 @@ class CustomerService:
         """
         async with self._storage.transaction() as tx:
             if webhook_event_id is not None and not await tx.record_webhook_event(
-                provider, webhook_event_id, utcnow()
+                provider.name, webhook_event_id, utcnow()
             ):
                 return None
             before = await self._load(tx, customer_id)
@@ -696,15 +696,7 @@ class CustomerService:
                 await tx.update_customer(before, after)
                 event = await self._record(tx, "customer.deleted", after, now)
             else:
-                seen = as_customer(remote, before)
-                fields = {
-                    "email": seen.email or before.email,
-                    "name": seen.name,
-                    "phone": seen.phone,
-                    "address": seen.address,
-                    "metadata": seen.metadata,
-                }
-                after = before.model_copy(update=fields)
+                after = provider.merge_remote(before, remote)
                 previous = before.changed_fields(after)
                 if not previous:
                     return before

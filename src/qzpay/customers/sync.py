@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from qzpay.customers.models import Customer
 from qzpay.errors import ProviderSyncError
-from qzpay.providers.base import QZPAY_CUSTOMER_ID_KEY, PaymentProvider, ProviderCustomer
+from qzpay.providers.base import PaymentProvider, ProviderCustomer
 
 logger = logging.getLogger("qzpay.sync")
 
@@ -34,20 +34,6 @@ def update_key(before: Customer, after: Customer) -> str:
         (before.model_dump_json() + "\n" + after.model_dump_json()).encode()
     ).hexdigest()[:32]
     return f"qzpay-customer-update-{after.id}-{digest}"
-
-
-def as_customer(remote: ProviderCustomer, local: Customer) -> Customer:
-    """The provider's copy in our shape, to diff against the local record."""
-    metadata = {k: v for k, v in remote.metadata.items() if k != QZPAY_CUSTOMER_ID_KEY}
-    return local.model_copy(
-        update={
-            "email": remote.email or "",
-            "name": remote.name,
-            "phone": remote.phone,
-            "address": remote.address,
-            "metadata": metadata,
-        }
-    )
 
 
 class IncompleteCompensation(ProviderSyncError):
@@ -171,7 +157,7 @@ class ProviderSet:
                     provider, customer
                 )
                 links[provider.name] = remote.id
-            seen = as_customer(remote, customer)
+            seen = provider.merge_remote(customer, remote)
             await provider.update_customer(
                 remote.id, seen, customer, idempotency_key=update_key(seen, customer)
             )

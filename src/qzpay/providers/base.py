@@ -103,6 +103,28 @@ class PaymentProvider(Protocol):
         """Verify the delivery's signature and parse it; WebhookSignatureError otherwise."""
         ...
 
+    def merge_remote(self, local: Customer, remote: ProviderCustomer) -> Customer:
+        """``local`` with the provider's values for the fields it holds.
+
+        The single place that knows what a provider keeps: webhooks apply it, reconcile
+        compares against it, and a push sends the difference between it and ``local``.
+        """
+        ...
+
     async def close(self) -> None:
         """Release network resources (connection pools)."""
         ...
+
+
+def replace_all_fields(local: Customer, remote: ProviderCustomer) -> Customer:
+    """``merge_remote`` for a provider that holds every customer field (Stripe)."""
+    metadata = {k: v for k, v in remote.metadata.items() if k != QZPAY_CUSTOMER_ID_KEY}
+    return local.model_copy(
+        update={
+            "email": remote.email or local.email,
+            "name": remote.name,
+            "phone": remote.phone,
+            "address": remote.address,
+            "metadata": metadata,
+        }
+    )

@@ -331,9 +331,9 @@ class MercadoPagoProvider:
     ) -> ProviderCustomer:
         """Send only what changed among the fields MercadoPago holds (``""`` clears one).
 
-        Changes to fields kept only in qzpay (metadata, most of the address) send nothing.
-        MercadoPago refuses to change an email that is already set; that refusal is a
-        non-ambiguous ProviderSyncError. With nothing to send this only reads.
+        Changes to fields kept only in qzpay (metadata, most of the address) send nothing, and
+        neither does an email change (MercadoPago refuses to change an email once set). With
+        nothing to send this only reads.
         """
         body = _update_body(before, after)
         if not body:
@@ -416,6 +416,27 @@ class MercadoPagoProvider:
         """
         address = _held_address(customer.address)
         return customer.model_copy(update={"address": address, "metadata": {}})
+
+    def merge_remote(self, local: Customer, remote: ProviderCustomer) -> Customer:
+        """MercadoPago's name, phone, street and zip code over ``local``; the rest stays.
+
+        Its email is the one the customer was created with (MercadoPago refuses changes), so it
+        is never taken from there; metadata and the other address parts live only in qzpay.
+        """
+        address = local.address
+        held = _held_address(remote.address)
+        if held is not None or address is not None:
+            base = address or Address()
+            merged = base.model_copy(
+                update={
+                    "line1": held.line1 if held else None,
+                    "postal_code": held.postal_code if held else None,
+                }
+            )
+            address = None if merged == Address() else merged
+        return local.model_copy(
+            update={"name": remote.name, "phone": remote.phone, "address": address}
+        )
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -665,10 +686,12 @@ def _create_body(customer: Customer) -> dict[str, Any]:
 
 
 def _update_body(before: Customer, after: Customer) -> dict[str, Any]:
-    """The changed fields MercadoPago holds; ``""`` clears a field (name parts together)."""
+    """The changed fields MercadoPago holds; ``""`` clears a field (name parts together).
+
+    An email change is not sent: MercadoPago refuses to change an email once set (cause 126),
+    so the customer keeps the email it was created with there, and the new one lives in qzpay.
+    """
     body: dict[str, Any] = {}
-    if before.email != after.email:
-        body["email"] = after.email
     if before.name != after.name:
         first, last = split_name(after.name) if after.name is not None else ("", "")
         body["first_name"] = first

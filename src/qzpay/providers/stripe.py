@@ -33,7 +33,12 @@ from stripe.params import (
 
 from qzpay.customers.models import Address, Customer
 from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
-from qzpay.providers.base import QZPAY_CUSTOMER_ID_KEY, ProviderCustomer, ProviderEvent
+from qzpay.providers.base import (
+    QZPAY_CUSTOMER_ID_KEY,
+    ProviderCustomer,
+    ProviderEvent,
+    replace_all_fields,
+)
 
 __all__ = ["DEFAULT_WEBHOOK_TOLERANCE", "StripeProvider"]
 
@@ -264,6 +269,10 @@ class StripeProvider:
             provider_customer_id=_event_customer_id(raw),
             raw=raw,
         )
+
+    def merge_remote(self, local: Customer, remote: ProviderCustomer) -> Customer:
+        """Stripe holds every field qzpay has, so its copy replaces them all."""
+        return replace_all_fields(local, remote)
 
     async def close(self) -> None:
         # The SDK leaves this method unannotated; it closes the httpx.AsyncClient it created.
