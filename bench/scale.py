@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,7 @@ async def _p50s(url: str, ids: list[str], size: int) -> dict[str, float]:
     filters = scan_filters(None, None, False, 100, {})
     async with Billing(storage=url) as billing:
         c = billing.customers
-        ops = {
+        ops: dict[str, Callable[[int], Awaitable[object]]] = {
             "get": lambda i: c.get(ids[i]),
             "get_by_external_id": lambda i: c.get_by_external_id(f"cus_scale_{i}"),
             "list_email": lambda i: c.list(limit=20, email=f"user{i}@scale.example.com"),
