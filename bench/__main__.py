@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.postgres_scratch import PostgresScratch, default_admin_url
+from bench.postgres_scratch import PostgresScratch, analyze, default_admin_url
 from bench.raw_sqlite import run_raw_sqlite
 from bench.stats import Samples, peak_rss_mb
 from bench.workload import PHASES, run_async, run_sync
@@ -45,17 +45,24 @@ class Stores:
         return self.postgres.url
 
 
+def _settle(url: str) -> Callable[[], None] | None:
+    """PostgreSQL: ANALYZE after the set-up, as the raw baseline does (autovacuum would)."""
+    if not url.startswith("postgresql"):
+        return None
+    return lambda: asyncio.run(analyze(url))
+
+
 def _async_run(url: str, n: int) -> dict[str, Samples]:
     async def go() -> dict[str, Samples]:
         async with Billing(storage=url) as billing:
-            return await run_async(billing, n)
+            return await run_async(billing, n, _settle(url))
 
     return asyncio.run(go())
 
 
 def _sync_run(url: str, n: int) -> dict[str, Samples]:
     with SyncBilling(storage=url) as billing:
-        return run_sync(billing, n)
+        return run_sync(billing, n, _settle(url))
 
 
 def _raw_run(stores: Stores, n: int) -> dict[str, Samples | None]:

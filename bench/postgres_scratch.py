@@ -14,6 +14,14 @@ def default_admin_url() -> str:
     return os.environ.get("QZPAY_BENCH_POSTGRES_URL", DEFAULT_URL)
 
 
+async def analyze(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
 class PostgresScratch:
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url

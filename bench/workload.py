@@ -90,7 +90,10 @@ def check_list(page: Page[Customer], expected: int, what: str) -> None:
     expect(len(page.data) == expected, f"{what}: {len(page.data)} rows, expected {expected}")
 
 
-async def run_async(billing: Billing, n: int) -> dict[str, Samples]:
+async def run_async(
+    billing: Billing, n: int, settle: Callable[[], None] | None = None
+) -> dict[str, Samples]:
+    """``settle`` runs untimed after the set-up (e.g. ANALYZE, as autovacuum would)."""
     out: dict[str, Samples] = {}
     customers = billing.customers
     out["create"], created = await measure_async(n, lambda i: customers.create(**create_args(i)))
@@ -98,6 +101,8 @@ async def run_async(billing: Billing, n: int) -> dict[str, Samples]:
     ids = [c.id for c in created]
     for i, customer_id in enumerate(ids):  # untimed set-up for the provider look-ups
         await customers.link(customer_id, provider="stripe", provider_customer_id=provider_id_of(i))
+    if settle is not None:
+        await asyncio.to_thread(settle)
 
     out["get"], got = await measure_async(n, lambda i: customers.get(ids[i]))
     expect([c.id if c else None for c in got] == ids, "get: wrong customers")
@@ -158,7 +163,9 @@ async def _create_concurrent_async(billing: Billing, n: int) -> Samples:
     return samples
 
 
-def run_sync(billing: SyncBilling, n: int) -> dict[str, Samples]:
+def run_sync(
+    billing: SyncBilling, n: int, settle: Callable[[], None] | None = None
+) -> dict[str, Samples]:
     out: dict[str, Samples] = {}
     customers = billing.customers
     out["create"], created = measure_sync(n, lambda i: customers.create(**create_args(i)))
@@ -166,6 +173,8 @@ def run_sync(billing: SyncBilling, n: int) -> dict[str, Samples]:
     ids = [c.id for c in created]
     for i, customer_id in enumerate(ids):
         customers.link(customer_id, provider="stripe", provider_customer_id=provider_id_of(i))
+    if settle is not None:
+        settle()
 
     out["get"], got = measure_sync(n, lambda i: customers.get(ids[i]))
     expect([c.id if c else None for c in got] == ids, "get: wrong customers")
