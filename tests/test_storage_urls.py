@@ -38,6 +38,21 @@ class TestOpenStorage:
         with pytest.raises(ValueError, match="URL"):
             open_storage(url)
 
+    def test_postgresql_options(self) -> None:
+        from qzpay.storage.postgres import PostgresStorage
+
+        storage = open_storage(
+            "postgresql://u@127.0.0.1:5432/db?sslmode=disable&qzpay_pool_size=3"
+            "&qzpay_connect_timeout=2.5"
+        )
+        assert isinstance(storage, PostgresStorage)
+        assert storage.dsn == "postgresql://u@127.0.0.1:5432/db?sslmode=disable"
+        assert (storage.max_size, storage.connect_timeout) == (3, 2.5)
+        with pytest.raises(ValueError, match="URL option"):
+            open_storage("postgresql://u@h/db?qzpay_pool=3")
+        with pytest.raises(ValueError, match="URL option"):
+            open_storage("postgresql://u@h/db?qzpay_pool_size=many")
+
     def test_storage_object_is_used_as_is(self) -> None:
         storage = MemoryStorage()
         assert Billing(storage=storage).storage is storage

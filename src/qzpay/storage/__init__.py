@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from qzpay.storage.base import CustomerFilter, Storage, Transaction
 from qzpay.storage.memory import MemoryStorage
@@ -42,8 +42,35 @@ def open_storage(storage: str | Storage, *, migrate: bool = True) -> Storage:
     if scheme in ("postgres", "postgresql"):
         from qzpay.storage.postgres import PostgresStorage
 
-        return PostgresStorage(storage, migrate=migrate)
+        dsn, options = _split_qzpay_options(storage)
+        unknown = set(options) - {"qzpay_pool_size", "qzpay_connect_timeout"}
+        if unknown:
+            raise ValueError(f"unknown postgresql URL option(s): {', '.join(sorted(unknown))}")
+        try:
+            pool_size = int(options.get("qzpay_pool_size", "10"))
+            timeout = float(options.get("qzpay_connect_timeout", "10"))
+        except ValueError as exc:
+            raise ValueError(f"bad postgresql URL option: {exc}") from exc
+        return PostgresStorage(
+            dsn,
+            migrate=migrate,
+            min_size=min(1, pool_size),
+            max_size=pool_size,
+            connect_timeout=timeout,
+        )
     raise ValueError(f"unsupported storage URL scheme {scheme!r}")
+
+
+def _split_qzpay_options(url: str) -> tuple[str, dict[str, str]]:
+    """Take qzpay's own ``qzpay_*`` query options out of a DSN (the driver gets the rest)."""
+    parts = urlsplit(url)
+    kept, ours = [], {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower().startswith("qzpay_"):
+            ours[key.lower()] = value
+        else:
+            kept.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(kept))), ours
 
 
 __all__ = [

@@ -165,7 +165,14 @@ class Storage(Protocol):
     async def get_event(self, event_id: str) -> Event | None: ...
 
     async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
-        """Events in commit order, after the event ``after`` (NotFoundError if it is unknown)."""
+        """Events after the event ``after`` (NotFoundError if it is unknown), in an order a
+        consumer can page through without ever skipping one: commit order for each customer.
+
+        Memory and SQLite have one writer at a time, so this is global commit order. PostgreSQL
+        gives a stable order that never skips, holding back events while an older write
+        transaction is still running (delayed, never lost); across customers it is close to,
+        but not strictly, commit order.
+        """
         ...
 
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
