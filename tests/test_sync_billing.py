@@ -11,13 +11,21 @@ import pytest
 
 from qzpay import Event, SyncBilling
 from qzpay.errors import ConflictError, NotFoundError, ValidationError
+from tests.conftest import reset_postgres
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def sync_billing(tmp_path: Path, request: pytest.FixtureRequest):
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'sync.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sync.db'}"
+    else:
+        url = "memory://"
     with SyncBilling(storage=url) as billing:
         yield billing
+    if request.param == "postgres":
+        asyncio.run(reset_postgres(url))
 
 
 class TestSurface:

@@ -181,7 +181,7 @@ class Storage(Protocol):
 
 
 class BlockingReader(Protocol):
-    """The Storage reads as plain blocking calls, on the calling thread (committed data only).
+    """The Storage's customer reads as blocking calls on the calling thread (committed data).
 
     SyncBilling reads through one when the backend offers it, avoiding a hop to its event-loop
     thread; the semantics are those of the Storage methods of the same names.
@@ -201,13 +201,10 @@ class BlockingReader(Protocol):
         self, filters: CustomerFilter, *, before_id: str | None, limit: int
     ) -> list[Customer]: ...
 
-    def get_event(self, event_id: str) -> Event | None: ...
-
-    def list_events(self, *, after: str | None, limit: int) -> list[Event]: ...
-
 
 @runtime_checkable
 class SupportsBlockingReads(Protocol):
-    def blocking_reader(self) -> BlockingReader:
-        """A reader for the calling thread; only valid after ``open()``."""
+    def blocking_reader(self) -> BlockingReader | None:
+        """A reader for the calling thread, or None when the backend has none right now;
+        only valid after ``open()``."""
         ...

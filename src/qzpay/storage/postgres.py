@@ -24,11 +24,12 @@ import functools
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -479,6 +480,7 @@ class PostgresStorage:
         self.max_size = max_size
         self.connect_timeout = connect_timeout
         self._connections: _Connections | None = None
+        self._blocking: BlockingReader | None = None
         self._open_lock = asyncio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -529,7 +531,23 @@ class PostgresStorage:
             for connection in opened:
                 await connections.release(connection, reuse=True)
 
+    def blocking_reader(self) -> BlockingReader | None:
+        """psycopg reads on the calling thread (SyncBilling); None for a caller's pool, or
+        when psycopg is not installed (then SyncBilling reads through its loop thread)."""
+        if self.dsn is None or self._connections is None:
+            return None
+        if self._blocking is None:
+            try:
+                import psycopg  # noqa: F401
+            except ImportError:
+                return None
+            self._blocking = BlockingReader(self.dsn, connect_timeout=self.connect_timeout)
+        return self._blocking
+
     async def close(self) -> None:
+        if self._blocking is not None:
+            blocking, self._blocking = self._blocking, None
+            await asyncio.to_thread(blocking.close)
         connections, self._connections = self._connections, None
         if connections is not None:
             await connections.close()
@@ -1062,3 +1080,122 @@ class _PostgresTransaction:
         write = _Write((_INSERT_WEBHOOK,), (provider, event_id, now), customer=False)
         await self._write(write, may_conflict=False)
         return True
+
+
+_PLACEHOLDER = re.compile(r"\$\d+")
+
+
+def _psycopg_sql(sql: str) -> str:
+    """asyncpg's ``$n`` placeholders as psycopg's ``%s`` (each is used once, in order)."""
+    return _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+
+
+def _customer_from_row(row: Sequence[Any]) -> Customer:
+    """A psycopg row: JSONB arrives decoded."""
+    address = row[4]
+    return Customer.model_construct(
+        id=row[0],
+        email=row[1],
+        name=row[2],
+        phone=row[3],
+        address=None if address is None else Address.model_construct(**address),
+        metadata=row[5],
+        provider_customer_ids=row[6],
+        created_at=row[7],
+        updated_at=row[8],
+        deleted_at=row[9],
+    )
+
+
+class BlockingReader:
+    """Customer reads on the calling thread through psycopg, one connection per thread.
+
+    SyncBilling uses it so that a blocking read costs a query, not a hop to its event-loop
+    thread and back (asyncpg has no blocking API). Same SQL as the asyncpg reads; autocommit,
+    so every read sees committed data only; server-side prepared statements from the first use.
+    """
+
+    def __init__(self, dsn: str, *, connect_timeout: float) -> None:
+        self._dsn = dsn
+        self._connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._all = self._all, []
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        if self._closed:
+            raise StorageError("storage is closed", code="storage_closed")
+        try:
+            connection = psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                prepare_threshold=0,
+                connect_timeout=max(1, round(self._connect_timeout)),
+                options="-c timezone=UTC",
+            )
+        except psycopg.Error as exc:
+            raise _unavailable(exc, "connect to PostgreSQL") from exc
+        with self._lock:
+            self._all.append(connection)
+        self._local.connection = connection
+        return connection
+
+    def _fetch(self, sql: str, params: Sequence[object]) -> list[Any]:
+        import psycopg
+
+        query = _psycopg_sql(sql)
+        for attempt in (1, 2):
+            connection = getattr(self._local, "connection", None)
+            if connection is None or connection.closed:
+                connection = self._connect()
+            try:
+                rows: list[Any] = connection.execute(query, params).fetchall()
+                return rows
+            except psycopg.OperationalError as exc:
+                self._local.connection = None
+                with contextlib.suppress(Exception):
+                    connection.close()
+                if attempt == 2:  # a read is safe to repeat once on a new connection
+                    raise _driver_error(exc) from exc
+            except psycopg.Error as exc:
+                raise StorageError(f"PostgreSQL error: {exc!r}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        rows = self._fetch(_GET, [customer_id])
+        return _customer_from_row(rows[0]) if rows else None
+
+    def find_customers_by_provider_id(
+        self, provider_customer_id: str, *, provider: str | None
+    ) -> list[Customer]:
+        sql, params = provider_query(provider_customer_id, provider)
+        return [_customer_from_row(row) for row in self._fetch(sql, params)]
+
+    def list_customers(
+        self, filters: CustomerFilter, *, limit: int, offset: int
+    ) -> tuple[list[Customer], int]:
+        sql, params = list_query(filters, limit=limit, offset=offset)
+        rows = self._fetch(sql, params)
+        if len(rows) < limit and (rows or offset == 0):
+            total = offset + len(rows)
+        else:
+            count_sql, count_params = count_query(filters)
+            total = int(self._fetch(count_sql, count_params)[0][0])
+        return [_customer_from_row(row) for row in rows], total
+
+    def scan_customers(
+        self, filters: CustomerFilter, *, before_id: str | None, limit: int
+    ) -> list[Customer]:
+        sql, params = scan_query(filters, before_id=before_id, limit=limit)
+        return [_customer_from_row(row) for row in self._fetch(sql, params)]
