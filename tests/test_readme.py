@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import reset_postgres
 from tests.support.localstripe import API_KEY, wipe_localstripe
 from tests.support.stripe_fixtures import WEBHOOK_SECRET
 
@@ -28,19 +29,23 @@ def test_readme_has_examples() -> None:
 
 
 async def test_readme_examples_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, localstripe_url: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, localstripe_url: str, postgres_url: str
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the examples use relative SQLite paths
     # The Stripe examples read their settings from the environment, as an app would.
     monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("STRIPE_API_BASE", localstripe_url)
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
     await wipe_localstripe(localstripe_url)  # reconcile compares the whole Stripe account
     namespace: dict[str, object] = {"__name__": "readme"}
-    for number, source in enumerate(python_blocks(), start=1):
-        code = compile(
-            source, f"README.md block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        )
-        result = eval(code, namespace)
-        if inspect.iscoroutine(result):
-            await result
+    try:
+        for number, source in enumerate(python_blocks(), start=1):
+            code = compile(
+                source, f"README.md block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+            )
+            result = eval(code, namespace)
+            if inspect.iscoroutine(result):
+                await result
+    finally:
+        await reset_postgres(postgres_url)
