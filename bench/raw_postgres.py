@@ -14,10 +14,10 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
-from qzpay.storage.postgres import PostgresStorage
 
 from bench.stats import Samples
 from bench.workload import IN_FLIGHT, LIST_CALLS, email_of, expect, measure_async, provider_id_of
+from qzpay.storage.postgres import PostgresStorage
 
 COLUMNS = (
     "id, email, name, phone, address, metadata, provider_ids, created_at, updated_at, deleted_at"
