@@ -1,15 +1,21 @@
 """The ``qzpay`` command line (an edge: it calls the public API only).
 
 Exit codes: 0 ok; 1 operational error (not found, conflict, storage or provider failure: a
-message on stderr, a traceback only with ``--debug``); 2 usage error (bad options, or input the
-library rejects as invalid). ``--json`` prints machine-readable output on stdout (and, on
-failure, a JSON error object on stderr).
+message on stderr, a traceback only with ``--debug``); 2 usage error (bad options, input the
+library rejects as invalid, or provider environment variables set wrong or missing); 3 only
+from ``customers reconcile --check``: differences remain. ``--json`` prints machine-readable
+output on stdout (and, on failure, a JSON error object on stderr).
+
+Payment providers come from the environment (``qzpay.config``: ``STRIPE_API_KEY``, ...); the
+commands that write (create, update, delete, sync-pending, reconcile, serve) use them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import logging
 import sys
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,17 +25,30 @@ from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from qzpay.billing import DEFAULT_STORAGE, Billing, SyncBilling
+from qzpay.config import PROVIDER_ENV, ConfigError, ProviderConfig, providers_from_env
 from qzpay.customers.models import Customer
-from qzpay.errors import QZPayError, ValidationError
+from qzpay.customers.reconcile import ReconcileReport
+from qzpay.customers.service import SyncReport
+from qzpay.errors import ProviderSyncError, QZPayError, ValidationError
 from qzpay.events import Event
+from qzpay.providers.base import PaymentProvider
 
 DATABASE_URL_ENV = "QZPAY_DATABASE_URL"
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIFFERENCES = 0, 1, 2, 3
 
 app = typer.Typer(
     name="qzpay",
@@ -89,7 +108,14 @@ def _fail(message: str, code: int, *, as_json: bool, details: Mapping[str, Any])
 
 @contextmanager
 def handled(*, debug: bool, as_json: bool) -> Iterator[None]:
-    """Turn errors into a message on stderr and an exit code (and a traceback with --debug)."""
+    """Turn errors into a message on stderr and an exit code (and a traceback with --debug).
+
+    With ``--json`` (and no ``--debug``) the library's own log lines are kept off stderr, so
+    that stderr holds nothing but the JSON error object."""
+    library_logs = logging.getLogger("qzpay")
+    silence = logging.NullHandler() if as_json and not debug else None
+    if silence is not None:
+        library_logs.addHandler(silence)
     try:
         yield
     except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
@@ -100,6 +126,8 @@ def handled(*, debug: bool, as_json: bool) -> Iterator[None]:
         details: dict[str, Any] = {"code": exc.code}
         if isinstance(exc, ValidationError):
             details["errors"] = list(exc.errors)
+        if isinstance(exc, ProviderSyncError):
+            details.update(provider=exc.provider, operation=exc.operation, ambiguous=exc.ambiguous)
         if isinstance(exc, ValidationError):
             message = exc.message if as_json else "invalid input"
             _fail(message, EXIT_USAGE, as_json=as_json, details=details)
@@ -111,13 +139,40 @@ def handled(*, debug: bool, as_json: bool) -> Iterator[None]:
         if not debug:
             message += " (run with --debug for the traceback)"
         _fail(message, EXIT_ERROR, as_json=as_json, details={"code": "unexpected_error"})
+    finally:
+        if silence is not None:
+            library_logs.removeHandler(silence)
+
+
+def provider_config(*, as_json: bool) -> ProviderConfig:
+    """The providers the environment enables; a variable set wrong is a usage error (2)."""
+    try:
+        return providers_from_env()
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE, as_json=as_json, details={"code": "configuration_error"})
+
+
+def _close_providers(providers: Sequence[PaymentProvider]) -> None:
+    async def close() -> None:
+        for provider in providers:
+            await provider.close()
+
+    if providers:
+        asyncio.run(close())
 
 
 @contextmanager
-def sync_billing(url: str) -> Iterator[SyncBilling]:
+def sync_billing(url: str, config: ProviderConfig | None = None) -> Iterator[SyncBilling]:
+    """A SyncBilling on ``url``, with ``config``'s providers (none without it)."""
+    providers = config.providers if config is not None else []
     try:
-        billing = SyncBilling(url)
+        billing = SyncBilling(
+            url,
+            provider=providers or None,
+            provider_sync_errors=config.sync_errors if config is not None else "raise",
+        )
     except (ValueError, TypeError) as exc:
+        _close_providers(providers)
         raise typer.BadParameter(str(exc), param_hint="'--database-url'") from None
     with billing:
         yield billing
@@ -275,7 +330,9 @@ def serve(
     """Run the HTTP API with uvicorn.
 
     Clients authenticate with the key in QZPAY_API_KEY (comma-separate several to rotate);
-    the key is never printed.
+    the key is never printed. Payment providers come from STRIPE_API_KEY,
+    STRIPE_WEBHOOK_SECRET, STRIPE_API_BASE and QZPAY_PROVIDER_SYNC_ERRORS; webhooks arrive
+    at POST /webhooks/<provider>.
     """
     from qzpay.api.auth import API_KEY_ENV, APIKeyAuth, MissingAPIKeyError
     from qzpay.api.server import is_loopback
@@ -301,9 +358,17 @@ def serve(
                 )
             except ValueError as exc:
                 _fail(f"{API_KEY_ENV}: {exc}", EXIT_ERROR, as_json=False, details={})
+        config = provider_config(as_json=False)
+        for warning in config.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         try:
-            billing = Billing(database_url)
+            billing = Billing(
+                database_url,
+                provider=config.providers or None,
+                provider_sync_errors=config.sync_errors,
+            )
         except (ValueError, TypeError) as exc:
+            _close_providers(config.providers)
             raise typer.BadParameter(str(exc), param_hint="'--database-url'") from None
         # Connect (and migrate) once up front, so an unreachable or outdated database is a
         # one-line error here rather than a traceback from the server's startup.
@@ -311,6 +376,7 @@ def serve(
         shown_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         typer.echo(
             f"qzpay API on http://{shown_host}:{port} (database {redact(database_url)}; "
+            f"providers: {', '.join(config.names) or 'none'}; "
             f"{'API key required' if auth else 'NO AUTHENTICATION'})",
             err=True,
         )
@@ -395,7 +461,10 @@ def customers_create(
 ) -> None:
     """Create a customer."""
     pairs = parse_pairs(metadata)
-    with handled(debug=debug, as_json=as_json), sync_billing(database_url) as billing:
+    with (
+        handled(debug=debug, as_json=as_json),
+        sync_billing(database_url, provider_config(as_json=as_json)) as billing,
+    ):
         customer = billing.customers.create(
             email=email,
             name=name,
@@ -544,7 +613,10 @@ def customers_update(
         patch[key] = None
     if patch:
         changes["metadata"] = patch
-    with handled(debug=debug, as_json=as_json), sync_billing(database_url) as billing:
+    with (
+        handled(debug=debug, as_json=as_json),
+        sync_billing(database_url, provider_config(as_json=as_json)) as billing,
+    ):
         customer = billing.customers.update(customer_id, **changes)
         show_customer(customer, as_json=as_json)
 
@@ -557,11 +629,261 @@ def customers_delete(
     debug: Debug = False,
 ) -> None:
     """Delete a customer (soft: the record stays, with deleted_at). Deleting twice is a no-op."""
-    with handled(debug=debug, as_json=as_json), sync_billing(database_url) as billing:
+    with (
+        handled(debug=debug, as_json=as_json),
+        sync_billing(database_url, provider_config(as_json=as_json)) as billing,
+    ):
         billing.customers.delete(customer_id)
         customer = billing.customers.get(customer_id)
         assert customer is not None
         show_customer(customer, as_json=as_json)
+
+
+# -- provider sync ----------------------------------------------------------------------------
+
+ProviderName = Annotated[
+    str, typer.Argument(help="The provider to compare with: stripe.", show_default=False)
+]
+
+
+def _require_provider(config: ProviderConfig, name: str | None, *, as_json: bool) -> None:
+    """Usage error (2) unless ``name`` (or, with None, any provider) is configured."""
+    if name is None and config.providers:
+        return
+    if name is not None and name in config.names:
+        return
+    configured = ", ".join(config.names) or "none"
+    if name is not None and name not in PROVIDER_ENV:
+        message = (
+            f"unknown provider {name!r}: the environment can configure {', '.join(PROVIDER_ENV)}"
+        )
+    elif name is not None:
+        message = (
+            f"provider {name!r} is not configured (configured: {configured}): "
+            f"set {PROVIDER_ENV[name]}"
+        )
+    else:
+        variables = ", ".join(PROVIDER_ENV.values())
+        message = f"no payment provider is configured: set {variables}"
+    _fail(message, EXIT_USAGE, as_json=as_json, details={"code": "provider_not_configured"})
+
+
+def _plain(value: Any) -> Any:
+    """A value of a report, as JSON-ready data."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def reconcile_json(report: ReconcileReport) -> dict[str, Any]:
+    """The report as JSON: its fields, ``in_sync``, and each drifted field as
+    ``{"local": ..., "provider": ...}``."""
+    fields = dataclasses.asdict(report)
+    fields["drift"] = [
+        {
+            "customer_id": drift.customer_id,
+            "provider_customer_id": drift.provider_customer_id,
+            "fields": {
+                name: {"local": _plain(local), "provider": _plain(remote)}
+                for name, (local, remote) in drift.fields.items()
+            },
+        }
+        for drift in report.drift
+    ]
+    return {"provider": fields.pop("provider"), "in_sync": report.in_sync, **fields}
+
+
+def _ids(values: Sequence[str], shown: int = 5) -> Text:
+    if not values:
+        return Text("-", style="dim")
+    more = f" … (+{len(values) - shown} more)" if len(values) > shown else ""
+    return Text(", ".join(values[:shown]) + more)
+
+
+def _listed(value: object) -> list[str]:
+    """A report field's entries as text (a dict's as ``key: value``)."""
+    if isinstance(value, dict):
+        return [
+            f"{key}: {' + '.join(item) if isinstance(item, list) else item}"
+            for key, item in value.items()
+        ]
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return []
+
+
+def show_reconcile(report: ReconcileReport, *, fixed_now: bool) -> None:
+    """The report as a table of checks; ids only (field values, perhaps personal data, are
+    left to --json). Report fields this table does not know get a row of their own."""
+    name = report.provider
+    console = _console()
+    console.print(
+        Text(
+            f"{name}: {report.local_customers} customers here, "
+            f"{report.provider_customers} at {name}"
+        )
+    )
+    table = Table()
+    table.add_column("check")
+    table.add_column("count", justify="right")
+    table.add_column("customers", overflow="fold")
+    labels = {
+        "unlinked": f"not linked to {name}",
+        "missing_at_provider": f"linked, missing at {name}",
+        "missing_locally": f"at {name}, unknown here [{name} ids]",
+        "duplicates": f"several copies at {name} [{name} ids]",
+        "deleted_locally_live_at_provider": f"deleted here, live at {name}",
+        "drift": "fields differ",
+        "pending": "skipped: sync pending",
+        "unmanaged": f"not from qzpay [{name} ids]",
+    }
+    values: dict[str, list[str]] = {
+        "drift": [f"{d.customer_id} ({', '.join(d.fields)})" for d in report.drift]
+    }
+    for field in dataclasses.fields(report):
+        if field.name not in values and field.name != "fixed":
+            values[field.name] = _listed(getattr(report, field.name))
+    for field_name, label in labels.items():
+        table.add_row(Text(label), Text(str(len(values[field_name]))), _ids(values[field_name]))
+    for field_name, entries in values.items():
+        if field_name not in labels and isinstance(getattr(report, field_name), list | dict):
+            label = field_name.replace("_", " ")
+            table.add_row(Text(label), Text(str(len(entries))), _ids(entries))
+    console.print(table)
+    for line in report.fixed:
+        console.print(Text(f"fixed: {line}"))
+    if report.in_sync:
+        console.print(Text("in sync", style="green"))
+    elif fixed_now:
+        console.print(
+            Text(
+                f"not in sync; {len(report.fixed)} fixed: run again without --fix to see "
+                "what remains",
+                style="yellow",
+            )
+        )
+    else:
+        console.print(Text("not in sync: --fix repairs what is safe", style="yellow"))
+
+
+def _progress_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@customers_app.command("reconcile")
+def customers_reconcile(
+    provider: ProviderName,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Repair what is safe (qzpay's values win).")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 3 when not in sync (for cron; not with --fix)."),
+    ] = False,
+    database_url: DatabaseUrl = DEFAULT_STORAGE,
+    as_json: JsonOutput = False,
+    debug: Debug = False,
+) -> None:
+    """Compare qzpay's customers with PROVIDER's and report every difference.
+
+    --fix links customers to the provider copy that carries their qzpay id, creates missing
+    copies, pushes qzpay's values over drifted ones and deletes copies of customers deleted
+    here; it never deletes provider customers qzpay does not know. The report shows what was
+    found before fixing: run again to confirm. Exit code 0 whether in sync or not, unless
+    --check (then 3 when not in sync).
+    """
+    if fix and check:
+        raise typer.BadParameter("--check reports without changing anything: not with --fix")
+    with handled(debug=debug, as_json=as_json):
+        config = provider_config(as_json=as_json)
+        try:
+            _require_provider(config, provider, as_json=as_json)
+        except typer.Exit:
+            _close_providers(config.providers)
+            raise
+        with sync_billing(database_url, config) as billing:
+            report = _reconcile_with_progress(billing, provider, fix=fix)
+        if as_json:
+            _print_json(reconcile_json(report))
+        else:
+            show_reconcile(report, fixed_now=fix)
+        if check and not report.in_sync:
+            raise typer.Exit(EXIT_DIFFERENCES)
+
+
+def _reconcile_with_progress(billing: SyncBilling, provider: str, *, fix: bool) -> ReconcileReport:
+    """Reconcile, with a progress bar on stderr when it is a terminal."""
+    console = _progress_console()
+    total = billing.customers.list(limit=1, include_deleted=True).total
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(f"reading {provider}'s customers", total=None)
+
+        def on_progress(done: int) -> None:  # runs on SyncBilling's thread; Progress locks
+            progress.update(
+                task,
+                description="checking customers",
+                completed=done,
+                total=max(total, done),
+            )
+
+        return billing.customers.reconcile(provider, fix=fix, on_progress=on_progress)
+
+
+def show_sync_report(report: SyncReport, *, as_json: bool) -> None:
+    if as_json:
+        _print_json(dataclasses.asdict(report))
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for field, value in dataclasses.asdict(report).items():
+        table.add_row(field, str(value))
+    _console().print(table)
+
+
+@customers_app.command("sync-pending")
+def customers_sync_pending(
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="Work on at most this many tasks.")
+    ] = 100,
+    database_url: DatabaseUrl = DEFAULT_STORAGE,
+    as_json: JsonOutput = False,
+    debug: Debug = False,
+) -> None:
+    """Finish (or undo) provider work left pending by failures, crashes or "log" mode.
+
+    Prints how many tasks were completed, failed again, and remain. Exit code 1 when any
+    failed again (they stay pending for the next run); safe to run from cron, and from
+    several hosts at once.
+    """
+    with handled(debug=debug, as_json=as_json):
+        config = provider_config(as_json=as_json)
+        try:
+            _require_provider(config, None, as_json=as_json)
+        except typer.Exit:
+            _close_providers(config.providers)
+            raise
+        with sync_billing(database_url, config) as billing:
+            report = billing.customers.sync_pending(limit=limit)
+        show_sync_report(report, as_json=as_json)
+        if report.failed:
+            _fail(
+                f"{report.failed} pending sync(s) failed again and stay pending",
+                EXIT_ERROR,
+                as_json=as_json,
+                details={"code": "sync_failed"},
+            )
 
 
 # -- events ---------------------------------------------------------------------------------

@@ -11,6 +11,21 @@ from qzpay import Billing
 from qzpay.api import APIKeyAuth, create_app
 from tests.api.live import API_KEY, LiveServer, serving
 
+PROVIDER_VARIABLES = (
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "QZPAY_PROVIDER_SYNC_ERRORS",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No payment provider from the environment unless a test sets one: ``app_from_env`` and
+    the servers the load test starts read these, and must never reach a real Stripe."""
+    for name in PROVIDER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture
 def server(storage_url: str) -> Iterator[LiveServer]:

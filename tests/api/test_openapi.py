@@ -23,7 +23,9 @@ OPERATIONS = {
     ("delete", "/customers/{customer_id}"),
     ("get", "/customers/by-provider-id/{provider_customer_id}"),
     ("get", "/events"),
+    ("post", "/webhooks/{provider}"),
 }
+PUBLIC = {("get", "/health"), ("post", "/webhooks/{provider}")}  # no API key
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,7 @@ class TestDocument:
             "update_customer",
             "delete_customer",
             "list_events",
+            "receive_webhook",
         }
 
     def test_errors_are_documented_as_problem_json(self, spec: dict[str, Any]) -> None:
@@ -71,7 +74,10 @@ class TestDocument:
                     schema = response["content"]["application/problem+json"]["schema"]
                     assert {"type", "title", "status", "detail", "code"} <= set(schema["required"])
                     assert "errors" in schema["properties"]
-            if (method, path) != ("get", "/health"):
+            if (method, path) in PUBLIC:
+                assert "security" not in operation, path
+                assert "401" not in responses, path
+            else:
                 assert operation["security"] == [{"APIKey": []}], path
                 assert "401" in responses, path
             if operation.get("parameters") or operation.get("requestBody"):
@@ -99,6 +105,28 @@ class TestDocument:
             p for p in spec["paths"]["/customers"]["get"]["parameters"] if p["name"] == "metadata"
         ]
         assert metadata[0]["style"] == "deepObject"
+
+    def test_webhook_route(self, spec: dict[str, Any]) -> None:
+        operation = spec["paths"]["/webhooks/{provider}"]["post"]
+        assert set(operation["responses"]) == {
+            "200",
+            "400",
+            "404",
+            "413",
+            "422",
+            "500",
+            "502",
+            "503",
+        }
+        ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": "#/components/schemas/WebhookReceipt"}
+        receipt = spec["components"]["schemas"]["WebhookReceipt"]
+        assert receipt["required"] == ["status", "event_id"]
+        assert receipt["properties"]["status"]["enum"] == ["applied", "ignored", "duplicate"]
+        body = operation["requestBody"]
+        assert body["required"] is True
+        assert "raw bytes" in body["description"]
+        assert operation["tags"] == ["webhooks"]
 
 
 # The document is static, so it is loaded once at import time (schemathesis' lazy fixture

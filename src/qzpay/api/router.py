@@ -8,21 +8,42 @@ exception handlers that app has.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 
 from qzpay.api.auth import APIKeyAuth, require_api_key
 from qzpay.api.problems import problem_for_exception, problem_responses
-from qzpay.api.schemas import CustomerCreate, CustomerList, CustomerUpdate, EventList, Health
+from qzpay.api.schemas import (
+    CustomerCreate,
+    CustomerList,
+    CustomerUpdate,
+    EventList,
+    Health,
+    WebhookReceipt,
+)
 from qzpay.billing import Billing
 from qzpay.customers.models import Customer
 from qzpay.customers.service import scan_filters
-from qzpay.errors import FieldError, NotFoundError, ValidationError
+from qzpay.errors import FieldError, NotFoundError, ValidationError, WebhookSignatureError
+
+logger = logging.getLogger("qzpay.api")
 
 MAX_ID = 255
+MAX_PROVIDER_NAME = 64
+MAX_WEBHOOK_BODY = 1024 * 1024
+"""Largest webhook body accepted (bytes); larger ones get 413. Provider events are a few KB."""
+WEBHOOK_BODY: dict[str, Any] = {
+    "required": True,
+    "description": (
+        "The provider's delivery, exactly as it sent it: the signature (e.g. Stripe's "
+        "`Stripe-Signature` header) is checked over these raw bytes."
+    ),
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
 METADATA_PARAMETER: dict[str, Any] = {
     "name": "metadata",
     "in": "query",
@@ -95,12 +116,101 @@ CustomerId = Annotated[
 ]
 
 
-def create_router(billing: Billing, *, auth: APIKeyAuth | None) -> APIRouter:
+def _webhook_problems() -> dict[int | str, dict[str, Any]]:
+    responses = _problems(400, 404, 413, 422, 502)
+    descriptions = {
+        400: "The signature is missing, wrong or expired; nothing changed (problem details).",
+        404: "No provider of that name is configured (problem details).",
+        422: "The provider name is not valid (problem details).",
+        502: "Re-fetching the customer from the provider failed; the provider's retry "
+        "processes the delivery again (problem details).",
+    }
+    for status, description in descriptions.items():
+        responses[status] = {**responses[status], "description": description}
+    return responses
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw request body, refusing (413) to hold more than ``limit`` bytes of it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"The body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"The body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_webhook_router(billing: Billing) -> APIRouter:
+    """Only ``POST /webhooks/{provider}``, without any API key (the provider's signature is
+    the authentication). ``create_router`` includes it unless given ``webhooks=False``; mount
+    this one yourself when the rest of the API sits behind your own authentication."""
+    router = APIRouter(route_class=ProblemRoute, generate_unique_id_function=_operation_id)
+
+    @router.post(
+        "/webhooks/{provider}",
+        name="qzpay_receive_webhook",
+        response_model=WebhookReceipt,
+        tags=["webhooks"],
+        summary="Receive a payment provider's webhook (no API key: the signature is checked)",
+        description=(
+            "Point the provider's webhook endpoint here (`/webhooks/stripe`). The delivery is "
+            "verified over the raw body, de-duplicated by event id, and the customer it names "
+            "is re-fetched from the provider and applied. Any 2xx means done: `applied`, "
+            "`ignored` (not about a customer qzpay knows) or `duplicate` (delivered before). "
+            "A bad signature is a 400 and changes nothing; an unconfigured provider is a 404; "
+            "a 5xx leaves the delivery unrecorded, so the provider's retry processes it."
+        ),
+        responses=_webhook_problems(),
+        openapi_extra={"requestBody": WEBHOOK_BODY},
+    )
+    async def receive_webhook(
+        request: Request,
+        provider: Annotated[
+            str,
+            Path(
+                min_length=1,
+                max_length=MAX_PROVIDER_NAME,
+                description="The provider that sends it: `stripe`.",
+            ),
+        ],
+    ) -> WebhookReceipt:
+        body = await _read_body(request, MAX_WEBHOOK_BODY)
+        try:
+            result = await billing.webhooks.handle(
+                provider, body, dict(request.headers), query=dict(request.query_params)
+            )
+        except ValidationError as exc:
+            if [error["code"] for error in exc.errors] == ["unknown_provider"]:
+                raise NotFoundError(f"no payment provider {provider!r} is configured") from exc
+            raise
+        except WebhookSignatureError as exc:
+            # Usually a wrong or rotated signing secret on our side: worth an operator's eye.
+            logger.warning("rejected a %s webhook: %s", provider, exc.message)
+            raise
+        logger.info(
+            "%s webhook %s (%s): %s", provider, result.event_id, result.event_type, result.status
+        )
+        return WebhookReceipt(status=result.status, event_id=result.event_id)
+
+    return router
+
+
+def create_router(billing: Billing, *, auth: APIKeyAuth | None, webhooks: bool = True) -> APIRouter:
     """The qzpay API bound to ``billing``.
 
     ``auth`` is required: an ``APIKeyAuth`` to demand ``Authorization: Bearer <key>`` on every
-    route except ``/health``, or ``None`` to add none (when the host app authenticates itself,
-    e.g. ``app.include_router(router, dependencies=[Depends(my_auth)])``).
+    route except ``/health`` and ``POST /webhooks/{provider}``, or ``None`` to add none (when
+    the host app authenticates itself, e.g.
+    ``app.include_router(router, dependencies=[Depends(my_auth)])``).
+
+    ``webhooks=False`` leaves out ``POST /webhooks/{provider}``, for host apps that put the
+    router behind their own authentication: payment providers cannot authenticate that way,
+    so mount ``create_webhook_router(billing)`` separately, outside it.
 
     The router never opens or closes ``billing``: whoever created it does (``create_app`` does
     it in its lifespan).
@@ -326,9 +436,9 @@ def create_router(billing: Billing, *, auth: APIKeyAuth | None) -> APIRouter:
         return EventList(data=events, next_after=events[-1].id if events else after)
 
     # -- webhooks --------------------------------------------------------------------------
-    # POST /webhooks/{provider} goes here, on ``public`` (providers cannot send our API key;
-    # the signature is the authentication): pass the raw body, headers and query parameters
-    # to ``billing.webhooks.handle``; a WebhookSignatureError already maps to 400.
+    # On ``public``: providers cannot send our API key; the signature is the authentication.
+    if webhooks:
+        public.include_router(create_webhook_router(billing))
 
     router = APIRouter(route_class=ProblemRoute, generate_unique_id_function=_operation_id)
     router.include_router(public)

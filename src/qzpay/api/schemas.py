@@ -120,10 +120,23 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class WebhookReceipt(BaseModel):
+    """What a webhook delivery did."""
+
+    status: Literal["applied", "ignored", "duplicate"] = Field(
+        description=(
+            "`applied`: the customer was re-fetched and stored (or confirmed unchanged); "
+            "`ignored`: not about a customer qzpay knows; `duplicate`: delivered before."
+        )
+    )
+    event_id: str = Field(description="The provider's event id.")
+
+
 __all__ = [
     "CustomerCreate",
     "CustomerList",
     "CustomerUpdate",
     "EventList",
     "Health",
+    "WebhookReceipt",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,8 +19,10 @@ from qzpay.api.auth import API_KEY_ENV, APIKeyAuth
 from qzpay.api.problems import problem_for_exception
 from qzpay.api.router import create_router
 from qzpay.billing import DEFAULT_STORAGE, Billing
+from qzpay.config import providers_from_env
 
 DATABASE_URL_ENV = "QZPAY_DATABASE_URL"
+logger = logging.getLogger("qzpay.api")
 
 
 class _FromEnv:
@@ -32,7 +35,8 @@ FROM_ENV: Final = _FromEnv()
 DESCRIPTION = """\
 Customers kept in one consistent store, in step with payment providers.
 
-Every route but `/health` needs `Authorization: Bearer <API key>`. Errors are RFC 9457
+Every route but `/health` and `POST /webhooks/{provider}` (which checks the provider's
+signature instead) needs `Authorization: Bearer <API key>`. Errors are RFC 9457
 `application/problem+json` bodies whose `code` is qzpay's stable error code.
 """
 
@@ -54,6 +58,9 @@ def create_app(
     With ``manage_billing`` (the default) the app owns ``billing``: its lifespan opens it at
     startup (connecting, and migrating if ``billing`` was made with ``migrate=True``) and
     closes it at shutdown. Pass ``manage_billing=False`` to keep that to yourself.
+
+    Payment providers are ``billing``'s (``Billing(provider=...)``); ``app_from_env`` builds
+    them from the environment (``qzpay.config.providers_from_env``).
     """
     resolved = APIKeyAuth.from_env() if isinstance(auth, _FromEnv) else auth
 
@@ -90,8 +97,17 @@ def create_app(
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory qzpay.api.server:app_from_env``: the database from
     ``QZPAY_DATABASE_URL`` (default ``sqlite:///qzpay.db``), keys from ``QZPAY_API_KEY``
-    (required)."""
-    return create_app(Billing(os.environ.get(DATABASE_URL_ENV) or DEFAULT_STORAGE))
+    (required), payment providers from ``STRIPE_API_KEY`` and the rest of
+    ``qzpay.config`` (none when unset); a ``ConfigError`` names a variable set wrong."""
+    auth = APIKeyAuth.from_env()
+    url = os.environ.get(DATABASE_URL_ENV) or DEFAULT_STORAGE
+    config = providers_from_env()
+    for warning in config.warnings:
+        logger.warning("%s", warning)
+    billing = Billing(
+        url, provider=config.providers or None, provider_sync_errors=config.sync_errors
+    )
+    return create_app(billing, auth=auth)
 
 
 def is_loopback(host: str) -> bool:
