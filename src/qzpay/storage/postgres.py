@@ -167,6 +167,9 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
+    # A connection the server terminated while it sat idle can surface as "cannot switch to
+    # state ...; another operation is in progress" on its next use: it is lost all the same.
+    asyncpg.InternalClientError,
 )
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     *_CONNECTION_ERRORS,
