@@ -155,3 +155,50 @@ class TestWebhookEvents:
             await fail_after_recording()
         async with storage.transaction() as tx:
             assert await tx.record_webhook_event("stripe", "evt_2", EPOCH)
+
+
+async def test_a_task_written_twice_in_one_transaction(postgres_url: str) -> None:
+    """Regression: two deferred upserts of one row in one statement (CardinalityViolation)."""
+    from dataclasses import replace as _replace
+
+    from qzpay._time import utcnow
+
+    storage = PostgresStorage(postgres_url)
+    now = utcnow()
+    customer = Customer.model_construct(
+        id="cus_twice0000000000000000000000",
+        email="twice@example.com",
+        name=None,
+        phone=None,
+        address=None,
+        metadata={},
+        provider_customer_ids={},
+        created_at=now,
+        updated_at=now,
+        deleted_at=None,
+    )
+    task = SyncTask(
+        customer_id=customer.id,
+        operation="create",
+        customer=customer,
+        committed=False,
+        idempotency_key=None,
+        request_fingerprint=None,
+        lease_owner="me",
+        lease_until=now,
+        attempts=0,
+        last_error=None,
+        created_at=now,
+    )
+    try:
+        async with storage.transaction() as tx:
+            await tx.put_sync_task(task)
+            await tx.put_sync_task(_replace(task, attempts=1))
+            await tx.delete_sync_task(customer.id)
+            await tx.put_sync_task(_replace(task, attempts=2))
+        (stored,) = await storage.list_sync_tasks(limit=10)
+        assert stored.attempts == 2
+        async with storage.transaction() as tx:
+            await tx.delete_sync_task(customer.id)
+    finally:
+        await storage.close()

@@ -4,21 +4,28 @@
 carries its qzpay id, pushes local values over drifted provider copies (qzpay is the source of
 truth), creates provider copies that are missing, and deletes provider copies of customers
 deleted locally. It never deletes a provider customer qzpay does not know: those are reported.
+
+Creating a missing copy follows the create rules of ``qzpay.customers.sync``: at a provider
+that allows one customer per email (MercadoPago), a customer created outside qzpay with that
+email is adopted if no other local customer is linked to it; any other holder of the email is
+reported in ``conflicts`` and left alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from qzpay.customers.models import TRACKED_FIELDS, Customer
 from qzpay.customers.service import CustomerService
 from qzpay.customers.sync import create_key, delete_key, update_key
+from qzpay.errors import ConflictError
 from qzpay.providers.base import PaymentProvider, ProviderCustomer
 from qzpay.storage.base import Storage
 
 Progress = Callable[[int], None]
+Create = Callable[[PaymentProvider, Customer], Awaitable[ProviderCustomer]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,9 @@ class ReconcileReport:
     drift: list[Drift] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
+    conflicts: dict[str, str] = field(default_factory=dict)
+    """Unlinked local customers ``fix`` could not create there: customer id -> why (the
+    provider allows one customer per email and another customer holds it)."""
 
     @property
     def in_sync(self) -> bool:
@@ -64,7 +74,15 @@ async def reconcile(
     *,
     fix: bool = False,
     on_progress: Progress | None = None,
+    create: Create | None = None,
 ) -> ReconcileReport:
+    """``create(provider, customer)`` makes a missing provider copy (by default
+    ``provider.create_customer`` with the customer's create key)."""
+
+    async def create_plainly(at: PaymentProvider, customer: Customer) -> ProviderCustomer:
+        return await at.create_customer(customer, idempotency_key=create_key(customer.id))
+
+    make = create or create_plainly
     report = ReconcileReport(provider=provider.name)
     by_id: dict[str, ProviderCustomer] = {}
     by_qzpay: dict[str, list[ProviderCustomer]] = {}
@@ -88,7 +106,7 @@ async def reconcile(
         twins = by_qzpay.get(local.id, [])
         if len(twins) > 1:
             report.duplicates[local.id] = [t.id for t in twins]
-        await _check(customers, provider, report, local, by_id, twins, fix=fix)
+        await _check(customers, provider, report, local, by_id, twins, fix=fix, create=make)
     for qzpay_id, remotes in by_qzpay.items():
         if qzpay_id not in seen and qzpay_id not in pending:
             report.missing_locally += [r.id for r in remotes]
@@ -104,6 +122,7 @@ async def _check(
     twins: list[ProviderCustomer],
     *,
     fix: bool,
+    create: Create,
 ) -> None:
     name = provider.name
     pcid = local.provider_customer_ids.get(name)
@@ -124,9 +143,11 @@ async def _check(
                 await customers.link(local.id, provider=name, provider_customer_id=twins[0].id)
                 report.fixed.append(f"linked {local.id} to {twins[0].id}")
             elif not twins:
-                created = await provider.create_customer(
-                    local, idempotency_key=create_key(local.id)
-                )
+                try:
+                    created = await create(provider, local)
+                except ConflictError as conflict:
+                    report.conflicts[local.id] = conflict.message
+                    return
                 await customers.link(local.id, provider=name, provider_customer_id=created.id)
                 report.fixed.append(f"created {name} customer {created.id} for {local.id}")
         return
@@ -143,6 +164,6 @@ async def _check(
         report.drift.append(Drift(local.id, remote.id, fields))
         if fix:
             await provider.update_customer(
-                remote.id, seen, local, idempotency_key=update_key(seen, local)
+                remote.id, seen, local, idempotency_key=update_key(local.id)
             )
             report.fixed.append(f"pushed {', '.join(fields)} of {local.id} to {name}")

@@ -13,6 +13,11 @@ With payment providers configured, the provider is called outside any database t
   A provider failure raises ProviderSyncError and leaves the local state as it was.
 * ``provider_sync_errors="log"``: the local change commits first together with a sync task;
   the providers are called after; a failure is logged and the task stays for ``sync_pending``.
+
+Whatever a failure may have left half-done at the providers (an ambiguous failure, a delete
+applied at some providers only, a change that could not be reverted) is recorded as a sync
+task, so ``sync_pending`` can finish or undo it. Changes that arrive from one provider (webhooks)
+are committed locally and, with several providers, pushed to the others the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
 from qzpay.customers import validation as v
 from qzpay.customers.models import Address, Customer
-from qzpay.customers.sync import ProviderSet
+from qzpay.customers.sync import AdoptionGuard, ProviderSet
 from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError
 from qzpay.events import Event, EventBus
 from qzpay.ids import customer_ids, event_ids
@@ -67,11 +72,44 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _permanent(failure: ProviderSyncError) -> bool:
+    """A failure no retry can cure: the provider holds a conflicting customer."""
+    return isinstance(failure, ConflictError)
+
+
 def _merge_operations(old: SyncOperation | None, new: SyncOperation) -> SyncOperation:
     """A customer has one pending task: a create absorbs later pushes, a delete wins."""
     if new == "delete" or old is None:
         return new
     return old
+
+
+class _AdoptionLedger:
+    """The AdoptionGuard CustomerService gives its ProviderSet: links and intents are stored."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def owner(self, provider: str, provider_customer_id: str) -> str | None:
+        linked = await self._storage.find_customers_by_provider_id(
+            provider_customer_id, provider=provider
+        )
+        if linked:
+            return linked[0].id
+        # An unfinished create of another customer may be adopting it right now.
+        for task in await self._storage.list_sync_tasks(limit=100_000):
+            if task.customer.provider_customer_ids.get(provider) == provider_customer_id:
+                return task.customer_id
+        return None
+
+    async def adopting(self, customer: Customer, provider: str, provider_customer_id: str) -> None:
+        async with self._storage.transaction() as tx:
+            task = await tx.get_sync_task(customer.id)
+            if task is None or task.committed:
+                return  # a committed customer is linked when its task finishes
+            links = {**task.customer.provider_customer_ids, provider: provider_customer_id}
+            noted = task.customer.model_copy(update={"provider_customer_ids": links})
+            await tx.put_sync_task(replace(task, customer=noted))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +135,7 @@ class CustomerService:
         self._sync_errors = sync_errors
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._in_flight: set[str] = set()
+        self._adoptions: AdoptionGuard = _AdoptionLedger(storage)
         self._metadata_limit = v.MAX_METADATA_KEYS - (1 if providers else 0)
 
     # -- writes --------------------------------------------------------------------------
@@ -186,7 +225,10 @@ class CustomerService:
         await self._bus.dispatch(event)
         if self._providers is None:
             return customer
-        return await self._settle_logged(task, self._providers.create_everywhere(customer))
+        # Committed already: the create is only ever finished, so nothing is undone on failure
+        # (undoing and re-creating would reuse the create's idempotency key).
+        work = self._providers.create_everywhere(customer, guard=self._adoptions, compensate=False)
+        return await self._settle_logged(task, work)
 
     async def _create_at_providers_first(
         self, customer: Customer, key: str | None, fingerprint: str | None
@@ -218,15 +260,22 @@ class CustomerService:
         self._in_flight.add(target.id)
         try:
             if task is fresh:
-                links = await self._providers.create_everywhere(target)
+                links = await self._providers.create_everywhere(target, guard=self._adoptions)
             else:
-                links = await self._providers.find_or_create_everywhere(target)
+                links = await self._providers.find_or_create_everywhere(
+                    target, guard=self._adoptions
+                )
         except ProviderSyncError as failure:
+            # A fresh create undid itself after a clean failure; a resumed one that can never
+            # finish (a conflict) is undone here. Anything else is left to sync_pending.
+            undone = not failure.ambiguous and (
+                task is fresh or (_permanent(failure) and await self._undo_intent(task))
+            )
             async with self._storage.transaction() as tx:
-                if task is fresh and not failure.ambiguous:
+                if undone:
                     await tx.delete_sync_task(target.id)  # nothing remains at any provider
                 else:
-                    await tx.put_sync_task(self._released(task, failure))
+                    await self._release(tx, task, failure)
             raise
         finally:
             self._in_flight.discard(target.id)
@@ -419,7 +468,12 @@ class CustomerService:
                     assert before is not None
                     return before
                 assert before is not None
-                await self._providers.update_everywhere(before, after)
+                try:
+                    await self._providers.update_everywhere(before, after)
+                except ProviderSyncError as failure:
+                    if failure.ambiguous:  # a provider may hold the new values: re-align them
+                        await self._queue_after_failure(customer_id, failure)
+                    raise
                 pushed = before
             task = None
             async with self._storage.transaction() as tx:
@@ -438,7 +492,8 @@ class CustomerService:
                     task = await self._queue(tx, after, "push")
             await self._bus.dispatch(event)
             if task is not None and self._providers is not None:
-                return await self._settle_logged(task, self._providers.push_everywhere(after))
+                work = self._providers.push_everywhere(after, guard=self._adoptions)
+                return await self._settle_logged(task, work)
             return after
         raise ConflictError(
             f"customer {customer_id} kept changing while it was being updated; retry",
@@ -484,15 +539,23 @@ class CustomerService:
         )
 
     async def _queue(
-        self, tx: Transaction, customer: Customer, operation: SyncOperation
+        self,
+        tx: Transaction,
+        customer: Customer,
+        operation: SyncOperation,
+        *,
+        failed: BaseException | None = None,
     ) -> SyncTask:
-        """Record provider work for a committed change, merged with any already pending."""
+        """Record provider work for a committed change, merged with any already pending;
+        with ``failed``, as work that was just tried and failed (its lease given up)."""
         pending = await tx.get_sync_task(customer.id)
         merged = _merge_operations(None if pending is None else pending.operation, operation)
         task = self._new_task(customer, merged, committed=True)
         if pending is not None:
             task = replace(task, created_at=pending.created_at, attempts=pending.attempts)
-        await tx.put_sync_task(task)
+        if failed is not None:
+            task = self._released(task, failed)
+        await tx.put_sync_task(task)  # once: a backend may batch the writes of a transaction
         return task
 
     def _released(self, task: SyncTask, failure: BaseException) -> SyncTask:
@@ -504,6 +567,33 @@ class CustomerService:
             attempts=task.attempts + 1,
             last_error=str(failure)[:1000],
         )
+
+    async def _release(self, tx: Transaction, task: SyncTask, failure: BaseException) -> None:
+        """Give up the lease of a task whose work failed, keeping what was stored meanwhile
+        (adoption notes, a newer queued change)."""
+        current = await tx.get_sync_task(task.customer_id)
+        await tx.put_sync_task(self._released(current or task, failure))
+
+    async def _queue_after_failure(self, customer_id: str, failure: ProviderSyncError) -> None:
+        """Leave a push task for a live customer whose provider copies may now differ from it."""
+        async with self._storage.transaction() as tx:
+            current = await tx.get_customer(customer_id)
+            if current is None or current.deleted_at is not None:
+                return
+            await self._queue(tx, current, "push", failed=failure)
+
+    async def _undo_intent(self, task: SyncTask) -> bool:
+        """Undo, at every provider, an unfinished create that can never finish; False if that
+        failed (the intent then stays for sync_pending)."""
+        assert self._providers is not None
+        async with self._storage.transaction() as tx:
+            current = await tx.get_sync_task(task.customer_id)
+        try:
+            await self._providers.remove_everywhere((current or task).customer)
+        except ProviderSyncError as failure:
+            logger.warning("could not undo the create of %s: %s", task.customer_id, failure)
+            return False
+        return True
 
     async def _settle_logged(self, task: SyncTask, work: Awaitable[Any]) -> Customer:
         """ "log" mode: run the provider work; on success finish the task, else keep it."""
@@ -597,7 +687,7 @@ class CustomerService:
                 failed += 1
                 logger.warning("sync of %s failed again: %s", task.customer_id, failure)
                 async with self._storage.transaction() as tx:
-                    await tx.put_sync_task(self._released(task, failure))
+                    await self._release(tx, task, failure)
             finally:
                 self._in_flight.discard(task.customer_id)
         remaining = len(await self._storage.list_sync_tasks(limit=10_000))
@@ -608,7 +698,19 @@ class CustomerService:
         assert providers is not None
         if not task.committed:
             if task.idempotency_key is not None or self._sync_errors == "log":
-                links = await providers.find_or_create_everywhere(task.customer)
+                try:
+                    links = await providers.find_or_create_everywhere(
+                        task.customer, guard=self._adoptions
+                    )
+                except ProviderSyncError as failure:
+                    if failure.ambiguous or not _permanent(failure):
+                        raise
+                    if not await self._undo_intent(task):
+                        raise
+                    logger.warning("create of %s undone: %s", task.customer_id, failure)
+                    async with self._storage.transaction() as tx:
+                        await tx.delete_sync_task(task.customer_id)
+                    return
                 created = task.customer.model_copy(update={"provider_customer_ids": links})
                 async with self._storage.transaction() as tx:
                     await tx.insert_customer(
@@ -635,9 +737,10 @@ class CustomerService:
                 await self._delete_locally(local.id)
             await self._finish(task, None)
         elif task.operation == "create":
-            await self._finish(task, await providers.find_or_create_everywhere(local))
+            links = await providers.find_or_create_everywhere(local, guard=self._adoptions)
+            await self._finish(task, links)
         else:
-            await self._finish(task, await providers.push_everywhere(local))
+            await self._finish(task, await providers.push_everywhere(local, guard=self._adoptions))
 
     async def _delete_locally(self, customer_id: str) -> None:
         async with self._storage.transaction() as tx:
@@ -662,7 +765,15 @@ class CustomerService:
             source = next((p for p in self._providers.providers if p.name == provider), None)
         if source is None:
             v.fail("provider", "unknown_provider", f"no provider named {provider!r} is configured")
-        return await reconcile(self, self._storage, source, fix=fix, on_progress=on_progress)
+        assert self._providers is not None
+        providers = self._providers
+
+        async def create(at: PaymentProvider, customer: Customer) -> ProviderCustomer:
+            return await providers.create_at(at, customer, guard=self._adoptions)
+
+        return await reconcile(
+            self, self._storage, source, fix=fix, on_progress=on_progress, create=create
+        )
 
     # -- changes that come from a provider ----------------------------------------------
     async def apply_remote(
@@ -677,8 +788,13 @@ class CustomerService:
         there), locally only, with the usual events. With ``webhook_event_id`` the delivery is
         recorded in the same transaction, and a duplicate delivery changes nothing.
 
+        With several providers, the change is then pushed to the others (deleted there too, for
+        a deletion) as in "log" mode: a failure is logged and the task stays for sync_pending.
+
         Returns the stored customer, or None for a duplicate delivery.
         """
+        others = self._providers is not None and len(self._providers.providers) > 1
+        task: SyncTask | None = None
         async with self._storage.transaction() as tx:
             if webhook_event_id is not None and not await tx.record_webhook_event(
                 provider.name, webhook_event_id, utcnow()
@@ -703,7 +819,16 @@ class CustomerService:
                 after = after.model_copy(update={"updated_at": now})
                 await tx.update_customer(before, after)
                 event = await self._record(tx, "customer.updated", after, now, previous)
+            if others:
+                task = await self._queue(tx, after, "delete" if remote is None else "push")
         await self._bus.dispatch(event)
+        if task is not None and self._providers is not None:
+            work: Awaitable[Any]
+            if remote is None:
+                work = self._providers.delete_everywhere(after)
+            else:
+                work = self._providers.push_everywhere(after, guard=self._adoptions)
+            await self._settle_logged(task, work)
         return after
 
     async def record_webhook(self, provider: str, event_id: str) -> bool:

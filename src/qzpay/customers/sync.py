@@ -1,19 +1,33 @@
 """The provider side of customer synchronization: calls with their failure rules.
 
-Nothing here touches storage; CustomerService records intents before calling these and commits
-after. The rules: never resend blindly after an ambiguous failure, look first (by our customer
-id stored in the provider's metadata); compensate what one provider did when the next fails.
+Nothing here touches storage; CustomerService records intents before calling these, commits
+after, and answers (as an :class:`AdoptionGuard`) what adoption needs to know. The rules:
+
+* Never resend blindly after an ambiguous failure: look first (by our customer id stored at the
+  provider), and adopt what an earlier attempt made.
+* After a clean (non-ambiguous) failure, undo what the other providers did in the same call.
+  After an ambiguous one, undo nothing: the caller keeps its intent, and ``sync_pending``
+  finishes or undoes the whole create at every provider (re-creating something that was undone
+  would reuse its idempotency key, and a provider may answer that with the deleted customer).
+* Adoption. A provider that allows one customer per email (MercadoPago) answers a create with
+  :class:`ProviderEmailTaken`. A customer there that carries no qzpay id (created outside
+  qzpay) is adopted, that is marked as ours and given our values, only if no local customer is
+  linked to it; anything else stays a ConflictError. An adoption is written after every other
+  provider succeeded, and noted on the intent first (``AdoptionGuard.adopting``), so undoing an
+  unfinished create *releases* an adopted customer (un-marks it) instead of deleting it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from qzpay.customers.models import Customer
 from qzpay.errors import ProviderSyncError
-from qzpay.providers.base import PaymentProvider, ProviderCustomer
+from qzpay.providers.base import PaymentProvider, ProviderCustomer, ProviderEmailTaken
 
 logger = logging.getLogger("qzpay.sync")
 
@@ -27,17 +41,51 @@ def delete_key(customer_id: str) -> str:
     return f"qzpay-customer-delete-{customer_id}"
 
 
-def update_key(before: Customer, after: Customer) -> str:
-    """Equal for retries of the same change, distinct for any other (Stripe rejects a key
-    reused with different parameters)."""
-    digest = hashlib.sha256(
-        (before.model_dump_json() + "\n" + after.model_dump_json()).encode()
-    ).hexdigest()[:32]
-    return f"qzpay-customer-update-{after.id}-{digest}"
+def fresh_key(operation: str, customer_id: str) -> str:
+    """A key for one attempt of a write that sets absolute values (update, adopt, release).
+
+    Sending such a write again is harmless, while reusing a key is not: the provider would
+    replay its earlier answer instead of applying the write (after a change was reverted and
+    is made again, or after a 5xx it saved), so every attempt gets its own key.
+    """
+    return f"qzpay-customer-{operation}-{customer_id}-{secrets.token_hex(12)}"
+
+
+def update_key(customer_id: str) -> str:
+    """The Idempotency-Key of one attempt to push a change (see :func:`fresh_key`)."""
+    return fresh_key("update", customer_id)
 
 
 class IncompleteCompensation(ProviderSyncError):
     """A provider failed and undoing what the others did also failed; a task will finish it."""
+
+
+class PartiallyApplied(ProviderSyncError):
+    """A change that cannot be undone (a delete) was applied at some providers before another
+    failed; a task finishes it forward."""
+
+
+class AdoptionGuard(Protocol):
+    """What adoption asks of the service (which owns the storage)."""
+
+    async def owner(self, provider: str, provider_customer_id: str) -> str | None:
+        """The id of the local customer linked to this provider customer, if any."""
+        ...
+
+    async def adopting(self, customer: Customer, provider: str, provider_customer_id: str) -> None:
+        """Note durably, before anything is written at the provider, that the unfinished create
+        of ``customer`` is adopting this provider customer (so that undoing the create releases
+        it rather than deleting it). Nothing to note for a customer committed locally."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Adoptable:
+    """A customer created outside qzpay holding our customer's email, cleared for adoption."""
+
+    provider: PaymentProvider
+    existing: ProviderCustomer
+    guard: AdoptionGuard
 
 
 class ProviderSet:
@@ -53,34 +101,76 @@ class ProviderSet:
     def names(self) -> list[str]:
         return [p.name for p in self.providers]
 
-    async def create_everywhere(self, customer: Customer) -> dict[str, str]:
-        """Create at every provider; on a failure, undo the others and re-raise.
+    async def create_everywhere(
+        self,
+        customer: Customer,
+        *,
+        guard: AdoptionGuard | None = None,
+        compensate: bool = True,
+    ) -> dict[str, str]:
+        """Create at every provider (adopting where allowed); the links, by provider name.
 
-        The ProviderSyncError raised is the failing provider's; its ``ambiguous`` is True when
-        something may remain at a provider (then the caller must keep its intent so that
-        ``sync_pending`` can finish or undo it).
+        On a clean failure, what the other providers did is undone (``compensate``) and the
+        failing provider's ProviderSyncError re-raised; if the undo fails too, an
+        IncompleteCompensation (ambiguous) is raised instead. On an ambiguous failure nothing
+        is undone: something may remain, and the caller must keep its intent so that
+        ``sync_pending`` finishes or undoes it everywhere. Pass ``compensate=False`` for a
+        customer that is already committed locally (its create is only ever finished).
         """
         links: dict[str, str] = {}
-        for provider in self.providers:
-            try:
-                links[provider.name] = (await self._create(provider, customer)).id
-            except ProviderSyncError as failure:
-                cleaned = await self._undo_creates(customer, links)
-                if failure.ambiguous or cleaned:
-                    raise
-                raise IncompleteCompensation(
-                    f"{failure.message}; undoing the create at "
-                    f"{', '.join(links)} failed too, it is left for sync_pending",
-                    provider=failure.provider,
-                    operation=failure.operation,
-                    cause=failure,
-                    ambiguous=True,
-                ) from failure
-        return links
+        adopted: list[str] = []
+        try:
+            waiting: list[_Adoptable] = []
+            for provider in self.providers:
+                made = await self._create(provider, customer, guard)
+                if isinstance(made, _Adoptable):
+                    waiting.append(made)  # written last: nothing to undo if another fails
+                else:
+                    links[provider.name] = made.id
+            for candidate in waiting:
+                links[candidate.provider.name] = (await self._adopt(candidate, customer)).id
+                adopted.append(candidate.provider.name)
+        except ProviderSyncError as failure:
+            if failure.ambiguous or not compensate:
+                raise
+            await self._undo_creates(customer, links, adopted, failure)
+            raise
+        return {name: links[name] for name in self.names}
 
-    async def _create(self, provider: PaymentProvider, customer: Customer) -> ProviderCustomer:
+    async def find_or_create_everywhere(
+        self, customer: Customer, *, guard: AdoptionGuard | None = None
+    ) -> dict[str, str]:
+        """Finish a create: adopt what an earlier attempt made, create what is missing.
+
+        Undoes nothing on failure (the caller's intent stays, see the module docstring).
+        """
+        links: dict[str, str] = {}
+        waiting: list[_Adoptable] = []
+        for provider in self.providers:
+            found = await provider.find_customer(customer)
+            made = found if found is not None else await self._create(provider, customer, guard)
+            if isinstance(made, _Adoptable):
+                waiting.append(made)
+            else:
+                links[provider.name] = made.id
+        for candidate in waiting:
+            links[candidate.provider.name] = (await self._adopt(candidate, customer)).id
+        return {name: links[name] for name in self.names}
+
+    async def create_at(
+        self, provider: PaymentProvider, customer: Customer, *, guard: AdoptionGuard | None = None
+    ) -> ProviderCustomer:
+        """Create ``customer`` at one provider, with the same adoption and look-up rules."""
+        made = await self._create(provider, customer, guard)
+        return await self._adopt(made, customer) if isinstance(made, _Adoptable) else made
+
+    async def _create(
+        self, provider: PaymentProvider, customer: Customer, guard: AdoptionGuard | None
+    ) -> ProviderCustomer | _Adoptable:
         try:
             return await provider.create_customer(customer, idempotency_key=create_key(customer.id))
+        except ProviderEmailTaken as taken:
+            return await self._adoptable(provider, customer, taken, guard)
         except ProviderSyncError as failure:
             if not failure.ambiguous:
                 raise
@@ -88,91 +178,187 @@ class ProviderSet:
             found = await provider.find_customer(customer)
             if found is None:
                 raise
-            logger.info("adopted %s customer %s for %s", provider.name, found.id, customer.id)
+            logger.info("found %s customer %s for %s", provider.name, found.id, customer.id)
             return found
 
-    async def _undo_creates(self, customer: Customer, links: dict[str, str]) -> bool:
-        ok = True
-        for provider in self.providers:
-            if provider.name in links:
-                try:
-                    await provider.delete_customer(
-                        links[provider.name], idempotency_key=delete_key(customer.id)
-                    )
-                except ProviderSyncError:
-                    logger.exception(
-                        "could not undo the create of %s at %s", customer.id, provider.name
-                    )
-                    ok = False
-        return ok
+    @staticmethod
+    async def _adoptable(
+        provider: PaymentProvider,
+        customer: Customer,
+        taken: ProviderEmailTaken,
+        guard: AdoptionGuard | None,
+    ) -> _Adoptable:
+        """Apply the adoption rule to the customer holding the email; raise if it fails."""
+        existing = taken.existing
+        if guard is None or existing is None or existing.qzpay_customer_id is not None:
+            raise taken  # unknown, or another qzpay customer's: never taken over
+        owner = await guard.owner(provider.name, existing.id)
+        if owner is not None and owner != customer.id:
+            raise ProviderEmailTaken(
+                f"{provider.name} customer {existing.id} has the email of {customer.id} and is "
+                f"linked to qzpay customer {owner}; {provider.name} allows one customer per email",
+                provider=provider.name,
+                existing=existing,
+                operation=taken.operation,
+            ) from taken
+        return _Adoptable(provider, existing, guard)
 
-    async def find_or_create_everywhere(self, customer: Customer) -> dict[str, str]:
-        """Finish a create: adopt what an earlier attempt made, create what is missing."""
-        links: dict[str, str] = {}
+    @staticmethod
+    async def _adopt(candidate: _Adoptable, customer: Customer) -> ProviderCustomer:
+        provider, existing = candidate.provider, candidate.existing
+        await candidate.guard.adopting(customer, provider.name, existing.id)
+        try:
+            adopted = await provider.adopt_customer(
+                existing.id, customer, idempotency_key=fresh_key("adopt", customer.id)
+            )
+        except ProviderSyncError as failure:
+            if not failure.ambiguous:
+                raise
+            found = await provider.find_customer(customer)  # did the marking land?
+            if found is None or found.id != existing.id:
+                raise
+            adopted = found
+        logger.info(
+            "adopted %s customer %s (created outside qzpay) for %s",
+            provider.name,
+            existing.id,
+            customer.id,
+        )
+        return adopted
+
+    async def _undo_creates(
+        self,
+        customer: Customer,
+        links: dict[str, str],
+        adopted: list[str],
+        failure: ProviderSyncError,
+    ) -> None:
+        """Delete what this create made and release what it adopted; raise
+        IncompleteCompensation if some of it could not be undone."""
+        failed: list[str] = []
         for provider in self.providers:
-            found = await provider.find_customer(customer)
-            if found is None:
-                found = await self._create(provider, customer)
-            links[provider.name] = found.id
-        return links
+            pcid = links.get(provider.name)
+            if pcid is None:
+                continue
+            try:
+                if provider.name in adopted:
+                    await provider.release_customer(
+                        pcid, customer, idempotency_key=fresh_key("release", customer.id)
+                    )
+                else:
+                    await provider.delete_customer(pcid, idempotency_key=delete_key(customer.id))
+            except ProviderSyncError:
+                logger.exception(
+                    "could not undo the create of %s at %s", customer.id, provider.name
+                )
+                failed.append(provider.name)
+        if failed:
+            raise IncompleteCompensation(
+                f"{failure.message}; undoing the create at {', '.join(failed)} failed too, "
+                "it is left for sync_pending",
+                provider=failure.provider,
+                operation=failure.operation,
+                cause=failure,
+                ambiguous=True,
+            ) from failure
 
     async def remove_everywhere(self, customer: Customer) -> None:
-        """Undo an unfinished create: delete whatever an earlier attempt made."""
+        """Undo an unfinished create: delete whatever an earlier attempt made, and release the
+        provider customers it adopted (noted in ``customer.provider_customer_ids``)."""
         for provider in self.providers:
+            noted = customer.provider_customer_ids.get(provider.name)
+            if noted is not None:
+                await provider.release_customer(
+                    noted, customer, idempotency_key=fresh_key("release", customer.id)
+                )
             found = await provider.find_customer(customer)
-            if found is not None:
+            if found is not None and found.id != noted:
                 await provider.delete_customer(found.id, idempotency_key=delete_key(customer.id))
 
     async def update_everywhere(self, before: Customer, after: Customer) -> None:
-        """Push a change to every linked provider; on a failure, push the old values back."""
+        """Push a change to every linked provider; on a failure, push the old values back.
+
+        If pushing them back fails too, IncompleteCompensation (ambiguous) is raised.
+        """
         done: list[PaymentProvider] = []
         for provider in self._linked(after):
             pcid = after.provider_customer_ids[provider.name]
             try:
                 await provider.update_customer(
-                    pcid, before, after, idempotency_key=update_key(before, after)
+                    pcid, before, after, idempotency_key=update_key(after.id)
                 )
-            except ProviderSyncError:
+            except ProviderSyncError as failure:
+                failed: list[str] = []
                 for earlier in done:
                     try:
                         await earlier.update_customer(
                             after.provider_customer_ids[earlier.name],
                             after,
                             before,
-                            idempotency_key=update_key(after, before),
+                            idempotency_key=update_key(after.id),
                         )
                     except ProviderSyncError:
                         logger.exception("could not revert %s at %s", after.id, earlier.name)
+                        failed.append(earlier.name)
+                if failed:
+                    raise IncompleteCompensation(
+                        f"{failure.message}; reverting the change at {', '.join(failed)} "
+                        "failed too, it is left for sync_pending",
+                        provider=failure.provider,
+                        operation=failure.operation,
+                        cause=failure,
+                        ambiguous=True,
+                    ) from failure
                 raise
             done.append(provider)
 
-    async def push_everywhere(self, customer: Customer) -> dict[str, str]:
+    async def push_everywhere(
+        self, customer: Customer, *, guard: AdoptionGuard | None = None
+    ) -> dict[str, str]:
         """Make every provider's copy match the local record (creating missing ones)."""
         links = dict(customer.provider_customer_ids)
         for provider in self.providers:
             pcid = links.get(provider.name)
             remote = None if pcid is None else await provider.retrieve_customer(pcid)
             if remote is None:
-                remote = await provider.find_customer(customer) or await self._create(
-                    provider, customer
+                remote = await provider.find_customer(customer) or await self.create_at(
+                    provider, customer, guard=guard
                 )
                 links[provider.name] = remote.id
             seen = provider.merge_remote(customer, remote)
             await provider.update_customer(
-                remote.id, seen, customer, idempotency_key=update_key(seen, customer)
+                remote.id, seen, customer, idempotency_key=update_key(customer.id)
             )
         return links
 
     async def delete_everywhere(self, customer: Customer) -> None:
-        """Delete every provider copy: the linked one, or one an unlinked create may have made."""
+        """Delete every provider copy: the linked one, or one an unlinked create may have made.
+
+        A failure after another provider already deleted its copy is a PartiallyApplied
+        (ambiguous: the caller keeps a task that finishes the delete).
+        """
+        done: list[str] = []
         for provider in self.providers:
-            pcid = customer.provider_customer_ids.get(provider.name)
-            if pcid is None:
-                found = await provider.find_customer(customer)
-                if found is None:
-                    continue
-                pcid = found.id
-            await provider.delete_customer(pcid, idempotency_key=delete_key(customer.id))
+            try:
+                pcid = customer.provider_customer_ids.get(provider.name)
+                if pcid is None:
+                    found = await provider.find_customer(customer)
+                    if found is None:
+                        continue
+                    pcid = found.id
+                await provider.delete_customer(pcid, idempotency_key=delete_key(customer.id))
+            except ProviderSyncError as failure:
+                if not done or failure.ambiguous:
+                    raise
+                raise PartiallyApplied(
+                    f"{failure.message}; the customer was already deleted at "
+                    f"{', '.join(done)}, the delete is left for sync_pending",
+                    provider=failure.provider,
+                    operation=failure.operation,
+                    cause=failure,
+                    ambiguous=True,
+                ) from failure
+            done.append(provider.name)
 
     def _linked(self, customer: Customer) -> list[PaymentProvider]:
         return [p for p in self.providers if p.name in customer.provider_customer_ids]

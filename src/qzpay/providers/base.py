@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from qzpay.customers.models import Address, Customer
 from qzpay.customers.validation import RESERVED_METADATA_KEY
+from qzpay.errors import ConflictError, ProviderSyncError
 
 QZPAY_CUSTOMER_ID_KEY = RESERVED_METADATA_KEY
 """Metadata key that ties a provider customer to its qzpay customer (used by find and reconcile)."""
@@ -43,6 +44,30 @@ class ProviderEvent:
     type: str
     provider_customer_id: str | None
     raw: Mapping[str, Any]
+
+
+class ProviderEmailTaken(ConflictError, ProviderSyncError):
+    """A provider that allows one customer per email already has one with this email.
+
+    ``existing`` is that customer (``None`` if the provider did not say which):
+    ``existing.qzpay_customer_id`` names the qzpay customer it belongs to, or is ``None`` for a
+    customer created outside qzpay, which the sync machinery adopts only when no other qzpay
+    customer is linked to it. A ``ConflictError`` for callers, and a non-ambiguous
+    ``ProviderSyncError`` for the sync machinery (nothing was created).
+    """
+
+    code = "provider_email_taken"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        existing: ProviderCustomer | None,
+        operation: str = "create_customer",
+    ) -> None:
+        super().__init__(message, provider=provider, operation=operation, ambiguous=False)
+        self.existing = existing
 
 
 class PaymentProvider(Protocol):
@@ -79,6 +104,26 @@ class PaymentProvider(Protocol):
 
     async def retrieve_customer(self, provider_customer_id: str) -> ProviderCustomer | None:
         """The customer, or None when it does not exist or was deleted."""
+        ...
+
+    async def adopt_customer(
+        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
+    ) -> ProviderCustomer:
+        """Make a provider customer created outside qzpay this qzpay customer's copy.
+
+        Marks it with ``customer.id`` (as ``create_customer`` does) and writes every field the
+        provider holds from ``customer``. Refuses, with :class:`ProviderEmailTaken`, a customer
+        that carries another qzpay customer's id; whether a *local* customer is linked to it is
+        the caller's to check first.
+        """
+        ...
+
+    async def release_customer(
+        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
+    ) -> None:
+        """Undo :meth:`adopt_customer` for an unfinished create: remove the qzpay id if it is
+        ``customer.id``. The customer is kept (qzpay did not create it), and so are the field
+        values adoption wrote. A customer that is gone or carries another id is left alone."""
         ...
 
     async def find_customer(self, customer: Customer) -> ProviderCustomer | None:

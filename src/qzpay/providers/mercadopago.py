@@ -18,8 +18,10 @@ Design choices, each for a reason:
 * MercadoPago allows one customer per email per integrator and answers a second create with
   its "customer already exists" error (cause code ``101``). ``create_customer`` resolves it by
   searching that email: a customer that carries our id (an earlier attempt of the same create)
-  is adopted; any other is a :class:`MercadoPagoEmailTaken` (``ConflictError`` with code
-  ``provider_email_taken``), never a silent take-over.
+  is returned; any other is a :class:`MercadoPagoEmailTaken` (``ConflictError`` with code
+  ``provider_email_taken``, carrying that customer), never a silent take-over here. The sync
+  machinery (``qzpay.customers.sync``) then adopts a customer created outside qzpay that no
+  other qzpay customer is linked to, through :meth:`MercadoPagoProvider.adopt_customer`.
 * Only plain Python values leave this module; SDK objects and errors are converted here.
 
 Field mapping (qzpay ``Customer`` -> MercadoPago customer), every row round-trips
@@ -81,8 +83,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from qzpay.customers.models import Address, Customer
-from qzpay.errors import ConflictError, ProviderSyncError, QZPayError, WebhookSignatureError
-from qzpay.providers.base import QZPAY_CUSTOMER_ID_KEY, ProviderCustomer, ProviderEvent
+from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
+from qzpay.providers.base import (
+    QZPAY_CUSTOMER_ID_KEY,
+    ProviderCustomer,
+    ProviderEmailTaken,
+    ProviderEvent,
+)
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -104,17 +111,17 @@ _REQUEST_ID_HEADER: Final = "x-request-id"
 _T = TypeVar("_T")
 
 
-class MercadoPagoEmailTaken(ConflictError, ProviderSyncError):
+class MercadoPagoEmailTaken(ProviderEmailTaken):
     """MercadoPago already has a customer with this email that is not this qzpay customer.
 
     ``existing`` is that customer (``None`` if MercadoPago's search did not return it):
     ``existing.qzpay_customer_id`` names the other qzpay customer, or is ``None`` for a
-    customer created outside qzpay, which is never taken over silently (link it explicitly).
-    It is a ``ConflictError`` for callers and a non-ambiguous ``ProviderSyncError`` for the
-    sync machinery, so a create at other providers is undone as for any clean failure.
+    customer created outside qzpay. This provider never takes one over by itself; the sync
+    machinery adopts such a customer (:meth:`MercadoPagoProvider.adopt_customer`) only when no
+    other qzpay customer is linked to it. It is a ``ConflictError`` for callers and a
+    non-ambiguous ``ProviderSyncError`` for the sync machinery, so a create at other providers
+    is undone as for any clean failure.
     """
-
-    code = "provider_email_taken"
 
     def __init__(
         self,
@@ -123,8 +130,7 @@ class MercadoPagoEmailTaken(ConflictError, ProviderSyncError):
         existing: ProviderCustomer | None,
         operation: str = "create_customer",
     ) -> None:
-        super().__init__(message, provider=_PROVIDER, operation=operation, ambiguous=False)
-        self.existing = existing
+        super().__init__(message, provider=_PROVIDER, existing=existing, operation=operation)
 
 
 def idempotency_key(operation: str, subject: str, caller_key: str) -> str:
@@ -309,7 +315,7 @@ class MercadoPagoProvider:
     ) -> ProviderCustomer:
         """Create with every field MercadoPago can hold and our id in ``description``.
 
-        If the email is taken at MercadoPago, the customer carrying our id is adopted (an
+        If the email is taken at MercadoPago, the customer carrying our id is returned (an
         earlier attempt of this create landed); anything else raises MercadoPagoEmailTaken.
         """
         body = _create_body(customer)
@@ -363,6 +369,53 @@ class MercadoPagoProvider:
 
     async def retrieve_customer(self, provider_customer_id: str) -> ProviderCustomer | None:
         return await self._retrieve("retrieve_customer", provider_customer_id)
+
+    async def adopt_customer(
+        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
+    ) -> ProviderCustomer:
+        """Take over a customer created outside qzpay (one per email: see the module docstring).
+
+        Writes ``description = qzpay_customer_id:<id>`` (replacing any description it had) and
+        every field MercadoPago holds, cleared ones as ``""``; its email stays as it is
+        (MercadoPago refuses changes, and it matches case-insensitively). A customer that
+        carries another qzpay customer's id is refused with MercadoPagoEmailTaken.
+        """
+        current = await self._retrieve("adopt_customer", provider_customer_id)
+        if current is None:
+            raise self._missing("adopt_customer", provider_customer_id)
+        if current.qzpay_customer_id not in (None, customer.id):
+            raise MercadoPagoEmailTaken(
+                f"mercadopago customer {provider_customer_id} belongs to qzpay customer "
+                f"{current.qzpay_customer_id}; it cannot be adopted for {customer.id}",
+                existing=current,
+                operation="adopt_customer",
+            )
+        body = _adopt_body(customer)
+        key = _key("adopt", customer.id, idempotency_key)
+        answer = await self._run(
+            "adopt_customer",
+            lambda: self._customers.update(provider_customer_id, body, key),
+        )
+        if answer.ok:
+            return self._parsed("adopt_customer", answer)
+        if answer.status == 404:
+            raise self._missing("adopt_customer", provider_customer_id)
+        raise self._status_error("adopt_customer", answer)
+
+    async def release_customer(
+        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
+    ) -> None:
+        """Clear ``description`` if it carries ``customer.id``; the fields adoption wrote stay."""
+        current = await self._retrieve("release_customer", provider_customer_id)
+        if current is None or current.qzpay_customer_id != customer.id:
+            return
+        key = _key("release", customer.id, idempotency_key)
+        answer = await self._run(
+            "release_customer",
+            lambda: self._customers.update(provider_customer_id, {"description": ""}, key),
+        )
+        if not answer.ok and answer.status != 404:
+            raise self._status_error("release_customer", answer)
 
     async def find_customer(self, customer: Customer) -> ProviderCustomer | None:
         """The customer among those searched by this exact email whose ``description`` carries
@@ -530,7 +583,7 @@ class MercadoPagoProvider:
                 return
 
     async def _resolve_taken_email(self, customer: Customer) -> ProviderCustomer:
-        """After "customer already exists": adopt ours, or raise MercadoPagoEmailTaken."""
+        """After "customer already exists": return ours, or raise MercadoPagoEmailTaken."""
         wanted = customer.email.casefold()
         try:
             holders = [
@@ -683,6 +736,22 @@ def _create_body(customer: Customer) -> dict[str, Any]:
     if address:
         body["address"] = address
     return body
+
+
+def _adopt_body(customer: Customer) -> dict[str, Any]:
+    """Our id and every held field, unset ones as ``""`` (the customer had values of its own)."""
+    first, last = split_name(customer.name) if customer.name is not None else ("", "")
+    return {
+        "description": DESCRIPTION_PREFIX + customer.id,
+        "first_name": first,
+        "last_name": last,
+        "phone": (
+            _phone_body(customer.phone)
+            if customer.phone is not None
+            else {"area_code": "", "number": ""}
+        ),
+        "address": _address_body(customer.address, clear=True),
+    }
 
 
 def _update_body(before: Customer, after: Customer) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
 from qzpay.providers.base import (
     QZPAY_CUSTOMER_ID_KEY,
     ProviderCustomer,
+    ProviderEmailTaken,
     ProviderEvent,
     replace_all_fields,
 )
@@ -192,6 +193,63 @@ class StripeProvider:
 
     async def retrieve_customer(self, provider_customer_id: str) -> ProviderCustomer | None:
         return await self._retrieve("retrieve_customer", provider_customer_id)
+
+    async def adopt_customer(
+        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
+    ) -> ProviderCustomer:
+        """Take over a customer created outside qzpay: set ``metadata.qzpay_customer_id`` and
+        every field from ``customer`` (cleared ones as ``""``, metadata keys it lacks removed).
+
+        Stripe allows any number of customers per email, so the sync machinery never needs
+        this for Stripe; it is here so that every provider can be adopted alike.
+        """
+        current = await self._retrieve("adopt_customer", provider_customer_id)
+        if current is None:
+            raise ProviderSyncError(
+                f"stripe customer {provider_customer_id} does not exist",
+                provider=self.name,
+                operation="adopt_customer",
+            )
+        if current.qzpay_customer_id not in (None, customer.id):
+            raise ProviderEmailTaken(
+                f"stripe customer {provider_customer_id} belongs to qzpay customer "
+                f"{current.qzpay_customer_id}; it cannot be adopted for {customer.id}",
+                provider=self.name,
+                existing=current,
+                operation="adopt_customer",
+            )
+        metadata = {k: "" for k in current.metadata if k not in customer.metadata}
+        metadata.update(customer.metadata)
+        metadata[QZPAY_CUSTOMER_ID_KEY] = customer.id
+        params: CustomerUpdateParams = {
+            "email": customer.email,
+            "name": customer.name or "",
+            "phone": customer.phone or "",
+            "address": _update_address(customer.address),
+            "metadata": metadata,
+        }
+        adopted = await self._call(
+            "adopt_customer",
+            self._customers.update_async(
+                provider_customer_id, params, {"idempotency_key": idempotency_key}
+            ),
+        )
+        return _provider_customer(adopted.to_dict())
+
+    async def release_customer(
+        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
+    ) -> None:
+        """Remove ``metadata.qzpay_customer_id`` if it is ``customer.id``; nothing else changes."""
+        current = await self._retrieve("release_customer", provider_customer_id)
+        if current is None or current.qzpay_customer_id != customer.id:
+            return
+        params: CustomerUpdateParams = {"metadata": {QZPAY_CUSTOMER_ID_KEY: ""}}
+        await self._call(
+            "release_customer",
+            self._customers.update_async(
+                provider_customer_id, params, {"idempotency_key": idempotency_key}
+            ),
+        )
 
     async def find_customer(self, customer: Customer) -> ProviderCustomer | None:
         """Match ``qzpay_customer_id`` among customers listed by the exact email.

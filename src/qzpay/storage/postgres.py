@@ -343,6 +343,15 @@ def _statement(writes: Sequence[_Write], *, resend: bool = False) -> tuple[str, 
     return _compose(shape, resend), args
 
 
+def _same_row(first: _Write, second: _Write) -> bool:
+    """Whether two deferred writes may touch the same row (then they cannot share a statement)."""
+    if first.customer and second.customer:
+        return True
+    # Other writes are keyed by their first argument (a task's customer id, an event's id):
+    # a CTE does not see another CTE's change, so an upsert then a delete must not share one.
+    return first.args[:1] == second.args[:1]
+
+
 def _conflict(exc: asyncpg.UniqueViolationError, writes: Sequence[_Write]) -> Exception:
     """Translate a unique violation by its constraint name."""
     links = [link for write in writes for link in write.links]
@@ -830,7 +839,8 @@ class _PostgresTransaction:
             await self._flush(connection)
             await self._execute(connection, (write,))
             return
-        if write.customer and any(pending.customer for pending in self._pending):
+        if any(_same_row(pending, write) for pending in self._pending):
+            # One statement cannot change a row twice (PostgreSQL refuses it): send the first.
             await self._flush(await self._begin())
         self._pending.append(write)
 
