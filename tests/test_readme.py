@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import reset_postgres
+from tests.support.fake_mercadopago import ACCESS_TOKEN as MP_ACCESS_TOKEN
+from tests.support.fake_mercadopago import WEBHOOK_SECRET as MP_WEBHOOK_SECRET
+from tests.support.fake_mercadopago import FakeMercadoPago
 from tests.support.localstripe import API_KEY, wipe_localstripe
 from tests.support.stripe_fixtures import WEBHOOK_SECRET
 
@@ -29,7 +32,11 @@ def test_readme_has_examples() -> None:
 
 
 async def test_readme_examples_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, localstripe_url: str, postgres_url: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    localstripe_url: str,
+    postgres_url: str,
+    isolated_mercadopago: FakeMercadoPago,
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the examples use relative SQLite paths
     # The Stripe examples read their settings from the environment, as an app would.
@@ -37,6 +44,9 @@ async def test_readme_examples_run(
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("STRIPE_API_BASE", localstripe_url)
     monkeypatch.setenv("DATABASE_URL", postgres_url)
+    monkeypatch.setenv("MERCADOPAGO_ACCESS_TOKEN", MP_ACCESS_TOKEN)
+    monkeypatch.setenv("MERCADOPAGO_WEBHOOK_SECRET", MP_WEBHOOK_SECRET)
+    monkeypatch.setenv("MERCADOPAGO_API_BASE", isolated_mercadopago.url)
     await wipe_localstripe(localstripe_url)  # reconcile compares the whole Stripe account
     namespace: dict[str, object] = {"__name__": "readme"}
     try:
