@@ -283,10 +283,18 @@ class TestList:
         everyone = await billing.customers.list(include_deleted=True)
         assert [c.id for c in everyone] == [gone.id, kept.id]
 
-    @pytest.mark.parametrize(("limit", "offset"), [(0, 0), (101, 0), (10, -1), (True, 0)])
+    @pytest.mark.parametrize(
+        ("limit", "offset"), [(0, 0), (101, 0), (10, -1), (True, 0), (10, 2**63), (10, 10**40)]
+    )
     async def test_bad_paging(self, billing: Billing, limit: int, offset: int) -> None:
         with pytest.raises(ValidationError):
             await billing.customers.list(limit=limit, offset=offset)
+
+    async def test_offset_past_the_end_is_an_empty_page(self, billing: Billing) -> None:
+        """Regression: an offset too big for SQLite's INTEGER raised OverflowError (a 500)."""
+        await create_customer(billing)
+        page = await billing.customers.list(offset=2**63 - 1)
+        assert (page.data, page.total, page.has_more) == ([], 1, False)
 
     async def test_total_counts_beyond_the_page(self, billing: Billing) -> None:
         for _ in range(12):

@@ -25,6 +25,7 @@ MAX_NAME_LENGTH = 256
 MAX_ADDRESS_FIELD_LENGTH = 200
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_LIST_LIMIT = 100
+MAX_OFFSET = 2**63 - 1  # the largest integer SQLite and PostgreSQL (bigint) can take
 MAX_ID_LENGTH = 255
 ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postal_code", "country")
 _PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
@@ -287,5 +288,5 @@ def check_provider(value: object, problems: Problems, field: str = "provider") -
 def check_page(limit: object, offset: object, problems: Problems) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
         problems.add("limit", "out_of_range", f"must be an integer from 1 to {MAX_LIST_LIMIT}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        problems.add("offset", "out_of_range", "must be an integer of at least 0")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        problems.add("offset", "out_of_range", f"must be an integer from 0 to {MAX_OFFSET}")
