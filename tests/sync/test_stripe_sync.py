@@ -251,7 +251,7 @@ class TestFaultStorm:
         faults = [Fault.drop, Fault.server_error, Fault.rate_limited, Fault.reset]
         outcomes: Counter[str] = Counter()
         emails: set[str] = set()
-        for i in range(120):
+        for i in range(240):  # hundreds of creates, faults injected into ~half
             if rng.random() < 0.4:
                 fault_proxy.inject(rng.choice(faults)(), method="POST", path=CUSTOMERS)
             if rng.random() < 0.15:  # the look-up after an ambiguous failure fails too
