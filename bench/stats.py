@@ -43,5 +43,14 @@ class Timer:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS. On Linux VmHWM, because ru_maxrss survives exec: a child
+    started by a big parent would report the parent's size."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

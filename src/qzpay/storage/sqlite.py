@@ -311,6 +311,10 @@ def _read_connection(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout = 5000")
     connection.execute("PRAGMA query_only = 1")
+    # Reads map the file instead of copying pages through read() calls, and keep a larger page
+    # cache: random look-ups in a large file stay close to their cost in a small one.
+    connection.execute("PRAGMA mmap_size = 67108864")
+    connection.execute("PRAGMA cache_size = -16000")
     return connection
 
 
