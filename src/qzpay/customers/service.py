@@ -279,7 +279,12 @@ class CustomerService:
             raise
         finally:
             self._in_flight.discard(target.id)
-        created = target.model_copy(update={"provider_customer_ids": links})
+        return await self._commit_intent(task, links)
+
+    async def _commit_intent(self, task: SyncTask, links: dict[str, str]) -> Customer:
+        """The create an intent stood for, now done at the providers: commit the customer, its
+        links and its event, and drop the intent, in one transaction."""
+        created = task.customer.model_copy(update={"provider_customer_ids": links})
         async with self._storage.transaction() as tx:
             await tx.insert_customer(
                 created,
@@ -287,7 +292,7 @@ class CustomerService:
                 request_fingerprint=task.request_fingerprint,
             )
             event = await self._record(tx, "customer.created", created, created.created_at)
-            await tx.delete_sync_task(target.id)
+            await tx.delete_sync_task(task.customer_id)
         await self._bus.dispatch(event)
         return created
 
@@ -711,16 +716,7 @@ class CustomerService:
                     async with self._storage.transaction() as tx:
                         await tx.delete_sync_task(task.customer_id)
                     return
-                created = task.customer.model_copy(update={"provider_customer_ids": links})
-                async with self._storage.transaction() as tx:
-                    await tx.insert_customer(
-                        created,
-                        idempotency_key=task.idempotency_key,
-                        request_fingerprint=task.request_fingerprint,
-                    )
-                    event = await self._record(tx, "customer.created", created, created.created_at)
-                    await tx.delete_sync_task(task.customer_id)
-                await self._bus.dispatch(event)
+                await self._commit_intent(task, links)
             else:
                 await providers.remove_everywhere(task.customer)
                 async with self._storage.transaction() as tx:
