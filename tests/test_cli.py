@@ -21,19 +21,14 @@ from typer.testing import CliRunner, Result
 
 from qzpay import Billing
 from qzpay.cli import app, redact
-from qzpay.config import ConfigError, providers_from_env
+from qzpay.config import ENVIRONMENT_VARIABLES, ConfigError, providers_from_env
 from qzpay.providers.stripe import StripeProvider
 from tests.support.localstripe import API_KEY as STRIPE_KEY
 from tests.support.localstripe import LocalStripe, start_localstripe
 from tests.support.stripe_fixtures import WEBHOOK_SECRET, unique_email
 
 T = TypeVar("T")
-PROVIDER_VARIABLES = (
-    "STRIPE_API_KEY",
-    "STRIPE_WEBHOOK_SECRET",
-    "STRIPE_API_BASE",
-    "QZPAY_PROVIDER_SYNC_ERRORS",
-)
+PROVIDER_VARIABLES = ENVIRONMENT_VARIABLES
 
 
 @pytest.fixture(autouse=True)
@@ -315,6 +310,27 @@ class TestProviderConfig:
             providers_from_env(environ)
         assert "value" not in str(failure.value)
 
+    def test_both_providers_in_order(self) -> None:
+        config = providers_from_env(
+            {
+                "MERCADOPAGO_ACCESS_TOKEN": "TEST-token-value",
+                "MERCADOPAGO_WEBHOOK_SECRET": "mp-secret-value",
+                "MERCADOPAGO_API_BASE": "http://127.0.0.1:9",
+                "STRIPE_API_KEY": "sk_test_secret_value",
+                "STRIPE_WEBHOOK_SECRET": "whsec_value",
+            }
+        )
+        try:
+            assert config.names == ["stripe", "mercadopago"]
+            assert config.warnings == []
+        finally:
+            for provider in config.providers:
+                asyncio.run(provider.close())
+
+    def test_mercadopago_settings_without_its_token(self) -> None:
+        with pytest.raises(ConfigError, match=r"MERCADOPAGO_API_BASE.*MERCADOPAGO_ACCESS_TOKEN"):
+            providers_from_env({"MERCADOPAGO_API_BASE": "http://127.0.0.1:9"})
+
     def test_empty_means_unset(self) -> None:
         assert providers_from_env({"STRIPE_API_KEY": "", "STRIPE_API_BASE": " "}).providers == []
 
@@ -326,7 +342,7 @@ class TestProviderUsageErrors:
             (
                 ["customers", "sync-pending"],
                 {},
-                "no payment provider is configured: set STRIPE_API_KEY",
+                "no payment provider is configured: set STRIPE_API_KEY or MERCADOPAGO_ACCESS_TOKEN",
                 "provider_not_configured",
             ),
             (
@@ -338,7 +354,7 @@ class TestProviderUsageErrors:
             (
                 ["customers", "reconcile", "paypal"],
                 {"STRIPE_API_KEY": STRIPE_KEY},
-                "unknown provider 'paypal': the environment can configure stripe",
+                "unknown provider 'paypal': the environment can configure stripe, mercadopago",
                 "provider_not_configured",
             ),
             (

@@ -663,7 +663,7 @@ def _require_provider(config: ProviderConfig, name: str | None, *, as_json: bool
             f"set {PROVIDER_ENV[name]}"
         )
     else:
-        variables = ", ".join(PROVIDER_ENV.values())
+        variables = " or ".join(PROVIDER_ENV.values())
         message = f"no payment provider is configured: set {variables}"
     _fail(message, EXIT_USAGE, as_json=as_json, details={"code": "provider_not_configured"})
 

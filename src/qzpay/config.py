@@ -5,6 +5,9 @@
 ``STRIPE_WEBHOOK_SECRET``      the endpoint's signing secret (``whsec_...``); without it,
                                ``POST /webhooks/stripe`` cannot verify and answers 500
 ``STRIPE_API_BASE``            another Stripe-compatible server (a local test double)
+``MERCADOPAGO_ACCESS_TOKEN``   enables MercadoPago (``APP_USR-...`` / ``TEST-...``)
+``MERCADOPAGO_WEBHOOK_SECRET`` the application's secret signature for ``x-signature``
+``MERCADOPAGO_API_BASE``       another MercadoPago-compatible server (a local test double)
 ``QZPAY_PROVIDER_SYNC_ERRORS`` ``raise`` (default) or ``log``: see ``Billing``
 =============================  ==============================================================
 
@@ -15,7 +18,7 @@ variable only (``QZPAY_PROVIDER_SYNC_ERRORS``, which holds no secret, is the one
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
@@ -28,7 +31,59 @@ STRIPE_WEBHOOK_SECRET_ENV: Final = "STRIPE_WEBHOOK_SECRET"
 STRIPE_API_BASE_ENV: Final = "STRIPE_API_BASE"
 SYNC_ERRORS_ENV: Final = "QZPAY_PROVIDER_SYNC_ERRORS"
 
-PROVIDER_ENV: Final[Mapping[str, str]] = {"stripe": STRIPE_API_KEY_ENV}
+MERCADOPAGO_ACCESS_TOKEN_ENV: Final = "MERCADOPAGO_ACCESS_TOKEN"
+MERCADOPAGO_WEBHOOK_SECRET_ENV: Final = "MERCADOPAGO_WEBHOOK_SECRET"
+MERCADOPAGO_API_BASE_ENV: Final = "MERCADOPAGO_API_BASE"
+
+
+def _stripe(key: str, secret: str | None, base: str | None) -> PaymentProvider:
+    from qzpay.providers.stripe import StripeProvider
+
+    return StripeProvider(key, webhook_secret=secret, api_base=base)
+
+
+def _mercadopago(key: str, secret: str | None, base: str | None) -> PaymentProvider:
+    from qzpay.providers.mercadopago import MercadoPagoProvider
+
+    return MercadoPagoProvider(access_token=key, webhook_secret=secret, api_base=base)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    title: str
+    key_env: str
+    secret_env: str
+    base_env: str
+    build: Callable[[str, str | None, str | None], PaymentProvider]
+
+
+# In the order providers are called.
+_SPECS: Final = (
+    _Spec(
+        "stripe",
+        "Stripe",
+        STRIPE_API_KEY_ENV,
+        STRIPE_WEBHOOK_SECRET_ENV,
+        STRIPE_API_BASE_ENV,
+        _stripe,
+    ),
+    _Spec(
+        "mercadopago",
+        "MercadoPago",
+        MERCADOPAGO_ACCESS_TOKEN_ENV,
+        MERCADOPAGO_WEBHOOK_SECRET_ENV,
+        MERCADOPAGO_API_BASE_ENV,
+        _mercadopago,
+    ),
+)
+
+PROVIDER_ENV: Final[Mapping[str, str]] = {spec.name: spec.key_env for spec in _SPECS}
+ENVIRONMENT_VARIABLES: Final = (
+    SYNC_ERRORS_ENV,
+    *(name for spec in _SPECS for name in (spec.key_env, spec.secret_env, spec.base_env)),
+)
+"""Every variable this module reads (tests clear them so no test reaches a real provider)."""
 """Each supported provider and the variable that enables it (for messages and docs)."""
 
 
@@ -54,8 +109,8 @@ class ProviderConfig:
 def providers_from_env(environ: Mapping[str, str] | None = None) -> ProviderConfig:
     """Build the payment providers the environment (``os.environ`` by default) enables.
 
-    Raises ConfigError on a variable that is set wrong: a Stripe setting without
-    ``STRIPE_API_KEY``, an ``STRIPE_API_BASE`` that is not an http(s) URL, an unknown
+    Raises ConfigError on a variable that is set wrong: a provider setting without its key
+    variable, an ``..._API_BASE`` that is not an http(s) URL, an unknown
     ``QZPAY_PROVIDER_SYNC_ERRORS``, or a provider whose SDK is not installed.
     """
     env = os.environ if environ is None else environ
@@ -70,41 +125,27 @@ def providers_from_env(environ: Mapping[str, str] | None = None) -> ProviderConf
         raise ConfigError(f"{SYNC_ERRORS_ENV} must be 'raise' or 'log', not {mode!r}")
     config.sync_errors = "log" if mode == "log" else "raise"
 
-    # -- Stripe ------------------------------------------------------------------------
-    stripe_key = get(STRIPE_API_KEY_ENV)
-    stripe_secret = get(STRIPE_WEBHOOK_SECRET_ENV)
-    stripe_base = get(STRIPE_API_BASE_ENV)
-    if stripe_key is None:
-        for name, value in (
-            (STRIPE_WEBHOOK_SECRET_ENV, stripe_secret),
-            (STRIPE_API_BASE_ENV, stripe_base),
-        ):
-            if value is not None:
-                raise ConfigError(f"{name} is set but {STRIPE_API_KEY_ENV} is not")
-    else:
-        if stripe_base is not None:
-            _check_base_url(STRIPE_API_BASE_ENV, stripe_base)
+    for spec in _SPECS:
+        key, secret, base = get(spec.key_env), get(spec.secret_env), get(spec.base_env)
+        if key is None:
+            for name, value in ((spec.secret_env, secret), (spec.base_env, base)):
+                if value is not None:
+                    raise ConfigError(f"{name} is set but {spec.key_env} is not")
+            continue
+        if base is not None:
+            _check_base_url(spec.base_env, base)
         try:
-            from qzpay.providers.stripe import StripeProvider
+            provider = spec.build(key, secret, base)
         except ImportError:
             raise ConfigError(
-                f"{STRIPE_API_KEY_ENV} is set but the Stripe SDK is not installed: "
-                "pip install 'qzpay[stripe]'"
+                f"{spec.key_env} is set but the {spec.title} SDK is not installed: "
+                f"pip install 'qzpay[{spec.name}]'"
             ) from None
-        if stripe_secret is None:
+        if secret is None:
             config.warnings.append(
-                f"{STRIPE_WEBHOOK_SECRET_ENV} is not set: Stripe webhooks cannot be verified"
+                f"{spec.secret_env} is not set: {spec.title} webhooks cannot be verified"
             )
-        config.providers.append(
-            StripeProvider(stripe_key, webhook_secret=stripe_secret, api_base=stripe_base)
-        )
-
-    # -- MercadoPago (not wired yet) ---------------------------------------------------
-    # It goes here, after Stripe (providers are called in this order), built the same way:
-    # MERCADOPAGO_ACCESS_TOKEN enables it, MERCADOPAGO_WEBHOOK_SECRET and
-    # MERCADOPAGO_API_BASE are optional, for
-    # MercadoPagoProvider(access_token, webhook_secret=..., api_base=...). Add it to
-    # PROVIDER_ENV too.
+        config.providers.append(provider)
     return config
 
 
@@ -119,6 +160,10 @@ def _check_base_url(name: str, value: str) -> None:
 
 
 __all__ = [
+    "ENVIRONMENT_VARIABLES",
+    "MERCADOPAGO_ACCESS_TOKEN_ENV",
+    "MERCADOPAGO_API_BASE_ENV",
+    "MERCADOPAGO_WEBHOOK_SECRET_ENV",
     "PROVIDER_ENV",
     "STRIPE_API_BASE_ENV",
     "STRIPE_API_KEY_ENV",

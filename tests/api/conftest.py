@@ -9,14 +9,10 @@ import pytest
 
 from qzpay import Billing
 from qzpay.api import APIKeyAuth, create_app
+from qzpay.config import ENVIRONMENT_VARIABLES
 from tests.api.live import API_KEY, LiveServer, serving
 
-PROVIDER_VARIABLES = (
-    "STRIPE_API_KEY",
-    "STRIPE_WEBHOOK_SECRET",
-    "STRIPE_API_BASE",
-    "QZPAY_PROVIDER_SYNC_ERRORS",
-)
+PROVIDER_VARIABLES = ENVIRONMENT_VARIABLES
 
 
 @pytest.fixture(autouse=True)
