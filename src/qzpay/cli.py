@@ -646,6 +646,20 @@ ProviderName = Annotated[
 ]
 
 
+@contextmanager
+def provider_billing(url: str, name: str | None, *, as_json: bool) -> Iterator[SyncBilling]:
+    """A SyncBilling with the environment's providers, ``name`` (or, with None, any) among
+    them; otherwise a usage error (2), with the providers already built closed."""
+    config = provider_config(as_json=as_json)
+    try:
+        _require_provider(config, name, as_json=as_json)
+    except typer.Exit:
+        _close_providers(config.providers)
+        raise
+    with sync_billing(url, config) as billing:
+        yield billing
+
+
 def _require_provider(config: ProviderConfig, name: str | None, *, as_json: bool) -> None:
     """Usage error (2) unless ``name`` (or, with None, any provider) is configured."""
     if name is None and config.providers:
@@ -797,13 +811,7 @@ def customers_reconcile(
     if fix and check:
         raise typer.BadParameter("--check reports without changing anything: not with --fix")
     with handled(debug=debug, as_json=as_json):
-        config = provider_config(as_json=as_json)
-        try:
-            _require_provider(config, provider, as_json=as_json)
-        except typer.Exit:
-            _close_providers(config.providers)
-            raise
-        with sync_billing(database_url, config) as billing:
+        with provider_billing(database_url, provider, as_json=as_json) as billing:
             report = _reconcile_with_progress(billing, provider, fix=fix)
         if as_json:
             _print_json(reconcile_json(report))
@@ -868,13 +876,7 @@ def customers_sync_pending(
     several hosts at once.
     """
     with handled(debug=debug, as_json=as_json):
-        config = provider_config(as_json=as_json)
-        try:
-            _require_provider(config, None, as_json=as_json)
-        except typer.Exit:
-            _close_providers(config.providers)
-            raise
-        with sync_billing(database_url, config) as billing:
+        with provider_billing(database_url, None, as_json=as_json) as billing:
             report = billing.customers.sync_pending(limit=limit)
         show_sync_report(report, as_json=as_json)
         if report.failed:
