@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from qzpay.customers.models import Address, Customer
 from qzpay.customers.validation import RESERVED_METADATA_KEY
@@ -173,3 +174,21 @@ def replace_all_fields(local: Customer, remote: ProviderCustomer) -> Customer:
             "metadata": metadata,
         }
     )
+
+
+class ClosingContext:
+    """``async with provider:`` closes it on exit (for the providers' own classes)."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

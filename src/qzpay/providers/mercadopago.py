@@ -73,7 +73,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import mercadopago  # type: ignore[import-untyped]  # the SDK ships no type information
@@ -86,6 +85,7 @@ from qzpay.customers.models import Address, Customer
 from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
 from qzpay.providers.base import (
     QZPAY_CUSTOMER_ID_KEY,
+    ClosingContext,
     ProviderCustomer,
     ProviderEmailTaken,
     ProviderEvent,
@@ -256,7 +256,7 @@ class _Customers:
 # -- the provider ----------------------------------------------------------------------------
 
 
-class MercadoPagoProvider:
+class MercadoPagoProvider(ClosingContext):
     """Customers at MercadoPago. One instance owns one thread pool; ``close()`` it when done.
 
     ``api_base`` points the SDK at another server (a local test double). ``timeout`` bounds
@@ -296,17 +296,6 @@ class MercadoPagoProvider:
         sdk = mercadopago.SDK(access_token, http_client=transport)
         self._customers = _Customers(sdk, access_token, timeout)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="qzpay-mercadopago")
-
-    async def __aenter__(self) -> MercadoPagoProvider:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- customers -------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Mapping
-from types import TracebackType
 from typing import Any, Final, Literal, TypeVar, cast
 
 import httpx
@@ -35,6 +34,7 @@ from qzpay.customers.models import Address, Customer
 from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
 from qzpay.providers.base import (
     QZPAY_CUSTOMER_ID_KEY,
+    ClosingContext,
     ProviderCustomer,
     ProviderEmailTaken,
     ProviderEvent,
@@ -51,7 +51,7 @@ _ADDRESS_FIELDS: Final = ("line1", "line2", "city", "state", "postal_code", "cou
 _T = TypeVar("_T")
 
 
-class StripeProvider:
+class StripeProvider(ClosingContext):
     """Customers at Stripe. One instance owns one connection pool; ``close()`` it when done.
 
     Use an instance from one event loop only: pooled connections belong to the loop that
@@ -101,17 +101,6 @@ class StripeProvider:
             http_client=self._http,
         )
         self._customers = self._client.v1.customers
-
-    async def __aenter__(self) -> StripeProvider:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- customers -------------------------------------------------------------------------
 
