@@ -179,6 +179,17 @@ class Storage(Protocol):
         """Pending provider work, oldest first (for status and operators)."""
         ...
 
+    async def find_sync_task_by_link(
+        self, provider: str, provider_customer_id: str
+    ) -> SyncTask | None:
+        """The task whose customer snapshot links ``provider_customer_id`` at ``provider`` (an
+        unfinished create adopting it, say); the oldest if several do. Committed data only."""
+        ...
+
+    async def count_sync_tasks(self) -> int:
+        """How many tasks are pending."""
+        ...
+
 
 class BlockingReader(Protocol):
     """The Storage's customer reads as blocking calls on the calling thread (committed data).

@@ -42,6 +42,11 @@ def _matches(customer: Customer, filters: CustomerFilter) -> bool:
     return all(customer.metadata.get(k) == v for k, v in filters.metadata.items())
 
 
+def _task_order(task: SyncTask) -> tuple[datetime, str]:
+    """Oldest first, as the SQL backends order tasks."""
+    return task.created_at, task.customer_id
+
+
 class MemoryStorage:
     def __init__(self) -> None:
         self._customers: dict[str, Customer] = {}
@@ -135,8 +140,22 @@ class MemoryStorage:
 
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         with self._commit_lock:
-            tasks = sorted(self._tasks.values(), key=lambda t: (t.created_at, t.customer_id))
+            tasks = sorted(self._tasks.values(), key=_task_order)
             return tasks[:limit]
+
+    async def find_sync_task_by_link(
+        self, provider: str, provider_customer_id: str
+    ) -> SyncTask | None:
+        with self._commit_lock:
+            linked = (
+                task
+                for task in self._tasks.values()
+                if task.customer.provider_customer_ids.get(provider) == provider_customer_id
+            )
+            return min(linked, key=_task_order, default=None)
+
+    async def count_sync_tasks(self) -> int:
+        return len(self._tasks)
 
 
 class _MemoryReader:
@@ -307,7 +326,7 @@ class _MemoryTransaction:
                 for t in self._tasks().values()
                 if t.lease_until <= now or t.lease_owner is None or t.lease_owner in stale_owners
             ),
-            key=lambda t: (t.created_at, t.customer_id),
+            key=_task_order,
         )[:limit]
         claimed = [replace(t, lease_owner=owner, lease_until=lease_until) for t in claimable]
         for task in claimed:

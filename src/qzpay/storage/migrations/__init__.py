@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from importlib import resources
 
+from qzpay.errors import StorageError
+
 
 def load(dialect: str) -> list[tuple[int, list[str]]]:
     """``[(version, statements)]`` for the dialect, oldest first."""
@@ -15,6 +17,27 @@ def load(dialect: str) -> list[tuple[int, list[str]]]:
         if entry.name.endswith(".sql")
     )
     return [(int(name.split("_", 1)[0]), _split(text)) for name, text in scripts]
+
+
+def pending(scripts: list[tuple[int, list[str]]], current: int) -> list[tuple[int, list[str]]]:
+    """The scripts newer than version ``current``, oldest first."""
+    return [(version, statements) for version, statements in scripts if version > current]
+
+
+def outdated(current: int, latest: int) -> StorageError:
+    return StorageError(
+        f"database schema version {current} is older than this qzpay needs ({latest}); "
+        "run `qzpay db upgrade` or open with migrate=True",
+        code="schema_outdated",
+    )
+
+
+def too_new(current: int, latest: int) -> StorageError:
+    return StorageError(
+        f"database schema version {current} is newer than this qzpay knows ({latest}); "
+        "upgrade qzpay",
+        code="schema_too_new",
+    )
 
 
 def _split(script: str) -> list[str]:

@@ -1,0 +1,337 @@
+"""Writes inside a PostgreSQL transaction, kept until the next read or the commit and then sent
+as one statement: a create is one round trip instead of four. What is retried after a lost
+connection, and why, is in the package docstring."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+
+import asyncpg
+
+from qzpay.customers.models import Customer
+from qzpay.errors import StorageError
+from qzpay.events import Event
+from qzpay.storage.base import IdempotentCreate, SyncTask
+from qzpay.storage.postgres import sql
+from qzpay.storage.postgres.connections import (
+    CONNECTION_ERRORS,
+    DRIVER_ERRORS,
+    RESEND_ERRORS,
+    Connection,
+    Connections,
+    driver_error,
+    unavailable,
+)
+from qzpay.storage.postgres.sql import Part, Write, customer_from_row, task_from_row
+from qzpay.storage.rows import (
+    as_is,
+    customer_args,
+    customer_update_args,
+    dump_json,
+    event_args,
+    task_args,
+)
+
+
+class PostgresTransaction:
+    """One transaction on one connection; also its own context manager.
+
+    Writes that cannot conflict wait in ``_pending`` until the next read or the commit, which
+    send them as one statement. The statements of one WITH all see the same snapshot, so one
+    statement holds at most one customer write (plus any events).
+    """
+
+    def __init__(self, opened: Callable[[], Awaitable[Connections]]) -> None:
+        self._opened = opened  # the storage's connections, once it is open
+        self._connections: Connections | None = None
+        self._connection: Connection | None = None
+        self._begun = False
+        self._pending: list[Write] = []
+
+    async def __aenter__(self) -> PostgresTransaction:
+        self._connections = await self._opened()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        reuse = False
+        try:
+            if exc_type is None:
+                await self._commit()
+            else:
+                await self._rollback()
+            # After a cancellation the connection may still be busy cancelling: drop it.
+            reuse = exc_type is None or issubclass(exc_type, Exception)
+        finally:
+            await self._release(reuse=reuse)
+
+    # -- connection and transaction state ------------------------------------------------
+    async def _acquire(self) -> Connection:
+        if self._connection is None:
+            assert self._connections is not None, "use the transaction in `async with`"
+            try:
+                self._connection = await self._connections.acquire()
+            except DRIVER_ERRORS as exc:
+                raise unavailable(exc, "connect to PostgreSQL") from exc
+        return self._connection
+
+    async def _release(self, *, reuse: bool) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._connections is not None:
+            await self._connections.release(connection, reuse=reuse)
+
+    async def _replace_connection(self) -> None:
+        """Drop a lost connection, and every other one too (the server may have restarted)."""
+        await self._release(reuse=False)
+        assert self._connections is not None
+        await self._connections.expire()
+
+    async def _begin(self, first: str | None = None) -> Connection:
+        """BEGIN, sent with ``first`` (a statement without parameters) in one round trip."""
+        if self._begun:
+            assert self._connection is not None
+            if first is not None:
+                try:
+                    await self._connection.execute(first)
+                except DRIVER_ERRORS as exc:
+                    raise driver_error(exc) from exc
+            return self._connection
+        begin = "BEGIN" if first is None else f"BEGIN; {first}"
+        connection = await self._acquire()
+        try:
+            await connection.execute(begin)
+        except CONNECTION_ERRORS as exc:
+            # Nothing was sent but BEGIN, so nothing can have been written: start again.
+            await self._replace_connection()
+            connection = await self._acquire()
+            try:
+                await connection.execute(begin)
+            except DRIVER_ERRORS as again:
+                raise driver_error(again) from exc
+        except DRIVER_ERRORS as exc:
+            raise driver_error(exc) from exc
+        self._begun = True
+        return connection
+
+    async def _flush(self, connection: Connection) -> None:
+        """Send the pending writes, in order, as one statement inside the transaction."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await self._execute(connection, pending)
+
+    async def _execute(self, connection: Connection, writes: Sequence[Write]) -> None:
+        statement, args = sql.statement(writes)
+        try:
+            await connection.execute(statement, *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise sql.conflict(exc, writes) from exc
+        except DRIVER_ERRORS as exc:
+            raise driver_error(exc) from exc
+
+    async def _write(self, write: Write, *, may_conflict: bool) -> None:
+        """Send a write that can raise a ConflictError now, so the call raises it; keep the
+        others for the next read or the commit."""
+        if may_conflict or not (self._begun or write.resendable):
+            connection = await self._begin()
+            await self._flush(connection)
+            await self._execute(connection, (write,))
+            return
+        if any(sql.same_row(pending, write) for pending in self._pending):
+            # One statement cannot change a row twice (PostgreSQL refuses it): send the first.
+            await self._flush(await self._begin())
+        self._pending.append(write)
+
+    async def _commit(self) -> None:
+        if self._begun:
+            assert self._connection is not None
+            await self._flush(self._connection)
+            try:
+                await self._connection.execute("COMMIT")
+            except CONNECTION_ERRORS as exc:
+                raise StorageError(
+                    f"the connection was lost during COMMIT, so the change may or may not "
+                    f"have been saved: {exc!r}",
+                    code="storage_unavailable",
+                ) from exc
+            except DRIVER_ERRORS as exc:
+                raise driver_error(exc) from exc
+        elif self._pending:
+            await self._commit_pending()
+
+    async def _commit_pending(self) -> None:
+        """Send the pending writes as one statement, which commits on its own."""
+        statement, args = sql.statement(self._pending)
+        connection = await self._acquire()
+        try:
+            await connection.execute(statement, *args)
+            return
+        except CONNECTION_ERRORS as exc:
+            lost: BaseException = exc
+        except DRIVER_ERRORS as exc:
+            raise driver_error(exc) from exc
+        # It may have committed before the connection dropped. Its rows have ids chosen here,
+        # so sending it again with ON CONFLICT DO NOTHING writes them exactly once (a copy
+        # still running on the old connection makes it wait for that one's outcome).
+        await self._replace_connection()
+        statement, args = sql.statement(self._pending, resend=True)
+        try:
+            connection = await self._acquire()
+            await connection.execute(statement, *args)
+        except RESEND_ERRORS as exc:
+            raise StorageError(
+                "the connection was lost while committing and sending the change again failed, "
+                f"so it may or may not have been saved: {exc!r}",
+                code="storage_unavailable",
+            ) from lost
+
+    async def _rollback(self) -> None:
+        self._pending.clear()
+        connection = self._connection
+        if not self._begun or connection is None or connection.is_closed():
+            return
+        try:
+            await connection.execute("ROLLBACK")
+        except asyncio.CancelledError:
+            connection.terminate()  # closing the connection rolls back on the server
+            raise
+        except Exception:
+            connection.terminate()  # keep the error that caused the rollback
+
+    async def _fetchrow(
+        self, query: str, *args: object, queue: str | None = None
+    ) -> asyncpg.Record | None:
+        """A read inside the transaction, after the writes kept so far."""
+        connection = await self._begin(queue)
+        await self._flush(connection)
+        try:
+            return await connection.fetchrow(query, *args)
+        except DRIVER_ERRORS as exc:
+            raise driver_error(exc) from exc
+
+    # -- the Transaction protocol --------------------------------------------------------
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        queue = sql.queue(sql.CUSTOMER_LOCK_CLASS, customer_id)
+        row = await self._fetchrow(sql.GET_FOR_UPDATE, customer_id, queue=queue)
+        return None if row is None else customer_from_row(row)
+
+    async def find_idempotent_create(self, idempotency_key: str) -> IdempotentCreate | None:
+        row = await self._fetchrow(sql.GET_IDEMPOTENT, idempotency_key)
+        return None if row is None else IdempotentCreate(customer_from_row(row), row[10])
+
+    async def insert_customer(
+        self,
+        customer: Customer,
+        *,
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> None:
+        links = customer.provider_customer_ids
+        parts = [sql.INSERT_CUSTOMER]
+        if customer.metadata:
+            parts.append(sql.INSERT_METADATA)
+        if links:
+            parts.append(sql.INSERT_LINKS)
+        args = customer_args(
+            customer,
+            encode_time=as_is,
+            idempotency_key=idempotency_key,
+            request_fingerprint=request_fingerprint,
+        )
+        write = Write(tuple(parts), args, tuple(links.items()))
+        await self._write(write, may_conflict=idempotency_key is not None or bool(links))
+
+    async def update_customer(self, before: Customer, after: Customer) -> None:
+        args = customer_update_args(after, encode_time=as_is)
+        parts: list[Part] = [(sql.UPDATE_CUSTOMER, None)]
+        # The side tables change by difference. Each key is touched by one statement only,
+        # since the statements of one WITH run in no defined order.
+        _diff(before.metadata, after.metadata, sql.METADATA_DIFF, parts, args)
+        linked = _diff(
+            before.provider_customer_ids, after.provider_customer_ids, sql.LINKS_DIFF, parts, args
+        )
+        write = Write(tuple(parts), tuple(args), tuple(linked.items()))
+        await self._write(write, may_conflict=bool(linked))
+
+    async def append_event(self, event: Event) -> None:
+        write = Write((sql.INSERT_EVENT,), event_args(event, encode_time=as_is), customer=False)
+        await self._write(write, may_conflict=False)
+
+    async def get_sync_task(self, customer_id: str) -> SyncTask | None:
+        row = await self._fetchrow(sql.GET_TASK, customer_id)
+        return None if row is None else task_from_row(row)
+
+    async def find_sync_task_by_key(self, idempotency_key: str) -> SyncTask | None:
+        row = await self._fetchrow(sql.GET_TASK_BY_KEY, idempotency_key)
+        return None if row is None else task_from_row(row)
+
+    async def put_sync_task(self, task: SyncTask) -> None:
+        write = Write((sql.PUT_TASK,), task_args(task, encode_time=as_is), customer=False)
+        await self._write(write, may_conflict=task.idempotency_key is not None)
+
+    async def delete_sync_task(self, customer_id: str) -> None:
+        write = Write((sql.DELETE_TASK,), (customer_id,), customer=False)
+        await self._write(write, may_conflict=False)
+
+    async def claim_sync_tasks(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        stale_owners: frozenset[str],
+        limit: int,
+    ) -> list[SyncTask]:
+        connection = await self._begin()
+        await self._flush(connection)
+        try:
+            rows = await connection.fetch(
+                sql.CLAIM_TASKS, now, sorted(stale_owners), limit, owner, lease_until
+            )
+        except DRIVER_ERRORS as exc:
+            raise driver_error(exc) from exc
+        claimed = (task_from_row(row) for row in rows)
+        return sorted(claimed, key=lambda t: (t.created_at, t.customer_id))
+
+    async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:
+        # Deliveries of one event queue on an advisory lock and then look, so a duplicate
+        # arriving at once waits for the first one's outcome (and nothing takes an id early).
+        queue = sql.queue(sql.WEBHOOK_LOCK_CLASS, f"{provider}\0{event_id}")
+        connection = await self._begin(queue)
+        await self._flush(connection)
+        try:
+            seen = await connection.fetchval(sql.WEBHOOK_SEEN, provider, event_id)
+        except DRIVER_ERRORS as exc:
+            raise driver_error(exc) from exc
+        if seen is not None:
+            return False
+        write = Write((sql.INSERT_WEBHOOK,), (provider, event_id, now), customer=False)
+        await self._write(write, may_conflict=False)
+        return True
+
+
+def _diff(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    statements: tuple[str, str],
+    parts: list[Part],
+    args: list[object],
+) -> dict[str, str]:
+    """Add to ``parts`` the (delete, upsert) ``statements`` that take a side table from
+    ``old`` to ``new``, their arguments appended to ``args``; the pairs it upserts."""
+    delete, upsert = statements
+    removed = [key for key in old if key not in new]
+    if removed:
+        args.append(removed)
+        parts.append((delete.format(f"${len(args)}"), None))
+    changed = {key: value for key, value in new.items() if old.get(key) != value}
+    if changed:
+        args.append(dump_json(changed))
+        parts.append((upsert.format(f"${len(args)}"), None))
+    return changed
