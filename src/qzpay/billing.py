@@ -10,14 +10,12 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Never, Self, TypeVar, overload
 
-from qzpay._unset import UNSET, Unset
-from qzpay.customers.models import Address, Customer
-from qzpay.customers.reconcile import ReconcileReport
+from qzpay.blocking import BlockingTwin, blocking, same_signature, walk_pages_blocking
+from qzpay.customers.models import Customer
 from qzpay.customers.service import (
     DEFAULT_PAGE_SIZE,
     CustomerService,
     SyncErrors,
-    SyncReport,
     check_external_lookup,
     list_filters,
     make_page,
@@ -27,12 +25,12 @@ from qzpay.customers.service import (
 from qzpay.customers.sync import ProviderSet
 from qzpay.customers.validation import check_id
 from qzpay.event_log import EventLog
-from qzpay.events import Event, EventBus, H, Handler
+from qzpay.events import EventBus, H, Handler
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
 from qzpay.storage import Storage, open_storage
 from qzpay.storage.base import BlockingReader, SupportsBlockingReads
-from qzpay.webhooks import WebhookResult, WebhookService
+from qzpay.webhooks import WebhookService
 
 DEFAULT_STORAGE = "sqlite:///qzpay.db"
 T = TypeVar("T")
@@ -148,8 +146,8 @@ class SyncBilling:
         # Checked once: isinstance against a runtime protocol costs microseconds per call.
         self._reads = self.storage if isinstance(self.storage, SupportsBlockingReads) else None
         self.customers = SyncCustomers(self, self._billing.customers)
-        self.events = SyncEventLog(self, self._billing.events)
-        self.webhooks = SyncWebhooks(self, self._billing.webhooks)
+        self.events = SyncEventLog(self._run, self._billing.events)
+        self.webhooks = SyncWebhooks(self._run, self._billing.webhooks)
 
     def _blocking_reader(self) -> BlockingReader | None:
         """The storage's reader for this thread, or None to read through the loop thread."""
@@ -210,43 +208,30 @@ class SyncBilling:
         self.close()
 
 
-class SyncCustomers:
-    """Blocking twin of CustomerService; see its methods for the rules."""
+class SyncCustomers(BlockingTwin[CustomerService]):
+    """Blocking twin of CustomerService; see its methods for the rules. Reads go through the
+    storage's blocking reader when it has one (no hop to the loop thread)."""
 
     def __init__(self, owner: SyncBilling, service: CustomerService) -> None:
-        self._run = owner._run
+        super().__init__(owner._run, service)
         self._reader = owner._blocking_reader
-        self._service = service
 
-    def create(
-        self,
-        *,
-        email: str,
-        name: str | None = None,
-        phone: str | None = None,
-        address: Address | Mapping[str, str | None] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        idempotency_key: str | None = None,
-        **unknown: Never,
-    ) -> Customer:
-        return self._run(
-            self._service.create(
-                email=email,
-                name=name,
-                phone=phone,
-                address=address,
-                metadata=metadata,
-                idempotency_key=idempotency_key,
-                **unknown,
-            )
-        )
+    create = blocking(CustomerService.create)
+    update = blocking(CustomerService.update)
+    delete = blocking(CustomerService.delete)
+    link = blocking(CustomerService.link)
+    unlink = blocking(CustomerService.unlink)
+    sync_pending = blocking(CustomerService.sync_pending)
+    reconcile = blocking(CustomerService.reconcile)
 
+    @same_signature(CustomerService.get)
     def get(self, customer_id: str) -> Customer | None:
         reader = self._reader()
         if reader is None:
             return self._run(self._service.get(customer_id))
         return reader.get_customer(check_id(customer_id))
 
+    @same_signature(CustomerService.get_by_external_id)
     def get_by_external_id(
         self, provider_customer_id: str, *, provider: str | None = None
     ) -> Customer | None:
@@ -259,8 +244,10 @@ class SyncCustomers:
         found = reader.find_customers_by_provider_id(provider_customer_id, provider=provider)
         return single_owner(found, provider_customer_id)
 
+    @same_signature(CustomerService.list)
     def list(
         self,
+        /,
         *,
         limit: int = 10,
         offset: int = 0,
@@ -294,96 +281,25 @@ class SyncCustomers:
         page_size: int = DEFAULT_PAGE_SIZE,
         **unknown: Never,
     ) -> Iterator[Customer]:
+        """As CustomerService.iterate, blocking: every match, newest first, by keyset pages."""
         filters = scan_filters(email, metadata, include_deleted, page_size, unknown)
 
-        def page(before: str | None) -> list[Customer]:
+        def page(before: str | None) -> builtins.list[Customer]:
             reader = self._reader()
             if reader is None:
                 return self._run(self._service.scan_page(filters, before, page_size))
             return reader.scan_customers(filters, before_id=before, limit=page_size)
 
-        def walk() -> Iterator[Customer]:
-            before: str | None = None
-            while True:
-                batch = page(before)
-                yield from batch
-                if len(batch) < page_size:
-                    return
-                before = batch[-1].id
-
-        return walk()
-
-    def update(
-        self,
-        customer_id: str,
-        *,
-        email: str | Unset = UNSET,
-        name: str | Unset | None = UNSET,
-        phone: str | Unset | None = UNSET,
-        address: Address | Mapping[str, str | None] | Unset | None = UNSET,
-        metadata: Mapping[str, str | None] | Unset = UNSET,
-        **unknown: Never,
-    ) -> Customer:
-        return self._run(
-            self._service.update(
-                customer_id,
-                email=email,
-                name=name,
-                phone=phone,
-                address=address,
-                metadata=metadata,
-                **unknown,
-            )
-        )
-
-    def delete(self, customer_id: str) -> None:
-        self._run(self._service.delete(customer_id))
-
-    def link(self, customer_id: str, *, provider: str, provider_customer_id: str) -> Customer:
-        return self._run(
-            self._service.link(
-                customer_id, provider=provider, provider_customer_id=provider_customer_id
-            )
-        )
-
-    def unlink(self, customer_id: str, *, provider: str) -> Customer:
-        return self._run(self._service.unlink(customer_id, provider=provider))
-
-    def sync_pending(self, *, limit: int = 100) -> SyncReport:
-        return self._run(self._service.sync_pending(limit=limit))
-
-    def reconcile(
-        self, provider: str, *, fix: bool = False, on_progress: Callable[[int], None] | None = None
-    ) -> ReconcileReport:
-        return self._run(self._service.reconcile(provider, fix=fix, on_progress=on_progress))
+        return walk_pages_blocking(page, page_size)
 
 
-class SyncWebhooks:
-    def __init__(self, owner: SyncBilling, service: WebhookService) -> None:
-        self._run = owner._run
-        self._service = service
-
-    def handle(
-        self,
-        provider: str,
-        payload: bytes,
-        headers: Mapping[str, str],
-        *,
-        query: Mapping[str, str] | None = None,
-    ) -> WebhookResult:
-        return self._run(self._service.handle(provider, payload, headers, query=query))
+class SyncWebhooks(BlockingTwin[WebhookService]):
+    handle = blocking(WebhookService.handle)
 
 
-class SyncEventLog:
-    def __init__(self, owner: SyncBilling, log: EventLog) -> None:
-        self._run = owner._run
-        self._log = log
-
-    def list(self, *, after: str | None = None, limit: int = 100) -> builtins.list[Event]:
-        return self._run(self._log.list(after=after, limit=limit))
-
-    def get(self, event_id: str) -> Event | None:
-        return self._run(self._log.get(event_id))
+class SyncEventLog(BlockingTwin[EventLog]):
+    list = blocking(EventLog.list)
+    get = blocking(EventLog.get)
 
 
 __all__ = ["Billing", "SyncBilling"]

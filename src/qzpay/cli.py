@@ -39,7 +39,13 @@ from rich.table import Table
 from rich.text import Text
 
 from qzpay.billing import DEFAULT_STORAGE, Billing, SyncBilling
-from qzpay.config import PROVIDER_ENV, ConfigError, ProviderConfig, providers_from_env
+from qzpay.config import (
+    MAX_BODY_BYTES_ENV,
+    PROVIDER_ENV,
+    ConfigError,
+    ProviderConfig,
+    providers_from_env,
+)
 from qzpay.customers.models import Customer
 from qzpay.customers.reconcile import ReconcileReport
 from qzpay.customers.service import SyncReport
@@ -324,18 +330,31 @@ def serve(
         Literal["critical", "error", "warning", "info", "debug"],
         typer.Option(help="uvicorn's log level."),
     ] = "info",
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (credentials in its URL are redacted).")
+    ] = True,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar=MAX_BODY_BYTES_ENV,
+            show_envvar=True,
+            show_default=False,
+            help="Largest request body accepted, in bytes; a larger one is a 413 (default: 1 MiB).",
+        ),
+    ] = None,
     debug: Debug = False,
 ) -> None:
     """Run the HTTP API with uvicorn.
 
     Clients authenticate with the key in QZPAY_API_KEY (comma-separate several to rotate);
-    the key is never printed. Payment providers come from STRIPE_API_KEY,
+    the key is never printed, and the access log redacts credentials (?api_key=, token,
+    secret, password, Authorization). Payment providers come from STRIPE_API_KEY,
     STRIPE_WEBHOOK_SECRET, STRIPE_API_BASE and QZPAY_PROVIDER_SYNC_ERRORS; webhooks arrive
     at POST /webhooks/<provider>.
     """
     from qzpay.api.auth import API_KEY_ENV, APIKeyAuth, MissingAPIKeyError
-    from qzpay.api.server import is_loopback
+    from qzpay.api.server import DEFAULT_MAX_BODY_BYTES, is_loopback
     from qzpay.api.server import serve as run_server
 
     if no_auth and not is_loopback(host):
@@ -382,7 +401,13 @@ def serve(
         )
         try:
             run_server(
-                billing, host=host, port=port, auth=auth, log_level=log_level, access_log=access_log
+                billing,
+                host=host,
+                port=port,
+                auth=auth,
+                log_level=log_level,
+                access_log=access_log,
+                max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             )
         except SystemExit as exc:  # uvicorn exits on a busy port or a failed startup
             if exc.code not in (None, 0):

@@ -9,10 +9,13 @@
 ``MERCADOPAGO_WEBHOOK_SECRET`` the application's secret signature for ``x-signature``
 ``MERCADOPAGO_API_BASE``       another MercadoPago-compatible server (a local test double)
 ``QZPAY_PROVIDER_SYNC_ERRORS`` ``raise`` (default) or ``log``: see ``Billing``
+``QZPAY_MAX_BODY_BYTES``       the HTTP API's largest request body (default 1 MiB): see
+                               ``max_body_bytes_from_env``
 =============================  ==============================================================
 
 An empty variable counts as unset. Values are never printed: errors and warnings name the
-variable only (``QZPAY_PROVIDER_SYNC_ERRORS``, which holds no secret, is the one exception).
+variable only (``QZPAY_PROVIDER_SYNC_ERRORS`` and ``QZPAY_MAX_BODY_BYTES``, which hold no
+secret, are the exceptions).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ STRIPE_API_KEY_ENV: Final = "STRIPE_API_KEY"
 STRIPE_WEBHOOK_SECRET_ENV: Final = "STRIPE_WEBHOOK_SECRET"
 STRIPE_API_BASE_ENV: Final = "STRIPE_API_BASE"
 SYNC_ERRORS_ENV: Final = "QZPAY_PROVIDER_SYNC_ERRORS"
+MAX_BODY_BYTES_ENV: Final = "QZPAY_MAX_BODY_BYTES"
 
 MERCADOPAGO_ACCESS_TOKEN_ENV: Final = "MERCADOPAGO_ACCESS_TOKEN"
 MERCADOPAGO_WEBHOOK_SECRET_ENV: Final = "MERCADOPAGO_WEBHOOK_SECRET"
@@ -81,6 +85,7 @@ _SPECS: Final = (
 PROVIDER_ENV: Final[Mapping[str, str]] = {spec.name: spec.key_env for spec in _SPECS}
 ENVIRONMENT_VARIABLES: Final = (
     SYNC_ERRORS_ENV,
+    MAX_BODY_BYTES_ENV,
     *(name for spec in _SPECS for name in (spec.key_env, spec.secret_env, spec.base_env)),
 )
 """Every variable this module reads (tests clear them so no test reaches a real provider)."""
@@ -149,6 +154,23 @@ def providers_from_env(environ: Mapping[str, str] | None = None) -> ProviderConf
     return config
 
 
+def max_body_bytes_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """``QZPAY_MAX_BODY_BYTES``: the largest request body the HTTP API accepts, in bytes (a
+    positive integer), or None when it is unset (the API's default, 1 MiB, applies). Raises
+    ConfigError on anything else."""
+    env = os.environ if environ is None else environ
+    raw = env.get(MAX_BODY_BYTES_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{MAX_BODY_BYTES_ENV} must be a positive number of bytes, not {raw!r}")
+    return value
+
+
 def _check_base_url(name: str, value: str) -> None:
     try:
         parts = urlsplit(value)
@@ -161,6 +183,7 @@ def _check_base_url(name: str, value: str) -> None:
 
 __all__ = [
     "ENVIRONMENT_VARIABLES",
+    "MAX_BODY_BYTES_ENV",
     "MERCADOPAGO_ACCESS_TOKEN_ENV",
     "MERCADOPAGO_API_BASE_ENV",
     "MERCADOPAGO_WEBHOOK_SECRET_ENV",
@@ -171,5 +194,6 @@ __all__ = [
     "SYNC_ERRORS_ENV",
     "ConfigError",
     "ProviderConfig",
+    "max_body_bytes_from_env",
     "providers_from_env",
 ]

@@ -5,7 +5,12 @@ Callers branch on the class or on ``code``, never on the message text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import islice
 from typing import TypedDict
+
+MAX_FIELD_ERRORS = 100
+"""The most field errors a ValidationError keeps; the rest are only counted (``omitted``)."""
 
 
 class FieldError(TypedDict):
@@ -28,14 +33,38 @@ class QZPayError(Exception):
             self.code = code
 
 
+def encodable(text: str) -> str:
+    """``text`` with any lone surrogate (text no UTF-8 can encode) written as ``\\udXXX``.
+
+    Field paths and messages can quote the caller's input (a bad metadata key is reported as
+    ``metadata.<key>``); this keeps them printable and serializable as JSON."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class ValidationError(QZPayError, ValueError):
-    """Bad input. ``errors`` lists every problem found, not only the first."""
+    """Bad input. ``errors`` lists every problem found, not only the first, up to
+    ``MAX_FIELD_ERRORS`` of them; ``omitted`` counts the ones left out."""
 
     code = "validation_error"
 
-    def __init__(self, errors: list[FieldError]) -> None:
-        self.errors = errors
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    def __init__(self, errors: Iterable[FieldError], *, omitted: int = 0) -> None:
+        remaining = iter(errors)
+        self.errors: list[FieldError] = [
+            {
+                "field": encodable(error["field"]),
+                "code": error["code"],
+                "message": encodable(error["message"]),
+            }
+            for error in islice(remaining, MAX_FIELD_ERRORS)
+        ]
+        self.omitted: int = omitted + sum(1 for _ in remaining)
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in self.errors)
+        if self.omitted:
+            summary += f"; ... and {self.omitted} more"
         super().__init__(f"invalid input: {summary}")
 
 
@@ -87,6 +116,18 @@ class WebhookSignatureError(QZPayError):
     code = "webhook_signature_invalid"
 
 
+class WebhookPayloadError(WebhookSignatureError):
+    """A webhook delivery whose body (or an id in it) qzpay cannot read or store: not UTF-8, not
+    JSON, nested too deep, not an event, or an event/object id that is not storable text.
+
+    Permanent: the same delivery can never succeed, so it is rejected (HTTP 400), never
+    retried. A ``WebhookSignatureError`` subclass, so handlers that reject bad signatures
+    reject these too.
+    """
+
+    code = "webhook_payload_invalid"
+
+
 class StorageError(QZPayError):
     """The storage backend could not complete the operation (busy, unreachable, ...)."""
 
@@ -94,6 +135,7 @@ class StorageError(QZPayError):
 
 
 __all__ = [
+    "MAX_FIELD_ERRORS",
     "ConflictError",
     "FieldError",
     "NotFoundError",
@@ -102,5 +144,7 @@ __all__ = [
     "StorageError",
     "UnknownArgumentError",
     "ValidationError",
+    "WebhookPayloadError",
     "WebhookSignatureError",
+    "encodable",
 ]

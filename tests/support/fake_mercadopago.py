@@ -265,6 +265,25 @@ class FakeMercadoPago:
     def matching(self, method: str, path: str) -> list[FakeRequest]:
         return [r for r in self.requests if r.method == method and r.path == path]
 
+    def key_reuses(self) -> dict[str, list[tuple[str, str, str]]]:
+        """The ``x-idempotency-key`` values received with more than one different request,
+        each with those requests as (method, path with query, JSON body in canonical form);
+        empty when every key named one request."""
+        seen: dict[str, list[tuple[str, str, str]]] = {}
+        for request in list(self.requests):
+            key = request.headers.get("x-idempotency-key")
+            if key is None:
+                continue
+            target = f"{request.path}?{urlencode(sorted(request.query.items()))}"
+            try:
+                content = json.dumps(request.json(), sort_keys=True)
+            except ValueError:
+                content = request.body.decode("utf-8", "replace")
+            identities = seen.setdefault(key, [])
+            if (request.method, target, content) not in identities:
+                identities.append((request.method, target, content))
+        return {key: found for key, found in seen.items() if len(found) > 1}
+
     # -- webhooks --------------------------------------------------------------------------
 
     def notification(

@@ -17,6 +17,12 @@ through). Faults model what a client can observe of a real network:
 A connection that is *refused* (nothing accepted it, so nothing was sent) cannot be decided
 per request; :meth:`FaultProxy.refusing` stops listening for the duration of a ``with`` block.
 
+Idempotency keys: :meth:`FaultProxy.key_reuses` lists every key that was sent with two different
+requests (method, path with query, or body). With ``replay_idempotency=True`` the proxy also
+plays Stripe's part, which localstripe does not: a request carrying a key seen before is answered
+with the first answer for that key if it is the same request, and with Stripe's 400
+``idempotency_error`` if it is not, without reaching the server.
+
 Written for the tests, on asyncio streams only, so no client library's own retry or pooling
 behaviour hides what happened on the wire.
 """
@@ -27,7 +33,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -113,8 +119,52 @@ class RecordedRequest:
         """The form-encoded body (what the Stripe SDK sends), blank values kept."""
         return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
 
+    def identity(self) -> RequestIdentity:
+        """What makes this request this request: method, path with query, and the body's
+        content (parsed, so that the order of fields does not matter)."""
+        target = f"{self.path}?{self.query}" if self.query else self.path
+        return RequestIdentity(self.method, target, _content(self.headers, self.body))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIdentity:
+    """A request as an idempotency key must name it: sent again, it is the same request."""
+
+    method: str
+    target: str
+    content: str
+
+
+def key_reuses(
+    requests: Iterable[RecordedRequest], header: str = "idempotency-key"
+) -> dict[str, list[RequestIdentity]]:
+    """The idempotency keys (in ``header``) sent with more than one different request, each
+    with those requests in the order first sent; empty when every key names one request."""
+    seen: dict[str, list[RequestIdentity]] = {}
+    for request in requests:
+        key = request.headers.get(header.lower())
+        if key is None:
+            continue
+        identities = seen.setdefault(key, [])
+        identity = request.identity()
+        if identity not in identities:
+            identities.append(identity)
+    return {key: identities for key, identities in seen.items() if len(identities) > 1}
+
+
+def _content(headers: dict[str, str], body: bytes) -> str:
+    kind = headers.get("content-type", "")
+    text = body.decode("utf-8", "replace")
+    if "json" in kind and body:
+        with contextlib.suppress(ValueError):
+            return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
+    if "x-www-form-urlencoded" in kind:
+        return json.dumps(sorted(parse_qsl(text, keep_blank_values=True)))
+    return text
+
 
 Matcher = Callable[[RecordedRequest], bool]
+_Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 @dataclass
@@ -129,8 +179,10 @@ class FaultProxy:
     """Forward ``127.0.0.1:<port>`` to ``upstream``; use as ``async with FaultProxy(url)``."""
 
     upstream: str
+    replay_idempotency: bool = False
     requests: list[RecordedRequest] = field(default_factory=list)
     _rules: list[_Rule] = field(default_factory=list)
+    _replies: dict[str, tuple[RequestIdentity, _Answer]] = field(default_factory=dict)
     _server: asyncio.Server | None = None
     _port: int = 0
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -191,6 +243,11 @@ class FaultProxy:
             for r in self.requests
             if (method is None or r.method == method.upper()) and (path is None or r.path == path)
         ]
+
+    def key_reuses(self, header: str = "idempotency-key") -> dict[str, list[RequestIdentity]]:
+        """Every idempotency key this proxy saw sent with two different requests (see the
+        module function :func:`key_reuses`); ``x-idempotency-key`` for MercadoPago."""
+        return key_reuses(self.requests, header)
 
     @contextlib.asynccontextmanager
     async def refusing(self) -> AsyncIterator[None]:
@@ -265,16 +322,38 @@ class FaultProxy:
             return headers.get("connection", "").lower() != "close"
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
-        status, response_headers, response_body = await self._forward(method, target, headers, body)
+        status, response_headers, response_body = await self._answer(probe, target)
         if fault.kind == "drop":
             writer.close()
             return False
         await _write_response(writer, status, response_headers, response_body)
         return headers.get("connection", "").lower() != "close"
 
+    async def _answer(self, request: RecordedRequest, target: str) -> _Answer:
+        """Forward, or with ``replay_idempotency`` answer a keyed request as Stripe would."""
+        key = request.headers.get("idempotency-key")
+        if not self.replay_idempotency or key is None or request.method == "GET":
+            return await self._forward(request.method, target, request.headers, request.body)
+        identity = request.identity()
+        if key in self._replies:
+            first, answer = self._replies[key]
+            if first == identity:
+                return answer
+            error = {
+                "type": "idempotency_error",
+                "message": "Keys for idempotent requests can only be used with the same "
+                "parameters they were first used with (fault proxy)",
+            }
+            body = json.dumps({"error": error}).encode()
+            return 400, [("Content-Type", "application/json")], body
+        answer = await self._forward(request.method, target, request.headers, request.body)
+        if not 400 <= answer[0] < 500:  # Stripe saves no result for a refused request
+            self._replies[key] = (identity, answer)
+        return answer
+
     async def _forward(
         self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
+    ) -> _Answer:
         """Send the request upstream on a fresh connection and read the whole answer."""
         upstream = urlsplit(self.upstream)
         host = upstream.hostname or "127.0.0.1"

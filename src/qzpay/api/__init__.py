@@ -2,13 +2,16 @@
 it standalone. Needs the ``api`` extra: ``pip install "qzpay[api]"``."""
 
 from qzpay.api.auth import APIKeyAuth, MissingAPIKeyError
-from qzpay.api.router import create_router, create_webhook_router
-from qzpay.api.server import create_app
+from qzpay.api.router import DEFAULT_MAX_BODY_BYTES, create_router, create_webhook_router
+from qzpay.api.server import RedactCredentials, create_app, redact_credentials_in_logs
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "APIKeyAuth",
     "MissingAPIKeyError",
+    "RedactCredentials",
     "create_app",
     "create_router",
     "create_webhook_router",
+    "redact_credentials_in_logs",
 ]

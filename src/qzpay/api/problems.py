@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from qzpay.errors import (
+    MAX_FIELD_ERRORS,
     ConflictError,
     FieldError,
     NotFoundError,
@@ -28,6 +29,7 @@ from qzpay.errors import (
     StorageError,
     ValidationError,
     WebhookSignatureError,
+    encodable,
 )
 
 logger = logging.getLogger("qzpay.api")
@@ -73,7 +75,15 @@ class Problem(BaseModel):
     instance: str = Field(description="The request path this problem occurred on.")
     code: str = Field(description="qzpay's stable error code (branch on this, not on text).")
     errors: list[ProblemFieldError] | None = Field(
-        default=None, description="Every field error found (422 responses only)."
+        default=None,
+        description=(
+            f"The field errors found, at most {MAX_FIELD_ERRORS} of them (422 responses only)."
+        ),
+    )
+    omitted: int | None = Field(
+        default=None,
+        ge=0,
+        description="How many more field errors were found than `errors` lists (422 only).",
     )
     provider: str | None = Field(
         default=None, description="The payment provider that failed (502 responses only)."
@@ -133,6 +143,7 @@ _PYDANTIC_CODES = {
     "model_attributes_type": "invalid_type",
     "dict_type": "invalid_type",
     "string_type": "invalid_type",
+    "string_unicode": "invalid_unicode",  # a lone surrogate in a key pydantic had to read
     "int_type": "invalid_type",
     "int_parsing": "invalid_type",
     "int_from_float": "invalid_type",
@@ -171,8 +182,8 @@ def problem_body(
         "type": PROBLEM_TYPE_PREFIX + code,
         "title": _TITLES.get(status) or http.HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
-        "instance": instance,
+        "detail": encodable(detail),  # a message may quote input: keep it encodable
+        "instance": encodable(instance),
         "code": code,
     }
     body.update({key: value for key, value in extensions.items() if value is not None})
@@ -196,13 +207,13 @@ def problem_response(
     )
 
 
-def field_errors_from_pydantic(errors: Sequence[Any]) -> list[FieldError]:
+def field_errors_from_pydantic(errors: Sequence[Any]) -> Iterator[FieldError]:
     """FastAPI's request validation errors in the library's {field, code, message} shape.
 
     ``loc`` is (``body`` | ``query`` | ``path`` | ``header``, *path); the location is dropped
-    so a body field reads ``address.country`` exactly as the library reports it.
+    so a body field reads ``address.country`` exactly as the library reports it. Lazily: a
+    ValidationError converts only the ones it keeps.
     """
-    result: list[FieldError] = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
@@ -210,22 +221,18 @@ def field_errors_from_pydantic(errors: Sequence[Any]) -> list[FieldError]:
         kind = str(error.get("type", "invalid"))
         if kind == "json_invalid":
             loc = []  # its loc is a character position, not a field
-        result.append(
-            {
-                "field": ".".join(loc) or "body",
-                "code": _PYDANTIC_CODES.get(kind, kind),
-                "message": str(error.get("msg", "invalid value")),
-            }
-        )
-    return result
+        yield {
+            "field": ".".join(loc) or "body",
+            "code": _PYDANTIC_CODES.get(kind, kind),
+            "message": str(error.get("msg", "invalid value")),
+        }
 
 
 def problem_for_exception(exc: Exception, request: Request) -> JSONResponse:
     """The problem+json response for any exception a route raised."""
     instance = request.url.path
     if isinstance(exc, RequestValidationError):
-        errors = field_errors_from_pydantic(exc.errors())
-        return _validation(errors, instance)
+        return _validation(ValidationError(field_errors_from_pydantic(exc.errors())), instance)
     if isinstance(exc, StarletteHTTPException):
         return _http(exc, instance)
     status = _status_for(exc)
@@ -233,7 +240,7 @@ def problem_for_exception(exc: Exception, request: Request) -> JSONResponse:
         logger.error("unhandled error on %s %s", request.method, instance, exc_info=exc)
         return problem_response(500, "internal_error", _INTERNAL_DETAIL, instance)
     if isinstance(exc, ValidationError):
-        return _validation(list(exc.errors), instance, code=exc.code)
+        return _validation(exc, instance)
     if isinstance(exc, Unauthorized):
         return problem_response(
             401,
@@ -276,12 +283,21 @@ def problem_for_exception(exc: Exception, request: Request) -> JSONResponse:
     return problem_response(status, exc.code, exc.message, instance)
 
 
-def _validation(
-    errors: list[FieldError], instance: str, *, code: str = "validation_error"
-) -> JSONResponse:
-    count = len(errors)
+def _validation(exc: ValidationError, instance: str) -> JSONResponse:
+    """422 with the error's field errors (at most MAX_FIELD_ERRORS) and how many were left out;
+    ValidationError has already made their text encodable."""
+    count = len(exc.errors) + exc.omitted
     detail = f"The request has {count} invalid field{'s' if count != 1 else ''}."
-    return problem_response(422, code, detail, instance, errors=[dict(e) for e in errors])
+    if exc.omitted:
+        detail += f" The first {len(exc.errors)} are listed."
+    return problem_response(
+        422,
+        exc.code,
+        detail,
+        instance,
+        errors=[dict(e) for e in exc.errors],
+        omitted=exc.omitted,
+    )
 
 
 def _http(exc: StarletteHTTPException, instance: str) -> JSONResponse:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.routing import APIRoute
+from starlette.types import Message, Receive
 
 from qzpay.api.auth import APIKeyAuth, require_api_key
 from qzpay.api.problems import problem_for_exception, problem_responses
@@ -28,14 +29,17 @@ from qzpay.api.schemas import (
 from qzpay.billing import Billing
 from qzpay.customers.models import Customer
 from qzpay.customers.service import scan_filters
-from qzpay.errors import FieldError, NotFoundError, ValidationError, WebhookSignatureError
+from qzpay.errors import FieldError, NotFoundError, ValidationError
 
 logger = logging.getLogger("qzpay.api")
 
 MAX_ID = 255
 MAX_PROVIDER_NAME = 64
-MAX_WEBHOOK_BODY = 1024 * 1024
-"""Largest webhook body accepted (bytes); larger ones get 413. Provider events are a few KB."""
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""The largest request body (bytes) any route accepts unless ``create_router(...,
+max_body_bytes=...)`` says otherwise; a larger one is a 413 problem (``payload_too_large``)."""
+MAX_WEBHOOK_BODY = DEFAULT_MAX_BODY_BYTES
+"""The webhook route's default limit: the same (provider events are a few KB)."""
 WEBHOOK_BODY: dict[str, Any] = {
     "required": True,
     "description": (
@@ -58,19 +62,76 @@ METADATA_PARAMETER: dict[str, Any] = {
 }
 
 
+class PayloadTooLarge(HTTPException):
+    """The request body is over the route's limit (a 413 ``payload_too_large`` problem).
+
+    An HTTPException, so that FastAPI passes it on unchanged when it is raised while the body
+    is being read (any other error there becomes FastAPI's generic 400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
+def _declared_over(content_length: str, limit: int) -> bool:
+    digits = content_length.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        return False  # absent (chunked) or malformed: the server's parser deals with it
+    digits = digits.lstrip("0") or "0"
+    return len(digits) > len(str(limit)) or int(digits) > limit
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """``receive``, raising PayloadTooLarge as soon as the body goes past ``limit`` bytes: a
+    body without Content-Length (chunked) is read no further than that, never held whole."""
+    received = 0
+
+    async def capped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge(limit)
+        return message
+
+    return capped
+
+
+def _check_max_body_bytes(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_body_bytes must be a positive number of bytes, not {value!r}")
+    return value
+
+
 class ProblemRoute(APIRoute):
-    """An APIRoute whose every failure is answered with problem+json (see problems.py)."""
+    """An APIRoute whose every failure is answered with problem+json (see problems.py), and
+    whose request body is capped at ``max_body_bytes`` (413 past it)."""
+
+    max_body_bytes: ClassVar[int] = DEFAULT_MAX_BODY_BYTES
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        limit = self.max_body_bytes
 
         async def handle(request: Request) -> Response:
             try:
-                return await handler(request)
+                if _declared_over(request.headers.get("content-length", ""), limit):
+                    raise PayloadTooLarge(limit)  # refused before a byte of the body is read
+                return await handler(Request(request.scope, _capped(request.receive, limit)))
             except Exception as exc:
                 return problem_for_exception(exc, request)
 
         return handle
+
+
+def _route_class(max_body_bytes: int) -> type[ProblemRoute]:
+    """ProblemRoute with this body limit (a class attribute: FastAPI makes the routes)."""
+    limit = _check_max_body_bytes(max_body_bytes)
+
+    class CappedProblemRoute(ProblemRoute):
+        max_body_bytes = limit
+
+    return CappedProblemRoute
 
 
 def _metadata_filter(request: Request) -> dict[str, str] | None:
@@ -119,7 +180,9 @@ CustomerId = Annotated[
 def _webhook_problems() -> dict[int | str, dict[str, Any]]:
     responses = _problems(400, 404, 413, 422, 502)
     descriptions = {
-        400: "The signature is missing, wrong or expired; nothing changed (problem details).",
+        400: "The signature is missing, malformed, wrong or outside the tolerance "
+        "(`webhook_signature_invalid`), or the signed body cannot be read or stored "
+        "(`webhook_payload_invalid`); permanent, nothing changed (problem details).",
         404: "No provider of that name is configured (problem details).",
         422: "The provider name is not valid (problem details).",
         502: "Re-fetching the customer from the provider failed; the provider's retry "
@@ -130,26 +193,17 @@ def _webhook_problems() -> dict[int | str, dict[str, Any]]:
     return responses
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw request body, refusing (413) to hold more than ``limit`` bytes of it."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"The body is larger than {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"The body is larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def create_webhook_router(billing: Billing) -> APIRouter:
+def create_webhook_router(
+    billing: Billing, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> APIRouter:
     """Only ``POST /webhooks/{provider}``, without any API key (the provider's signature is
     the authentication). ``create_router`` includes it unless given ``webhooks=False``; mount
-    this one yourself when the rest of the API sits behind your own authentication."""
-    router = APIRouter(route_class=ProblemRoute, generate_unique_id_function=_operation_id)
+    this one yourself when the rest of the API sits behind your own authentication.
+
+    A delivery over ``max_body_bytes`` (1 MiB by default) is a 413, and is not read."""
+    router = APIRouter(
+        route_class=_route_class(max_body_bytes), generate_unique_id_function=_operation_id
+    )
 
     @router.post(
         "/webhooks/{provider}",
@@ -162,8 +216,9 @@ def create_webhook_router(billing: Billing) -> APIRouter:
             "verified over the raw body, de-duplicated by event id, and the customer it names "
             "is re-fetched from the provider and applied. Any 2xx means done: `applied`, "
             "`ignored` (not about a customer qzpay knows) or `duplicate` (delivered before). "
-            "A bad signature is a 400 and changes nothing; an unconfigured provider is a 404; "
-            "a 5xx leaves the delivery unrecorded, so the provider's retry processes it."
+            "A bad signature or a body qzpay cannot read or store is a 400: permanent, it "
+            "changes nothing; an unconfigured provider is a 404; a 5xx leaves the delivery "
+            "unrecorded, so the provider's retry processes it."
         ),
         responses=_webhook_problems(),
         openapi_extra={"requestBody": WEBHOOK_BODY},
@@ -179,7 +234,7 @@ def create_webhook_router(billing: Billing) -> APIRouter:
             ),
         ],
     ) -> WebhookReceipt:
-        body = await _read_body(request, MAX_WEBHOOK_BODY)
+        body = await request.body()  # at most max_body_bytes: the route class caps it
         try:
             result = await billing.webhooks.handle(
                 provider, body, dict(request.headers), query=dict(request.query_params)
@@ -188,10 +243,7 @@ def create_webhook_router(billing: Billing) -> APIRouter:
             if [error["code"] for error in exc.errors] == ["unknown_provider"]:
                 raise NotFoundError(f"no payment provider {provider!r} is configured") from exc
             raise
-        except WebhookSignatureError as exc:
-            # Usually a wrong or rotated signing secret on our side: worth an operator's eye.
-            logger.warning("rejected a %s webhook: %s", provider, exc.message)
-            raise
+        # A rejected delivery (WebhookSignatureError, 400) was logged by billing.webhooks.
         logger.info(
             "%s webhook %s (%s): %s", provider, result.event_id, result.event_type, result.status
         )
@@ -200,7 +252,13 @@ def create_webhook_router(billing: Billing) -> APIRouter:
     return router
 
 
-def create_router(billing: Billing, *, auth: APIKeyAuth | None, webhooks: bool = True) -> APIRouter:
+def create_router(
+    billing: Billing,
+    *,
+    auth: APIKeyAuth | None,
+    webhooks: bool = True,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> APIRouter:
     """The qzpay API bound to ``billing``.
 
     ``auth`` is required: an ``APIKeyAuth`` to demand ``Authorization: Bearer <key>`` on every
@@ -212,13 +270,18 @@ def create_router(billing: Billing, *, auth: APIKeyAuth | None, webhooks: bool =
     router behind their own authentication: payment providers cannot authenticate that way,
     so mount ``create_webhook_router(billing)`` separately, outside it.
 
+    Every route refuses a request body over ``max_body_bytes`` (1 MiB by default) with a 413
+    problem (``payload_too_large``): before reading it when ``Content-Length`` says so, else
+    (chunked) as soon as that many bytes have arrived; nothing is created or changed.
+
     The router never opens or closes ``billing``: whoever created it does (``create_app`` does
     it in its lifespan).
     """
+    route_class = _route_class(max_body_bytes)
     secured = [Depends(require_api_key(auth))] if auth is not None else []
-    public = APIRouter(route_class=ProblemRoute, generate_unique_id_function=_operation_id)
+    public = APIRouter(route_class=route_class, generate_unique_id_function=_operation_id)
     api = APIRouter(
-        route_class=ProblemRoute,
+        route_class=route_class,
         generate_unique_id_function=_operation_id,
         dependencies=secured,
         responses=problem_responses(401) if auth is not None else {},
@@ -244,7 +307,7 @@ def create_router(billing: Billing, *, auth: APIKeyAuth | None, webhooks: bool =
         response_model=Customer,
         tags=["customers"],
         summary="Create a customer",
-        responses=_problems(400, 409, 422, 502),
+        responses=_problems(400, 409, 413, 422, 502),
     )
     async def create_customer(
         body: CustomerCreate,
@@ -395,7 +458,7 @@ def create_router(billing: Billing, *, auth: APIKeyAuth | None, webhooks: bool =
         response_model=Customer,
         tags=["customers"],
         summary="Update a customer (absent fields unchanged, null clears, metadata merges)",
-        responses=_problems(400, 404, 409, 422, 502),
+        responses=_problems(400, 404, 409, 413, 422, 502),
     )
     async def update_customer(customer_id: CustomerId, body: CustomerUpdate) -> Customer:
         return await billing.customers.update(customer_id, **body.changes())
@@ -438,9 +501,9 @@ def create_router(billing: Billing, *, auth: APIKeyAuth | None, webhooks: bool =
     # -- webhooks --------------------------------------------------------------------------
     # On ``public``: providers cannot send our API key; the signature is the authentication.
     if webhooks:
-        public.include_router(create_webhook_router(billing))
+        public.include_router(create_webhook_router(billing, max_body_bytes=max_body_bytes))
 
-    router = APIRouter(route_class=ProblemRoute, generate_unique_id_function=_operation_id)
+    router = APIRouter(route_class=route_class, generate_unique_id_function=_operation_id)
     router.include_router(public)
     router.include_router(api)
     return router

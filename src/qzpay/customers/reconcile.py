@@ -3,7 +3,10 @@
 ``fix=True`` repairs only what is safe: it links a local customer to the provider customer that
 carries its qzpay id, pushes local values over drifted provider copies (qzpay is the source of
 truth), creates provider copies that are missing, and deletes provider copies of customers
-deleted locally. It never deletes a provider customer qzpay does not know: those are reported.
+deleted locally: every copy carrying a deleted customer's qzpay id (``qzpay_customer_id``
+metadata at Stripe, the description at MercadoPago) and the one it was linked to, so that the
+next reconcile reports nothing for it. It never deletes a provider customer qzpay does not know:
+those are reported.
 
 Creating a missing copy follows the create rules of ``qzpay.customers.sync``: at a provider
 that allows one customer per email (MercadoPago), a customer created outside qzpay with that
@@ -13,12 +16,11 @@ reported in ``conflicts`` and left alone.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from qzpay.customers.models import TRACKED_FIELDS, Customer
-from qzpay.customers.service import CustomerService
 from qzpay.customers.sync import create_key, delete_key, update_key
 from qzpay.errors import ConflictError
 from qzpay.providers.base import PaymentProvider, ProviderCustomer
@@ -47,7 +49,10 @@ class ReconcileReport:
     missing_locally: list[str] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)
     duplicates: dict[str, list[str]] = field(default_factory=dict)
+    """Live local customers with several provider copies carrying their id: id -> copy ids."""
     deleted_locally_live_at_provider: list[str] = field(default_factory=list)
+    """Deleted local customers with a live provider copy (linked, or carrying their id);
+    ``fix`` deletes every such copy."""
     drift: list[Drift] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
@@ -67,8 +72,19 @@ class ReconcileReport:
         )
 
 
+class Customers(Protocol):
+    """What reconcile needs of the customer service (a protocol: the service calls reconcile,
+    so importing the service here would be an import cycle)."""
+
+    def iterate(self, *, include_deleted: bool, page_size: int) -> AsyncIterator[Customer]: ...
+
+    async def link(
+        self, customer_id: str, *, provider: str, provider_customer_id: str
+    ) -> Customer: ...
+
+
 async def reconcile(
-    customers: CustomerService,
+    customers: Customers,
     storage: Storage,
     provider: PaymentProvider,
     *,
@@ -80,7 +96,7 @@ async def reconcile(
     ``provider.create_customer`` with the customer's create key)."""
 
     async def create_plainly(at: PaymentProvider, customer: Customer) -> ProviderCustomer:
-        return await at.create_customer(customer, idempotency_key=create_key(customer.id))
+        return await at.create_customer(customer, idempotency_key=create_key(customer))
 
     make = create or create_plainly
     report = ReconcileReport(provider=provider.name)
@@ -104,7 +120,7 @@ async def reconcile(
             report.pending.append(local.id)
             continue
         twins = by_qzpay.get(local.id, [])
-        if len(twins) > 1:
+        if len(twins) > 1 and local.deleted_at is None:  # a deleted one's copies all go
             report.duplicates[local.id] = [t.id for t in twins]
         await _check(customers, provider, report, local, by_id, twins, fix=fix, create=make)
     for qzpay_id, remotes in by_qzpay.items():
@@ -114,7 +130,7 @@ async def reconcile(
 
 
 async def _check(
-    customers: CustomerService,
+    customers: Customers,
     provider: PaymentProvider,
     report: ReconcileReport,
     local: Customer,
@@ -128,13 +144,16 @@ async def _check(
     pcid = local.provider_customer_ids.get(name)
     remote = by_id.get(pcid) if pcid is not None else None
     if local.deleted_at is not None:
-        live = [r for r in ([remote] if remote else twins) if r is not None]
+        # Every copy goes: the linked one and any other carrying this qzpay id (left by a
+        # repeated create, or made outside qzpay), each deleted with its own key.
+        live = [remote.id] if remote is not None else []
+        live += [twin.id for twin in twins if twin.id not in live]
         if live:
             report.deleted_locally_live_at_provider.append(local.id)
             if fix:
-                for copy in live:
-                    await provider.delete_customer(copy.id, idempotency_key=delete_key(local.id))
-                report.fixed.append(f"deleted {name} customer of deleted {local.id}")
+                for copy_id in live:
+                    await provider.delete_customer(copy_id, idempotency_key=delete_key(copy_id))
+                    report.fixed.append(f"deleted {name} customer {copy_id} of deleted {local.id}")
         return
     if pcid is None:
         report.unlinked.append(local.id)
@@ -164,6 +183,6 @@ async def _check(
         report.drift.append(Drift(local.id, remote.id, fields))
         if fix:
             await provider.update_customer(
-                remote.id, seen, local, idempotency_key=update_key(local.id)
+                remote.id, seen, local, idempotency_key=update_key(remote.id)
             )
             report.fixed.append(f"pushed {', '.join(fields)} of {local.id} to {name}")

@@ -32,12 +32,13 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Never, TypeAlias
+from typing import Any, Literal, Never, TypeAlias
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
 from qzpay.customers import validation as v
 from qzpay.customers.models import Address, Customer
+from qzpay.customers.reconcile import ReconcileReport, reconcile
 from qzpay.customers.sync import AdoptionGuard, ProviderSet
 from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError
 from qzpay.events import Event, EventBus
@@ -45,9 +46,6 @@ from qzpay.ids import customer_ids, event_ids
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider, ProviderCustomer
 from qzpay.storage.base import CustomerFilter, Storage, SyncOperation, SyncTask, Transaction
-
-if TYPE_CHECKING:
-    from qzpay.customers.reconcile import ReconcileReport
 
 DEFAULT_PAGE_SIZE = 100
 LEASE = timedelta(seconds=120)
@@ -97,10 +95,8 @@ class _AdoptionLedger:
         if linked:
             return linked[0].id
         # An unfinished create of another customer may be adopting it right now.
-        for task in await self._storage.list_sync_tasks(limit=100_000):
-            if task.customer.provider_customer_ids.get(provider) == provider_customer_id:
-                return task.customer_id
-        return None
+        task = await self._storage.find_sync_task_by_link(provider, provider_customer_id)
+        return None if task is None else task.customer_id
 
     async def adopting(self, customer: Customer, provider: str, provider_customer_id: str) -> None:
         async with self._storage.transaction() as tx:
@@ -141,6 +137,7 @@ class CustomerService:
     # -- writes --------------------------------------------------------------------------
     async def create(
         self,
+        /,
         *,
         email: str,
         name: str | None = None,
@@ -325,6 +322,7 @@ class CustomerService:
 
     async def update(
         self,
+        /,
         customer_id: str,
         *,
         email: str | Unset = UNSET,
@@ -419,14 +417,12 @@ class CustomerService:
         v.check_id(customer_id)
         problems = v.Problems()
         provider_ = v.check_provider(provider, problems)
-        if (
-            not isinstance(provider_customer_id, str)
-            or not 0 < len(provider_customer_id) <= 255
-            or "\x00" in provider_customer_id
-        ):
+        if not isinstance(provider_customer_id, str) or not 0 < len(provider_customer_id) <= 255:
             problems.add(
                 "provider_customer_id", "invalid_id", "must be a non-empty string of at most 255"
             )
+        else:
+            v.check_text(provider_customer_id, problems, "provider_customer_id")
         problems.raise_if_any()
         assert provider_ is not None
 
@@ -695,7 +691,7 @@ class CustomerService:
                     await self._release(tx, task, failure)
             finally:
                 self._in_flight.discard(task.customer_id)
-        remaining = len(await self._storage.list_sync_tasks(limit=10_000))
+        remaining = await self._storage.count_sync_tasks()
         return SyncReport(completed=completed, failed=failed, remaining=remaining)
 
     async def _settle(self, task: SyncTask) -> None:
@@ -754,8 +750,6 @@ class CustomerService:
     ) -> ReconcileReport:
         """Compare qzpay's customers with ``provider``'s; with ``fix``, repair what is safe
         (see qzpay.customers.reconcile). ``on_progress(n)`` is called per local customer."""
-        from qzpay.customers.reconcile import reconcile
-
         source = None
         if self._providers is not None:
             source = next((p for p in self._providers.providers if p.name == provider), None)
@@ -870,6 +864,7 @@ class CustomerService:
 
     async def list(
         self,
+        /,
         *,
         limit: int = 10,
         offset: int = 0,
@@ -978,8 +973,8 @@ def _filters(
 ) -> CustomerFilter:
     if email is not None and not isinstance(email, str):
         problems.add("email", "invalid_type", "must be a string")
-    elif isinstance(email, str) and "\x00" in email:
-        problems.add("email", "invalid_character", "must not contain the NUL character")
+    elif isinstance(email, str):
+        v.check_text(email, problems, "email")
     if not isinstance(include_deleted, bool):
         problems.add("include_deleted", "invalid_type", "must be True or False")
     return CustomerFilter(

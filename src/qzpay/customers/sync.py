@@ -19,10 +19,13 @@ after, and answers (as an :class:`AdoptionGuard`) what adoption needs to know. T
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Protocol
 
 from qzpay.customers.models import Customer
@@ -32,28 +35,76 @@ from qzpay.providers.base import PaymentProvider, ProviderCustomer, ProviderEmai
 logger = logging.getLogger("qzpay.sync")
 
 
-def create_key(customer_id: str) -> str:
-    """The Idempotency-Key of a customer's create: the same for every retry, from any process."""
-    return f"qzpay-customer-create-{customer_id}"
+MAX_KEY_LENGTH = 255
+"""The longest Idempotency-Key Stripe accepts; longer keys are shortened by hashing."""
 
 
-def delete_key(customer_id: str) -> str:
-    return f"qzpay-customer-delete-{customer_id}"
+def create_key(customer: Customer | str) -> str:
+    """The Idempotency-Key of creating ``customer`` at a provider.
+
+    A key names one request: it is sent again only for that very request. A create is about
+    the object-to-be, which nothing at the provider names yet, so the key is derived from the
+    qzpay customer id and the stored version of the record the provider copy is made from
+    (``updated_at`` and every value that is sent). Every retry of that create, from any
+    process, sends the same key, so a create that landed unseen is deduplicated by the
+    provider. A create made from a changed record (edited, or unlinked after its copy was
+    deleted at the provider) is another request and gets another key: a provider that
+    replays a key's first answer would otherwise answer with the earlier (perhaps deleted)
+    customer, and Stripe refuses a key reused with different parameters.
+
+    Given only an id, the key depends on the id alone.
+    """
+    if isinstance(customer, str):
+        return _fit(f"qzpay-create-{customer}")
+    version = json.dumps(
+        [
+            customer.updated_at.astimezone(UTC).isoformat(),
+            customer.email,
+            customer.name,
+            customer.phone,
+            None if customer.address is None else customer.address.model_dump(),
+            customer.metadata,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    digest = hashlib.sha256(version.encode()).hexdigest()[:32]
+    return _fit(f"qzpay-create-{customer.id}-{digest}")
 
 
-def fresh_key(operation: str, customer_id: str) -> str:
-    """A key for one attempt of a write that sets absolute values (update, adopt, release).
+def delete_key(provider_customer_id: str) -> str:
+    """The Idempotency-Key of deleting one provider customer, named by the provider's id.
+
+    Deleting a given provider customer is always the same request, so its key is too; two
+    different provider customers (a copy and a leftover copy of one qzpay customer) never
+    share one.
+    """
+    return _fit(f"qzpay-delete-{provider_customer_id}")
+
+
+def fresh_key(operation: str, provider_customer_id: str) -> str:
+    """A key for one attempt of a write that sets absolute values (update, adopt, release)
+    to the provider customer ``provider_customer_id``.
 
     Sending such a write again is harmless, while reusing a key is not: the provider would
     replay its earlier answer instead of applying the write (after a change was reverted and
     is made again, or after a 5xx it saved), so every attempt gets its own key.
     """
-    return f"qzpay-customer-{operation}-{customer_id}-{secrets.token_hex(12)}"
+    return _fit(f"qzpay-{operation}-{provider_customer_id}-{secrets.token_hex(12)}")
 
 
-def update_key(customer_id: str) -> str:
+def update_key(provider_customer_id: str) -> str:
     """The Idempotency-Key of one attempt to push a change (see :func:`fresh_key`)."""
-    return fresh_key("update", customer_id)
+    return fresh_key("update", provider_customer_id)
+
+
+def _fit(key: str) -> str:
+    """``key``, or a same-prefixed digest of it when it is longer than a provider accepts."""
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    operation = key.split("-", 2)[1]
+    return f"qzpay-{operation}-{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 class IncompleteCompensation(ProviderSyncError):
@@ -168,7 +219,7 @@ class ProviderSet:
         self, provider: PaymentProvider, customer: Customer, guard: AdoptionGuard | None
     ) -> ProviderCustomer | _Adoptable:
         try:
-            return await provider.create_customer(customer, idempotency_key=create_key(customer.id))
+            return await provider.create_customer(customer, idempotency_key=create_key(customer))
         except ProviderEmailTaken as taken:
             return await self._adoptable(provider, customer, taken, guard)
         except ProviderSyncError as failure:
@@ -209,7 +260,7 @@ class ProviderSet:
         await candidate.guard.adopting(customer, provider.name, existing.id)
         try:
             adopted = await provider.adopt_customer(
-                existing.id, customer, idempotency_key=fresh_key("adopt", customer.id)
+                existing.id, customer, idempotency_key=fresh_key("adopt", existing.id)
             )
         except ProviderSyncError as failure:
             if not failure.ambiguous:
@@ -243,10 +294,10 @@ class ProviderSet:
             try:
                 if provider.name in adopted:
                     await provider.release_customer(
-                        pcid, customer, idempotency_key=fresh_key("release", customer.id)
+                        pcid, customer, idempotency_key=fresh_key("release", pcid)
                     )
                 else:
-                    await provider.delete_customer(pcid, idempotency_key=delete_key(customer.id))
+                    await provider.delete_customer(pcid, idempotency_key=delete_key(pcid))
             except ProviderSyncError:
                 logger.exception(
                     "could not undo the create of %s at %s", customer.id, provider.name
@@ -269,11 +320,11 @@ class ProviderSet:
             noted = customer.provider_customer_ids.get(provider.name)
             if noted is not None:
                 await provider.release_customer(
-                    noted, customer, idempotency_key=fresh_key("release", customer.id)
+                    noted, customer, idempotency_key=fresh_key("release", noted)
                 )
             found = await provider.find_customer(customer)
             if found is not None and found.id != noted:
-                await provider.delete_customer(found.id, idempotency_key=delete_key(customer.id))
+                await provider.delete_customer(found.id, idempotency_key=delete_key(found.id))
 
     async def update_everywhere(self, before: Customer, after: Customer) -> None:
         """Push a change to every linked provider; on a failure, push the old values back.
@@ -285,17 +336,15 @@ class ProviderSet:
             pcid = after.provider_customer_ids[provider.name]
             try:
                 await provider.update_customer(
-                    pcid, before, after, idempotency_key=update_key(after.id)
+                    pcid, before, after, idempotency_key=update_key(pcid)
                 )
             except ProviderSyncError as failure:
                 failed: list[str] = []
                 for earlier in done:
                     try:
+                        earlier_pcid = after.provider_customer_ids[earlier.name]
                         await earlier.update_customer(
-                            after.provider_customer_ids[earlier.name],
-                            after,
-                            before,
-                            idempotency_key=update_key(after.id),
+                            earlier_pcid, after, before, idempotency_key=update_key(earlier_pcid)
                         )
                     except ProviderSyncError:
                         logger.exception("could not revert %s at %s", after.id, earlier.name)
@@ -327,7 +376,7 @@ class ProviderSet:
                 links[provider.name] = remote.id
             seen = provider.merge_remote(customer, remote)
             await provider.update_customer(
-                remote.id, seen, customer, idempotency_key=update_key(customer.id)
+                remote.id, seen, customer, idempotency_key=update_key(remote.id)
             )
         return links
 
@@ -346,7 +395,7 @@ class ProviderSet:
                     if found is None:
                         continue
                     pcid = found.id
-                await provider.delete_customer(pcid, idempotency_key=delete_key(customer.id))
+                await provider.delete_customer(pcid, idempotency_key=delete_key(pcid))
             except ProviderSyncError as failure:
                 if not done or failure.ambiguous:
                     raise

@@ -1,7 +1,8 @@
 """Every input rule for customers, in one place.
 
 The limits are Stripe's (the strictest provider), so anything qzpay accepts can be synced.
-Checks collect every problem and raise one ValidationError listing them all.
+Checks collect every problem and raise one ValidationError listing them all (the first
+``MAX_FIELD_ERRORS`` of them, and how many more there were).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from qzpay._countries import ISO_3166_ALPHA2
 from qzpay.customers.models import Address
-from qzpay.errors import FieldError, UnknownArgumentError, ValidationError
+from qzpay.errors import MAX_FIELD_ERRORS, FieldError, UnknownArgumentError, ValidationError
 
 MAX_METADATA_KEYS = 50
 RESERVED_METADATA_KEY = "qzpay_customer_id"  # stored at providers to find our customers
@@ -32,14 +33,21 @@ _PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
 class Problems:
-    """Collects field errors so one call reports all of them."""
+    """Collects field errors so one call reports all of them.
+
+    Only the first ``MAX_FIELD_ERRORS`` are kept; the rest are counted, so a huge request
+    (thousands of bad metadata keys) cannot build a huge error."""
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
+        self.omitted = 0
         self._unknown = False
 
     def add(self, field: str, code: str, message: str) -> None:
-        self.errors.append({"field": field, "code": code, "message": message})
+        if len(self.errors) < MAX_FIELD_ERRORS:
+            self.errors.append({"field": field, "code": code, "message": message})
+        else:
+            self.omitted += 1
 
     def unknown_arguments(self, names: Mapping[str, object]) -> None:
         for name in names:
@@ -48,9 +56,9 @@ class Problems:
 
     def raise_if_any(self) -> None:
         if self._unknown:
-            raise UnknownArgumentError(self.errors)
+            raise UnknownArgumentError(self.errors, omitted=self.omitted)
         if self.errors:
-            raise ValidationError(self.errors)
+            raise ValidationError(self.errors, omitted=self.omitted)
 
 
 def fail(field: str, code: str, message: str) -> NoReturn:
@@ -61,12 +69,30 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _printable(value: str, problems: Problems, field: str) -> bool:
-    """NUL cannot be stored by PostgreSQL (nor sent to providers): reject it everywhere."""
+def text_problem(value: str) -> tuple[str, str] | None:
+    """The one check every text that is stored or sent goes through: (code, message) when
+    ``value`` cannot be stored everywhere, else None.
+
+    NUL cannot be stored by PostgreSQL (nor sent to providers). A lone surrogate (``"\\ud800"``,
+    which JSON and Python strings allow) is not Unicode text: UTF-8 cannot encode it, so no
+    database driver, provider or JSON response could take it."""
     if "\x00" in value:
-        problems.add(field, "invalid_character", "must not contain the NUL character")
-        return False
-    return True
+        return "invalid_character", "must not contain the NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "invalid_unicode", "must be valid Unicode text (no lone surrogates)"
+    return None
+
+
+def check_text(value: str, problems: Problems, field: str) -> bool:
+    """Report ``value`` if it cannot be stored everywhere (see ``text_problem``)."""
+    problem = text_problem(value)
+    if problem is None:
+        return True
+    problems.add(field, *problem)
+    return False
 
 
 def check_email(value: object, problems: Problems, field: str = "email") -> str | None:
@@ -77,7 +103,7 @@ def check_email(value: object, problems: Problems, field: str = "email") -> str 
     if not value:
         problems.add(field, "required", "must not be empty")
         return None
-    if not _printable(value, problems, field):
+    if not check_text(value, problems, field):
         return None
     try:
         validate_email(value, check_deliverability=False)
@@ -94,7 +120,7 @@ def check_name(value: object, problems: Problems) -> str | None:
     if not isinstance(value, str):
         problems.add("name", "invalid_type", f"must be a string or None, not {_type_name(value)}")
         return None
-    if not _printable(value, problems, "name"):
+    if not check_text(value, problems, "name"):
         return None
     name = value.strip()
     if not name:
@@ -112,6 +138,8 @@ def check_phone(value: object, problems: Problems) -> str | None:
         return None
     if not isinstance(value, str):
         problems.add("phone", "invalid_type", f"must be a string or None, not {_type_name(value)}")
+        return None
+    if not check_text(value, problems, "phone"):
         return None
     try:
         parsed = phonenumbers.parse(value, None)
@@ -154,7 +182,7 @@ def check_address(value: object, problems: Problems) -> Address | None:
         elif not isinstance(item, str):
             problems.add(path, "invalid_type", f"must be a string or None, not {_type_name(item)}")
             ok = False
-        elif not _printable(item, problems, path):
+        elif not check_text(item, problems, path):
             ok = False
         elif len(item.strip()) > MAX_ADDRESS_FIELD_LENGTH:
             problems.add(path, "too_long", f"must be at most {MAX_ADDRESS_FIELD_LENGTH} characters")
@@ -191,7 +219,7 @@ def check_metadata_key(key: object, problems: Problems, field: str = "metadata")
     if "[" in key or "]" in key:
         problems.add(f"{field}.{key}", "invalid_key", "keys must not contain '[' or ']'")
         return False
-    if not _printable(key, problems, f"{field}.{key}"):
+    if not check_text(key, problems, f"{field}.{key}"):
         return False
     if key == RESERVED_METADATA_KEY:
         problems.add(f"{field}.{key}", "reserved_key", f"{key!r} is reserved for qzpay")
@@ -215,7 +243,7 @@ def check_metadata(
             result[key] = None
         elif not isinstance(item, str):
             problems.add(path, "invalid_type", f"values must be strings, not {_type_name(item)}")
-        elif not _printable(item, problems, path):
+        elif not check_text(item, problems, path):
             pass
         elif not item:
             # Providers read "" as "remove this key": it could not survive a sync.
@@ -249,28 +277,27 @@ def check_metadata_size(
 def check_idempotency_key(value: object, problems: Problems) -> str | None:
     if value is None:
         return None
-    if (
-        not isinstance(value, str)
-        or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH
-        or "\x00" in value
-    ):
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH:
         problems.add(
             "idempotency_key",
             "invalid_idempotency_key",
             f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
         )
         return None
+    if not check_text(value, problems, "idempotency_key"):
+        return None
     return value
 
 
 def check_id(value: object, field: str = "customer_id") -> str:
     """Ids are opaque strings; anything else is a caller bug worth a clear error."""
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or "\x00" in value:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
         fail(
-            field,
-            "invalid_id",
-            f"must be a non-empty string of at most {MAX_ID_LENGTH} characters, without NUL",
+            field, "invalid_id", f"must be a non-empty string of at most {MAX_ID_LENGTH} characters"
         )
+    problem = text_problem(value)
+    if problem is not None:
+        fail(field, *problem)
     return value
 
 

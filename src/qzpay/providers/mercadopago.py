@@ -82,7 +82,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from qzpay.customers.models import Address, Customer
-from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
+from qzpay.errors import (
+    ProviderSyncError,
+    QZPayError,
+    WebhookPayloadError,
+    WebhookSignatureError,
+)
 from qzpay.providers.base import (
     QZPAY_CUSTOMER_ID_KEY,
     ClosingContext,
@@ -107,6 +112,8 @@ _PROVIDER: Final = "mercadopago"
 _DUPLICATE_EMAIL: Final = "101"  # "the customer already exist."
 _SIGNATURE_HEADER: Final = "x-signature"
 _REQUEST_ID_HEADER: Final = "x-request-id"
+_MAX_SIGNATURE_HEADER: Final = 4096
+_MAX_TS_DIGITS: Final = 15  # seconds or milliseconds since the epoch
 
 _T = TypeVar("_T")
 
@@ -497,7 +504,10 @@ class MercadoPagoProvider(ClosingContext):
         The body is *not* covered by the signature, so a body whose ``data.id`` differs from
         the signed one is rejected. ``type`` is the notification's ``action`` (such as
         ``card.updated``), else its ``type``; ``provider_customer_id`` is ``data.customer_id``
-        (card updates) or, for a customer notification, ``data.id``.
+        (card updates) or, for a customer notification, ``data.id``. A header not of the
+        documented shape is a WebhookSignatureError; a verified notification whose body is not
+        UTF-8 JSON (or is nested too deep to parse) or not a notification is a
+        WebhookPayloadError.
         """
         if self._webhook_secret is None:
             raise QZPayError(
@@ -510,9 +520,12 @@ class MercadoPagoProvider(ClosingContext):
         ts, v1 = _parse_signature(signature)
         data_id = _blank_to_none((query or {}).get("data.id"))
         request_id = _blank_to_none(_header(headers, _REQUEST_ID_HEADER))
-        expected = sign_manifest(
-            self._webhook_secret, data_id=data_id, request_id=request_id, ts=ts
-        )
+        try:
+            expected = sign_manifest(
+                self._webhook_secret, data_id=data_id, request_id=request_id, ts=ts
+            )
+        except UnicodeEncodeError as exc:  # a lone surrogate in data.id or x-request-id
+            raise WebhookSignatureError("data.id or x-request-id is not valid text") from exc
         if not hmac.compare_digest(expected, v1.lower()):
             raise WebhookSignatureError("invalid MercadoPago signature")
         if self._webhook_tolerance is not None:
@@ -521,8 +534,10 @@ class MercadoPagoProvider(ClosingContext):
                 raise WebhookSignatureError("the MercadoPago signature is outside the tolerance")
         try:
             raw = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise WebhookSignatureError("the signed notification body is not JSON") from exc
+        except RecursionError as exc:
+            raise WebhookPayloadError("the notification body is nested too deeply") from exc
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise WebhookPayloadError("the notification body is not UTF-8 JSON") from exc
         return _event(raw, data_id)
 
     async def close(self) -> None:
@@ -872,21 +887,31 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _parse_signature(header: str) -> tuple[str, str]:
-    """``(ts, v1)`` from ``ts=<digits>,v1=<hex>`` (parts in any order, spaces allowed)."""
+    """``(ts, v1)`` from ``ts=<digits>,v1=<hex>`` (parts in any order, spaces allowed).
+
+    Printable ASCII only (``hmac.compare_digest`` raises TypeError on other text), each of
+    ``ts`` and ``v1`` once, ``ts`` ASCII digits (``int`` would read other scripts' digits).
+    """
+    malformed = "the x-signature header is not ts=...,v1=..."
+    if len(header) > _MAX_SIGNATURE_HEADER or not header.isascii() or not header.isprintable():
+        raise WebhookSignatureError(malformed)
     values: dict[str, str] = {}
     for part in header.split(","):
         key, sep, value = part.partition("=")
-        if sep:
-            values[key.strip().lower()] = value.strip()
+        key = key.strip().lower()
+        if sep and key in ("ts", "v1"):
+            if key in values:
+                raise WebhookSignatureError(malformed)
+            values[key] = value.strip()
     ts, v1 = values.get("ts", ""), values.get("v1", "")
-    if not ts.isdigit() or not v1:
-        raise WebhookSignatureError("the x-signature header is not ts=...,v1=...")
+    if not ts.isdigit() or len(ts) > _MAX_TS_DIGITS or not v1:
+        raise WebhookSignatureError(malformed)
     return ts, v1
 
 
 def _event(raw: object, signed_data_id: str | None) -> ProviderEvent:
     if not isinstance(raw, dict):
-        raise WebhookSignatureError("the signed body is not a MercadoPago notification")
+        raise WebhookPayloadError("the body is not a MercadoPago notification")
     event_id = raw.get("id")
     kind = raw.get("action") if isinstance(raw.get("action"), str) else raw.get("type")
     if (
@@ -894,10 +919,12 @@ def _event(raw: object, signed_data_id: str | None) -> ProviderEvent:
         or not isinstance(event_id, str | int)
         or not isinstance(kind, str)
     ):
-        raise WebhookSignatureError("the signed body is not a MercadoPago notification")
+        raise WebhookPayloadError("the body is not a MercadoPago notification")
     data = raw.get("data")
     data = data if isinstance(data, Mapping) else {}
     body_data_id = data.get("id")
+    if isinstance(body_data_id, bool) or not isinstance(body_data_id, str | int | None):
+        raise WebhookPayloadError("the notification's data.id is not a string or a number")
     if (
         signed_data_id is not None
         and body_data_id is not None

@@ -17,6 +17,7 @@ Design choices, each for a reason:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any, Final, Literal, TypeVar, cast
 
@@ -31,7 +32,12 @@ from stripe.params import (
 )
 
 from qzpay.customers.models import Address, Customer
-from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
+from qzpay.errors import (
+    ProviderSyncError,
+    QZPayError,
+    WebhookPayloadError,
+    WebhookSignatureError,
+)
 from qzpay.providers.base import (
     QZPAY_CUSTOMER_ID_KEY,
     ClosingContext,
@@ -46,6 +52,8 @@ __all__ = ["DEFAULT_WEBHOOK_TOLERANCE", "StripeProvider"]
 DEFAULT_WEBHOOK_TOLERANCE: Final = 300
 MAX_PAGE_SIZE: Final = 100
 _SIGNATURE_HEADER: Final = "stripe-signature"
+_MAX_SIGNATURE_HEADER: Final = 4096  # a few v1 (and v0) signatures during a secret rotation
+_MAX_TIMESTAMP_DIGITS: Final = 15
 _ADDRESS_FIELDS: Final = ("line1", "line2", "city", "state", "postal_code", "country")
 
 _T = TypeVar("_T")
@@ -276,8 +284,11 @@ class StripeProvider(ClosingContext):
 
         ``payload`` must be the raw body: re-serialised JSON no longer matches the signature.
         ``query`` is unused (Stripe signs only the body); it is part of the protocol for
-        providers that sign query parameters. A signed body that is not a Stripe event is
-        rejected the same way, since nothing downstream could use it.
+        providers that sign query parameters. A header not of the documented shape is a
+        WebhookSignatureError before the SDK sees it, and so is a timestamp more than the
+        tolerance away from now in either direction (the SDK checks only its age). A body that
+        is not UTF-8, or signed but not a Stripe event (not JSON, nested too deep to parse, no
+        string ``id`` and ``type``) is a WebhookPayloadError: nothing downstream could use it.
         """
         del query
         if self._webhook_secret is None:
@@ -290,26 +301,33 @@ class StripeProvider(ClosingContext):
         )
         if not header:
             raise WebhookSignatureError("the Stripe-Signature header is missing")
+        timestamp = _signature_timestamp(header)
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise WebhookSignatureError("the webhook body is not UTF-8") from exc
+            raise WebhookPayloadError("the webhook body is not UTF-8") from exc
         try:
             stripe.WebhookSignature.verify_header(
                 text, header, self._webhook_secret, self._webhook_tolerance
             )
         except stripe.SignatureVerificationError as exc:
             raise WebhookSignatureError(f"invalid Stripe signature: {exc.user_message}") from exc
+        except (TypeError, ValueError) as exc:  # the SDK's compare on a header it let through
+            raise WebhookSignatureError("the Stripe-Signature header is malformed") from exc
+        if timestamp > time.time() + self._webhook_tolerance:
+            raise WebhookSignatureError("the Stripe signature is dated beyond the tolerance")
         try:
             raw = json.loads(text)
+        except RecursionError as exc:
+            raise WebhookPayloadError("the signed webhook body is nested too deeply") from exc
         except ValueError as exc:
-            raise WebhookSignatureError("the signed webhook body is not JSON") from exc
+            raise WebhookPayloadError("the signed webhook body is not JSON") from exc
         if (
             not isinstance(raw, dict)
             or not isinstance(raw.get("id"), str)
             or not isinstance(raw.get("type"), str)
         ):
-            raise WebhookSignatureError("the signed webhook body is not a Stripe event")
+            raise WebhookPayloadError("the signed webhook body is not a Stripe event")
         return ProviderEvent(
             id=raw["id"],
             type=raw["type"],
@@ -457,6 +475,36 @@ def _provider_customer(data: Mapping[str, Any]) -> ProviderCustomer:
         qzpay_customer_id=metadata.get(QZPAY_CUSTOMER_ID_KEY),
         deleted=data.get("deleted") is True,
     )
+
+
+def _signature_timestamp(header: str) -> int:
+    """The ``t`` of a ``Stripe-Signature`` header of the documented shape
+    (``t=<digits>,v1=<hex>[,v1=...][,v0=...]``), else WebhookSignatureError.
+
+    The SDK's own parser is lenient where it should not be: it lets non-ASCII through to its
+    constant-time compare (which then raises TypeError), takes the first of several ``t`` and
+    reads signs, spaces and non-ASCII digits in it.
+    """
+    if len(header) > _MAX_SIGNATURE_HEADER or not header.isascii() or not header.isprintable():
+        raise WebhookSignatureError("the Stripe-Signature header is malformed")
+    timestamps: list[str] = []
+    signatures = 0
+    for part in header.split(","):
+        key, sep, value = part.partition("=")
+        if not (sep and key and value):
+            raise WebhookSignatureError("the Stripe-Signature header is malformed")
+        if key == "t":
+            timestamps.append(value)
+        elif key == "v1":
+            signatures += 1
+    if len(timestamps) != 1:
+        raise WebhookSignatureError("the Stripe-Signature header needs exactly one t=<timestamp>")
+    stamp = timestamps[0]
+    if not stamp.isdigit() or len(stamp) > _MAX_TIMESTAMP_DIGITS:
+        raise WebhookSignatureError("the Stripe-Signature timestamp is not a number of seconds")
+    if not signatures:
+        raise WebhookSignatureError("the Stripe-Signature header has no v1 signature")
+    return int(stamp)
 
 
 def _event_customer_id(event: Mapping[str, Any]) -> str | None:
