@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import TypedDict
 
-MAX_FIELD_ERRORS = 100
-"""The most field errors a ValidationError keeps; the rest are only counted (``omitted``)."""
+from qzpay.limits import MAX_FIELD_ERRORS
 
 
 class FieldError(TypedDict):

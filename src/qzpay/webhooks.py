@@ -22,8 +22,9 @@ from typing import Literal
 
 from qzpay.customers.service import CustomerService
 from qzpay.customers.sync import ProviderSet
-from qzpay.customers.validation import MAX_ID_LENGTH, fail
+from qzpay.customers.validation import fail
 from qzpay.errors import WebhookPayloadError, WebhookSignatureError
+from qzpay.limits import MAX_ID_LENGTH
 from qzpay.providers.base import ProviderEvent
 
 logger = logging.getLogger("qzpay.webhooks")

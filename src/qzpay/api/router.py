@@ -30,12 +30,12 @@ from qzpay.billing import Billing
 from qzpay.customers.models import Customer
 from qzpay.customers.service import scan_filters
 from qzpay.errors import FieldError, NotFoundError, ValidationError
+from qzpay.limits import DEFAULT_MAX_BODY_BYTES, MAX_ID_LENGTH
 
 logger = logging.getLogger("qzpay.api")
 
-MAX_ID = 255
+MAX_ID = MAX_ID_LENGTH
 MAX_PROVIDER_NAME = 64
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 """The largest request body (bytes) any route accepts unless ``create_router(...,
 max_body_bytes=...)`` says otherwise; a larger one is a 413 problem (``payload_too_large``)."""
 MAX_WEBHOOK_BODY = DEFAULT_MAX_BODY_BYTES

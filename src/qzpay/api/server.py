@@ -19,9 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import qzpay
 from qzpay.api.auth import API_KEY_ENV, APIKeyAuth
 from qzpay.api.problems import problem_for_exception
-from qzpay.api.router import DEFAULT_MAX_BODY_BYTES, create_router
+from qzpay.api.router import create_router
 from qzpay.billing import DEFAULT_STORAGE, Billing
 from qzpay.config import max_body_bytes_from_env, providers_from_env
+from qzpay.limits import DEFAULT_MAX_BODY_BYTES
 
 DATABASE_URL_ENV = "QZPAY_DATABASE_URL"
 logger = logging.getLogger("qzpay.api")

@@ -43,6 +43,7 @@ from qzpay.customers.sync import AdoptionGuard, ProviderSet
 from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError
 from qzpay.events import Event, EventBus
 from qzpay.ids import customer_ids, event_ids
+from qzpay.limits import MAX_METADATA_KEYS
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider, ProviderCustomer
 from qzpay.storage.base import CustomerFilter, Storage, SyncOperation, SyncTask, Transaction
@@ -132,7 +133,7 @@ class CustomerService:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._in_flight: set[str] = set()
         self._adoptions: AdoptionGuard = _AdoptionLedger(storage)
-        self._metadata_limit = v.MAX_METADATA_KEYS - (1 if providers else 0)
+        self._metadata_limit = MAX_METADATA_KEYS - (1 if providers else 0)
 
     # -- writes --------------------------------------------------------------------------
     async def create(

@@ -16,20 +16,24 @@ from email_validator import EmailNotValidError, validate_email
 
 from qzpay._countries import ISO_3166_ALPHA2
 from qzpay.customers.models import Address
-from qzpay.errors import MAX_FIELD_ERRORS, FieldError, UnknownArgumentError, ValidationError
+from qzpay.errors import FieldError, UnknownArgumentError, ValidationError
+from qzpay.limits import (
+    MAX_ADDRESS_FIELD_LENGTH,
+    MAX_FIELD_ERRORS,
+    MAX_ID_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_LIST_LIMIT,
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_OFFSET,
+    MAX_PROVIDER_NAME_LENGTH,
+)
 
-MAX_METADATA_KEYS = 50
 RESERVED_METADATA_KEY = "qzpay_customer_id"  # stored at providers to find our customers
-MAX_METADATA_KEY_LENGTH = 40
-MAX_METADATA_VALUE_LENGTH = 500
-MAX_NAME_LENGTH = 256
-MAX_ADDRESS_FIELD_LENGTH = 200
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-MAX_LIST_LIMIT = 100
-MAX_OFFSET = 2**63 - 1  # the largest integer SQLite and PostgreSQL (bigint) can take
-MAX_ID_LENGTH = 255
 ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postal_code", "country")
-_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+_PROVIDER_NAME = re.compile(rf"[a-z][a-z0-9_-]{{0,{MAX_PROVIDER_NAME_LENGTH - 1}}}")
 
 
 class Problems:

@@ -1,0 +1,37 @@
+"""Every limit of the public API, defined once.
+
+Validation, the HTTP schemas and query parameters, the CLI options and the docs import these;
+nothing else writes the numbers. The text limits are Stripe's (the strictest provider), so
+anything qzpay accepts can be synced.
+"""
+
+from __future__ import annotations
+
+# Identifiers and keys.
+MAX_ID_LENGTH = 255  # qzpay ids, provider ids, event ids, cursors
+MAX_IDEMPOTENCY_KEY_LENGTH = 255  # ours, and the providers' Idempotency-Key headers
+MAX_PROVIDER_NAME_LENGTH = 40
+
+# Customer fields.
+MAX_NAME_LENGTH = 256
+MAX_ADDRESS_FIELD_LENGTH = 200
+
+# Metadata (Stripe's limits; with a provider configured one key holds our id there).
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+
+# Paging.
+DEFAULT_LIST_LIMIT = 10
+MAX_LIST_LIMIT = 100
+MAX_OFFSET = 2**63 - 1  # the largest integer SQLite and PostgreSQL (bigint) can take
+DEFAULT_PAGE_SIZE = 100  # iterate(): keyset pages
+MAX_PAGE_SIZE = 1000
+DEFAULT_EVENT_PAGE = 100  # events.list
+MAX_EVENT_PAGE = 1000
+DEFAULT_SYNC_BATCH = 100  # sync_pending(limit=)
+MAX_SYNC_BATCH = 1000
+
+# Errors and requests.
+MAX_FIELD_ERRORS = 100  # problems listed in one ValidationError; the rest are counted
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # HTTP request bodies, webhooks included
