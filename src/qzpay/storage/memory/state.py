@@ -1,0 +1,107 @@
+"""The committed data of a MemoryStorage, its indexes, and how a transaction's writes land.
+
+A transaction stages its writes in a ``WriteSet`` (only what it touched: no copy of the store)
+and ``apply`` lands them under the commit lock, so a reader on any thread sees a transaction
+entirely or not at all; a rolled-back transaction is a write set that is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from qzpay.customers.models import Customer
+from qzpay.events import Event
+from qzpay.storage.base import SyncTask
+from qzpay.storage.memory.indexes import CustomerIndex
+
+Link = tuple[str, str]  # (provider, provider customer id)
+
+
+def task_order(task: SyncTask) -> tuple[datetime, str]:
+    """Oldest first, as the SQL backends order tasks."""
+    return task.created_at, task.customer_id
+
+
+class WriteSet:
+    """What one transaction wrote: the new versions (private copies) and its appends."""
+
+    __slots__ = ("customers", "events", "idempotency", "tasks", "webhooks")
+
+    def __init__(self) -> None:
+        self.customers: dict[str, Customer] = {}
+        self.events: list[Event] = []
+        self.idempotency: dict[str, tuple[str, str]] | None = None
+        self.tasks: dict[str, SyncTask | None] | None = None  # None value: deleted
+        self.webhooks: set[tuple[str, str]] | None = None
+
+
+class MemoryState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.customers: dict[str, Customer] = {}
+        self.index = CustomerIndex()
+        self.links: dict[Link, str] = {}
+        self.owners: dict[str, dict[str, str]] = {}  # provider id -> provider -> customer id
+        self.idempotency: dict[str, tuple[str, str]] = {}  # key -> (customer id, fingerprint)
+        self.events: list[Event] = []
+        self.event_at: dict[str, int] = {}
+        self.tasks: dict[str, SyncTask] = {}
+        self.task_keys: dict[str, str] = {}  # idempotency key -> customer id
+        self.task_links: dict[Link, set[str]] = {}  # link in a task's snapshot -> customer ids
+        self.webhooks: set[tuple[str, str]] = set()
+
+    def apply(self, writes: WriteSet) -> None:
+        with self.lock:
+            for customer_id, new in writes.customers.items():
+                old = self.customers.get(customer_id)
+                self.customers[customer_id] = new
+                self.index.change(customer_id, old, new)
+                self._relink(customer_id, old, new)
+            if writes.idempotency:
+                self.idempotency.update(writes.idempotency)
+            for event in writes.events:
+                self.event_at[event.id] = len(self.events)
+                self.events.append(event)
+            if writes.tasks:
+                for customer_id, task in writes.tasks.items():
+                    self._put_task(customer_id, task)
+            if writes.webhooks:
+                self.webhooks.update(writes.webhooks)
+
+    def _relink(self, customer_id: str, old: Customer | None, new: Customer) -> None:
+        before = {} if old is None else old.provider_customer_ids
+        after = new.provider_customer_ids
+        if before == after:
+            return
+        for provider, pcid in before.items():
+            if after.get(provider) == pcid or self.links.get((provider, pcid)) != customer_id:
+                continue  # kept, or taken over by another customer in the same transaction
+            del self.links[provider, pcid]
+            owners = self.owners[pcid]
+            del owners[provider]
+            if not owners:
+                del self.owners[pcid]
+        for provider, pcid in after.items():
+            if before.get(provider) != pcid:
+                self.links[provider, pcid] = customer_id
+                self.owners.setdefault(pcid, {})[provider] = customer_id
+
+    def _put_task(self, customer_id: str, task: SyncTask | None) -> None:
+        old = self.tasks.pop(customer_id, None)
+        if old is not None:
+            key = old.idempotency_key
+            if key is not None and self.task_keys.get(key) == customer_id:
+                del self.task_keys[key]
+            for link in old.customer.provider_customer_ids.items():
+                holders = self.task_links[link]
+                holders.discard(customer_id)
+                if not holders:
+                    del self.task_links[link]
+        if task is None:
+            return
+        self.tasks[customer_id] = task
+        if task.idempotency_key is not None:
+            self.task_keys[task.idempotency_key] = customer_id
+        for link in task.customer.provider_customer_ids.items():
+            self.task_links.setdefault(link, set()).add(customer_id)
