@@ -1,5 +1,5 @@
 """``uv run python -m bench [--n 5000] [--backends memory,sqlite,postgres] [--postgres-url URL]
-[--scale] [--json]``: qzpay against the raw driver, in the same run."""
+[--scale] [--memory-ops] [--json]``: qzpay against the raw driver, in the same run."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def print_tables(report: dict[str, Any]) -> None:
 
     console = Console()
     for backend, phases in report.items():
-        if backend in ("sync", "scale", "peak_rss_mb", "n"):
+        if backend in ("sync", "scale", "peak_rss_mb", "n", "memory_ops"):
             continue
         table = Table(title=f"{backend}: Billing (async) vs raw driver, N={report['n']}")
         for column in ("phase", "ops/s", "raw ops/s", "ratio", "p50 µs", "p99 µs"):
@@ -150,6 +150,10 @@ def print_tables(report: dict[str, Any]) -> None:
         console.print(table)
     if "scale" in report:
         console.print_json(json.dumps(report["scale"]))
+    if "memory_ops" in report:
+        from bench.memory_ops import print_table
+
+        print_table(report["memory_ops"], report["n"])
     console.print(f"peak RSS: {report['peak_rss_mb']:.0f} MB")
 
 
@@ -160,6 +164,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--postgres-url", default=None, help="admin URL for a scratch database")
     parser.add_argument("--scale", action="store_true", help="also run the 10k/100k/1M section")
     parser.add_argument("--scale-sizes", default="10000,100000,1000000")
+    parser.add_argument(
+        "--memory-ops",
+        action="store_true",
+        help="also run the memory backend's ops/s section (bench.memory_ops, issue 16)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -187,6 +196,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         if postgres is not None:
             asyncio.run(postgres.drop())
+    if args.memory_ops:
+        from bench.memory_ops import run as run_memory_ops
+
+        report["memory_ops"] = run_memory_ops(args.n, rounds=1)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if args.json:
         json.dump(report, sys.stdout)

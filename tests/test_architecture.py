@@ -96,3 +96,33 @@ def test_no_import_cycle_between_modules():
     modules = _modules()
     graph = {name: _imports(name, path, modules) for name, path in modules.items()}
     assert _cycles(graph) == []
+
+
+ARCHITECTURE = PACKAGE.parents[1] / "docs" / "architecture.md"
+
+
+def _named_in_architecture() -> tuple[set[str], set[str]]:
+    """The source files (``src/qzpay/...py``) and modules (``qzpay.x``) docs/architecture.md
+    names; ``<resource>`` placeholders describe files to come and are skipped."""
+    import re
+
+    text = ARCHITECTURE.read_text()
+    paths = {p for p in re.findall(r"src/qzpay/[\w/<>.]+\.py", text) if "<" not in p}
+    modules = set(re.findall(r"\bqzpay(?:\.[a-z_]+)+", text))
+    return paths, modules
+
+
+def test_architecture_page_names_only_modules_that_exist():
+    paths, modules = _named_in_architecture()
+    assert len(paths) > 20, "the page names the files it explains"
+    assert len(modules) > 5, "the page names the packages it explains"
+    root = PACKAGE.parents[1]
+    missing = sorted(p for p in paths if not (root / p).is_file())
+    known = set(_modules())
+    missing += sorted(m for m in modules if m not in known)
+    assert missing == []
+
+
+def test_no_module_is_over_the_size_limit():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in _modules().items()}
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}

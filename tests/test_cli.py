@@ -415,7 +415,7 @@ class TestSyncPending:
         assert re.search(r"remaining\s+0\n", back.stdout)
         linked = qzpay_json("customers", "get", created["id"])["provider_customer_ids"]["stripe"]
         found = at_stripe(
-            stripe_env, localstripe_url, lambda _, stripe: stripe.retrieve_customer(linked)
+            stripe_env, localstripe_url, lambda _, stripe: stripe.customers.retrieve(linked)
         )
         assert found is not None
         assert found.qzpay_customer_id == created["id"]
@@ -437,7 +437,7 @@ class TestReconcile:
             drifted = await billing.customers.create(email=unique_email("drift"), name="Local")
             pcid = drifted.provider_customer_ids["stripe"]
             edited = drifted.model_copy(update={"name": "Edited at Stripe"})
-            await stripe.update_customer(pcid, drifted, edited, idempotency_key=pcid + "-cli")
+            await stripe.customers.update(pcid, drifted, edited, idempotency_key=pcid + "-cli")
             return fine.id, drifted.id, pcid
 
         fine, drifted, pcid = at_stripe(stripe_env, localstripe_url, setup)
@@ -468,7 +468,7 @@ class TestReconcile:
         assert f"pushed name of {drifted} to stripe" in fixed["fixed"]
         after = qzpay_json("customers", "reconcile", "stripe")
         assert not [d for d in after["drift"] if d["customer_id"] in (fine, drifted)]
-        remote = at_stripe(stripe_env, localstripe_url, lambda _, s: s.retrieve_customer(pcid))
+        remote = at_stripe(stripe_env, localstripe_url, lambda _, s: s.customers.retrieve(pcid))
         assert remote is not None
         assert remote.name == "Local"  # qzpay's value won
 

@@ -26,6 +26,7 @@ from qzpay.customers.sync import ProviderSet
 from qzpay.customers.validation import check_id
 from qzpay.event_log import EventLog
 from qzpay.events import EventBus, H, Handler
+from qzpay.limits import DEFAULT_LIST_LIMIT
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
 from qzpay.storage import Storage, open_storage
@@ -249,7 +250,7 @@ class SyncCustomers(BlockingTwin[CustomerService]):
         self,
         /,
         *,
-        limit: int = 10,
+        limit: int = DEFAULT_LIST_LIMIT,
         offset: int = 0,
         email: str | None = None,
         metadata: Mapping[str, str] | None = None,

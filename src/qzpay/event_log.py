@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qzpay.customers import validation as v
 from qzpay.events import Event
+from qzpay.limits import DEFAULT_EVENT_PAGE, MAX_EVENT_PAGE
 from qzpay.storage.base import Storage
 
 
@@ -13,12 +14,18 @@ class EventLog:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
 
-    async def list(self, *, after: str | None = None, limit: int = 100) -> list[Event]:
+    async def list(
+        self, *, after: str | None = None, limit: int = DEFAULT_EVENT_PAGE
+    ) -> list[Event]:
         """Events in commit order, starting after the event id ``after``."""
         if after is not None:
             v.check_id(after, "after")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            v.fail("limit", "out_of_range", "must be an integer from 1 to 1000")
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_EVENT_PAGE
+        ):
+            v.fail("limit", "out_of_range", f"must be an integer from 1 to {MAX_EVENT_PAGE}")
         return await self._storage.list_events(after=after, limit=limit)
 
     async def get(self, event_id: str) -> Event | None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 MAX_ID_LENGTH = 255  # qzpay ids, provider ids, event ids, cursors
 MAX_IDEMPOTENCY_KEY_LENGTH = 255  # ours, and the providers' Idempotency-Key headers
 MAX_PROVIDER_NAME_LENGTH = 40
+# POST /webhooks/{provider}: a longer segment is a 422; a name up to this long that no
+# configured provider has is a 404 (the edge is looser than MAX_PROVIDER_NAME_LENGTH).
+MAX_WEBHOOK_PROVIDER_SEGMENT = 64
 
 # Customer fields.
 MAX_NAME_LENGTH = 256

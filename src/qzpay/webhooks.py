@@ -98,7 +98,7 @@ class WebhookService:
             recorded = await self._customers.record_webhook(provider, event.id)
             return result("ignored" if recorded else "duplicate")
         assert event.provider_customer_id is not None
-        remote = await source.retrieve_customer(event.provider_customer_id)
+        remote = await source.customers.retrieve(event.provider_customer_id)
         applied = await self._customers.apply_remote(
             local.id, remote, provider=source, webhook_event_id=event.id
         )

@@ -18,8 +18,8 @@ import pytest
 
 from qzpay import Billing
 from qzpay.api import APIKeyAuth, create_app
-from qzpay.api.router import MAX_WEBHOOK_BODY
 from qzpay.api.server import app_from_env
+from qzpay.api.webhook_routes import MAX_WEBHOOK_BODY
 from qzpay.config import ConfigError
 from qzpay.customers.models import Customer
 from qzpay.providers.stripe import StripeProvider
@@ -118,7 +118,7 @@ class TestDeliveriesFromStripe:
         customer = await create_customer(hooked.http, name="Local")
         pcid = customer.provider_customer_ids["stripe"]
         edited = customer.model_copy(update={"name": "From Dashboard", "metadata": {"vip": "y"}})
-        await stripe_provider.update_customer(pcid, customer, edited, idempotency_key=pcid + "-e")
+        await stripe_provider.customers.update(pcid, customer, edited, idempotency_key=pcid + "-e")
 
         # localstripe signs and POSTs customer.updated to /webhooks/stripe by itself.
         shown = await wait_for_customer(hooked.http, customer.id, name="From Dashboard")

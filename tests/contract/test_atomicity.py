@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 
 from qzpay import Billing, Event
 from qzpay.storage import Storage, Transaction, open_storage
+from qzpay.storage.base import SupportsOptimisticWrites
 from tests.factories import create_customer
 
 
@@ -27,9 +28,20 @@ class FailingEventLog:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        return self._failing(self.inner.transaction())
+
+    def optimistic_transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """The same failure in the one-round-trip write path of backends that have one."""
+        if not isinstance(self.inner, SupportsOptimisticWrites):
+            return self.transaction()
+        return self._failing(self.inner.optimistic_transaction())
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.inner.transaction() as tx:
+    async def _failing(
+        self, transaction: AbstractAsyncContextManager[Transaction]
+    ) -> AsyncIterator[Transaction]:
+        async with transaction as tx:
             if self.fail:
                 original = tx.append_event
 

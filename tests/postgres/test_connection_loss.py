@@ -187,7 +187,7 @@ class TestLostMidTransaction:
             await tx.find_idempotent_create("no-such-key")  # the change is sent, not committed
             proxy.cut()
 
-        storage = HookedStorage(through(proxy, pg_url), after_append=cut)
+        storage = HookedStorage(through(proxy, pg_url), after_append=cut, optimistic=False)
         storage.enabled = False
         async with Billing(storage=storage) as billing:
             customer = await billing.customers.create(email="mid@example.com", metadata={"a": "1"})
@@ -201,6 +201,33 @@ class TestLostMidTransaction:
             assert len(await billing.events.list()) == 1
             updated = await billing.customers.update(customer.id, name="Whole")
             assert updated.name == "Whole"
+
+    async def test_an_update_whose_commit_is_one_statement_survives_the_cut(
+        self, pg_url: str, proxy: TcpProxy, admin: asyncpg.Connection
+    ) -> None:
+        """The one-round-trip update: nothing is sent before its commit statement, so a cut
+        connection before it costs nothing, and the statement (re-sent once if the cut hits
+        it) applies the change and its event together."""
+
+        async def cut(tx: object) -> None:
+            proxy.cut()
+
+        storage = HookedStorage(through(proxy, pg_url), after_append=cut)
+        storage.enabled = False
+        async with Billing(storage=storage) as billing:
+            customer = await billing.customers.create(email="mid@example.com", metadata={"a": "1"})
+            storage.enabled = True
+            updated = await billing.customers.update(
+                customer.id, name="Whole", metadata={"a": None}
+            )
+            storage.enabled = False
+            assert updated.name == "Whole"
+            assert await billing.customers.get(customer.id) == updated
+            assert (await billing.customers.list(metadata={"a": "1"})).total == 0
+            assert [e.type for e in await billing.events.list()] == [
+                "customer.created",
+                "customer.updated",
+            ]
 
     async def test_a_create_whose_commit_is_one_statement_survives_the_cut(
         self, pg_url: str, proxy: TcpProxy, admin: asyncpg.Connection

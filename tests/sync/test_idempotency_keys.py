@@ -301,7 +301,7 @@ class TestMercadoPago:
             # Reconcile: leftover copies of a deleted customer, each deleted.
             gone = await billing.customers.create(email=unique_email("gone"))
             copies = [
-                (await outside.create_customer(c, idempotency_key=f"outside-{c.email}")).id
+                (await outside.customers.create(c, idempotency_key=f"outside-{c.email}")).id
                 for c in (
                     gone.model_copy(update={"email": unique_email("copy1")}),
                     gone.model_copy(update={"email": unique_email("copy2")}),

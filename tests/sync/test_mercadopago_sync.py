@@ -294,7 +294,7 @@ class TestWebhooks:
         pcid = customer.provider_customer_ids["mercadopago"]
         dashboard = make_mercadopago_provider()  # someone else, straight at MercadoPago
         edited = customer.model_copy(update={"name": "Edited There", "phone": "+5511912345678"})
-        await dashboard.update_customer(pcid, customer, edited, idempotency_key="dash-1")
+        await dashboard.customers.update(pcid, customer, edited, idempotency_key="dash-1")
         notification = fake_mercadopago.notification(
             action="card.updated",
             type="automatic-payments",
@@ -335,7 +335,7 @@ class TestWebhooks:
     ) -> None:
         customer = await hooked.customers.create(email=unique_email("gone"))
         pcid = customer.provider_customer_ids["mercadopago"]
-        await make_mercadopago_provider().delete_customer(pcid, idempotency_key="dash-del")
+        await make_mercadopago_provider().customers.delete(pcid, idempotency_key="dash-del")
         notification = fake_mercadopago.notification(
             action="customer.deleted", type="customer", data={"id": pcid}
         )
@@ -387,7 +387,7 @@ class TestReconcile:
             )
             drifted = await billing.customers.create(email=unique_email("drift"), name="Local")
             drift_pcid = drifted.provider_customer_ids["mercadopago"]
-            await provider.update_customer(
+            await provider.customers.update(
                 drift_pcid,
                 drifted,
                 drifted.model_copy(update={"name": "Edited"}),
@@ -397,14 +397,14 @@ class TestReconcile:
             await billing.customers.unlink(unlinked.id, provider="mercadopago")
             # Its copy was deleted and someone re-created the email outside qzpay: adoptable.
             orphaned = await billing.customers.create(email=unique_email("orphaned"))
-            await provider.delete_customer(
+            await provider.customers.delete(
                 orphaned.provider_customer_ids["mercadopago"], idempotency_key="rc-2"
             )
             await billing.customers.unlink(orphaned.id, provider="mercadopago")
             outsider = fake.add_customer(email=orphaned.email, first_name="Outside")
             # Same, but the email now belongs to another qzpay customer's copy: a conflict.
             blocked = await billing.customers.create(email=unique_email("blocked"))
-            await provider.delete_customer(
+            await provider.customers.delete(
                 blocked.provider_customer_ids["mercadopago"], idempotency_key="rc-3"
             )
             await billing.customers.unlink(blocked.id, provider="mercadopago")

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 async def stripe_copies(stripe: StripeProvider, email: str) -> list[str]:
     """Ids of the live Stripe customers with this exact email."""
-    return [str(data["id"]) async for data in stripe._list("test", email=email)]
+    return [str(data["id"]) async for data in stripe.customers._list("test", email=email)]
 
 
 def mp_copies(fake: FakeMercadoPago, email: str) -> list[str]:
@@ -93,28 +93,28 @@ class TestAdoptAndRelease:
         provider: PaymentProvider = stripe_provider if name == "stripe" else mercadopago_provider
         email = unique_email("adopt")
         first = a_customer(email, name="First Owner", metadata={"old": "1"})
-        made = await provider.create_customer(first, idempotency_key=f"ar-{first.id}")
-        await provider.release_customer(made.id, first, idempotency_key=f"rl-{first.id}")
-        released = await provider.retrieve_customer(made.id)
+        made = await provider.customers.create(first, idempotency_key=f"ar-{first.id}")
+        await provider.customers.release(made.id, first, idempotency_key=f"rl-{first.id}")
+        released = await provider.customers.retrieve(made.id)
         assert released is not None
         assert released.qzpay_customer_id is None  # as if created outside qzpay
 
         mine = a_customer(email, name="Ana Souza", phone="+5511912345678", metadata={"new": "2"})
-        adopted = await provider.adopt_customer(made.id, mine, idempotency_key=f"ad-{mine.id}")
+        adopted = await provider.customers.adopt(made.id, mine, idempotency_key=f"ad-{mine.id}")
 
         assert adopted.id == made.id
         assert adopted.qzpay_customer_id == mine.id
         assert (adopted.name, adopted.phone) == ("Ana Souza", "+5511912345678")
-        assert provider.merge_remote(mine, adopted) == mine  # nothing left to push
-        assert await provider.find_customer(mine) == adopted
+        assert provider.customers.merge_remote(mine, adopted) == mine  # nothing left to push
+        assert await provider.customers.find(mine) == adopted
         stranger = a_customer(email)
         with pytest.raises(ProviderEmailTaken):  # it is mine now
-            await provider.adopt_customer(made.id, stranger, idempotency_key="ad-x")
-        await provider.release_customer(made.id, stranger, idempotency_key="rl-x")  # not his
-        assert await provider.find_customer(mine) == adopted
-        await provider.release_customer(made.id, mine, idempotency_key=f"rl-{mine.id}")
-        assert await provider.find_customer(mine) is None
-        kept = await provider.retrieve_customer(made.id)
+            await provider.customers.adopt(made.id, stranger, idempotency_key="ad-x")
+        await provider.customers.release(made.id, stranger, idempotency_key="rl-x")  # not his
+        assert await provider.customers.find(mine) == adopted
+        await provider.customers.release(made.id, mine, idempotency_key=f"rl-{mine.id}")
+        assert await provider.customers.find(mine) is None
+        kept = await provider.customers.retrieve(made.id)
         assert kept is not None  # released, never deleted
         assert (kept.qzpay_customer_id, kept.name) == (None, "Ana Souza")
 
@@ -138,7 +138,7 @@ class TestLinkedEverywhere:
             assert await both.customers.get_by_external_id(pcid, provider=other) is None
 
         await both.customers.update(customer.id, name="Ana Lima", metadata={"k": "w"})
-        remote = await stripe_provider.retrieve_customer(links["stripe"])
+        remote = await stripe_provider.customers.retrieve(links["stripe"])
         assert remote is not None
         assert (remote.name, remote.metadata["k"]) == ("Ana Lima", "w")
         stored = fake_mercadopago.get(links["mercadopago"])
@@ -146,7 +146,7 @@ class TestLinkedEverywhere:
         assert stored["last_name"] == "Lima"
 
         await both.customers.delete(customer.id)
-        assert await stripe_provider.retrieve_customer(links["stripe"]) is None
+        assert await stripe_provider.customers.retrieve(links["stripe"]) is None
         assert fake_mercadopago.get(links["mercadopago"]) is None
         assert [e.type for e in await both.events.list()] == [
             "customer.created",
@@ -334,7 +334,7 @@ class TestUpdateFailures:
 
         assert not caught.value.ambiguous
         assert await both.customers.get(customer.id) == customer
-        remote = await stripe_provider.retrieve_customer(customer.provider_customer_ids["stripe"])
+        remote = await stripe_provider.customers.retrieve(customer.provider_customer_ids["stripe"])
         assert remote is not None
         assert remote.name == "Before"  # reverted
         stored = fake_mercadopago.get(customer.provider_customer_ids["mercadopago"])
@@ -370,7 +370,7 @@ class TestUpdateFailures:
         stored = fake_mercadopago.get(mp_id)
         assert stored is not None
         assert stored["first_name"] == "Before"  # local is the truth
-        remote = await stripe_provider.retrieve_customer(customer.provider_customer_ids["stripe"])
+        remote = await stripe_provider.customers.retrieve(customer.provider_customer_ids["stripe"])
         assert remote is not None
         assert remote.name == "Before"
 
@@ -421,7 +421,7 @@ class TestDeleteFailures:
             await both.customers.delete(customer.id)
 
         assert caught.value.ambiguous  # applied at Stripe, which cannot be undone
-        assert await stripe_provider.retrieve_customer(links["stripe"]) is None
+        assert await stripe_provider.customers.retrieve(links["stripe"]) is None
         assert fake_mercadopago.get(links["mercadopago"]) is not None
         assert await both.customers.get(customer.id) == customer  # not yet deleted here
         (task,) = await both.storage.list_sync_tasks(limit=10)
@@ -480,7 +480,7 @@ class TestWebhooks:
         customer = await both.customers.create(email=unique_email("mphook"), name="Local")
         links = customer.provider_customer_ids
         edited = customer.model_copy(update={"name": "Edited At MP"})
-        await make_mercadopago_provider().update_customer(
+        await make_mercadopago_provider().customers.update(
             links["mercadopago"], customer, edited, idempotency_key="mp-dash"
         )
         notification = fake_mercadopago.notification(
@@ -500,7 +500,7 @@ class TestWebhooks:
         local = await both.customers.get(customer.id)
         assert local is not None
         assert local.name == "Edited At MP"
-        remote = await stripe_provider.retrieve_customer(links["stripe"])
+        remote = await stripe_provider.customers.retrieve(links["stripe"])
         assert remote is not None
         assert remote.name == "Edited At MP"
         assert await both.storage.list_sync_tasks(limit=10) == []
@@ -511,7 +511,7 @@ class TestWebhooks:
         customer = await both.customers.create(email=unique_email("sthook"), name="Local")
         links = customer.provider_customer_ids
         edited = customer.model_copy(update={"name": "Edited At Stripe", "metadata": {"a": "b"}})
-        await stripe_provider.update_customer(
+        await stripe_provider.customers.update(
             links["stripe"], customer, edited, idempotency_key=f"st-dash-{customer.id}"
         )
         events: list[Event] = []
@@ -544,7 +544,7 @@ class TestWebhooks:
     ) -> None:
         customer = await both.customers.create(email=unique_email("delhook"))
         links = customer.provider_customer_ids
-        await make_mercadopago_provider().delete_customer(
+        await make_mercadopago_provider().customers.delete(
             links["mercadopago"], idempotency_key="mp-dash-del"
         )
         notification = fake_mercadopago.notification(
@@ -559,7 +559,7 @@ class TestWebhooks:
         local = await both.customers.get(customer.id)
         assert local is not None
         assert local.deleted_at is not None
-        assert await stripe_provider.retrieve_customer(links["stripe"]) is None
+        assert await stripe_provider.customers.retrieve(links["stripe"]) is None
         assert await both.storage.list_sync_tasks(limit=10) == []
 
 
@@ -573,7 +573,7 @@ class TestReconcile:
         customer = await both.customers.create(email=unique_email("rc"), name="Local")
         mp_id = customer.provider_customer_ids["mercadopago"]
         edited = customer.model_copy(update={"name": "Drifted"})
-        await make_mercadopago_provider().update_customer(
+        await make_mercadopago_provider().customers.update(
             mp_id, customer, edited, idempotency_key="rc-mp"
         )
 

@@ -25,11 +25,11 @@ async def test_reports_then_fixes_what_is_safe(
         await synced.customers.unlink(unlinked.id, provider="stripe")
         drifted = await synced.customers.create(email=unique_email("drift"), name="Local")
         pcid = drifted.provider_customer_ids["stripe"]
-        await stripe_provider.update_customer(
+        await stripe_provider.customers.update(
             pcid, drifted, drifted.model_copy(update={"name": "Edited"}), idempotency_key="rc-1"
         )
         gone = await synced.customers.create(email=unique_email("gone"))
-        await stripe_provider.delete_customer(
+        await stripe_provider.customers.delete(
             gone.provider_customer_ids["stripe"], idempotency_key="rc-2"
         )
         never_synced = await offline.customers.create(email=unique_email("never"))
@@ -38,7 +38,7 @@ async def test_reports_then_fixes_what_is_safe(
         stranger = in_sync.model_copy(
             update={"id": "cus_nobodyknowsme000000000000", "email": unique_email()}
         )
-        orphan = await stripe_provider.create_customer(stranger, idempotency_key="rc-3")
+        orphan = await stripe_provider.customers.create(stranger, idempotency_key="rc-3")
 
         report = await synced.customers.reconcile("stripe")
         assert not report.in_sync
@@ -65,14 +65,14 @@ async def test_reports_then_fixes_what_is_safe(
             relinked.provider_customer_ids == unlinked.provider_customer_ids
             or relinked.provider_customer_ids
         )
-        remote = await stripe_provider.retrieve_customer(pcid)
+        remote = await stripe_provider.customers.retrieve(pcid)
         assert remote is not None
         assert remote.name == "Local"  # local values pushed over the drift
         created = await synced.customers.get(never_synced.id)
         assert created is not None
         assert "stripe" in created.provider_customer_ids
         assert (
-            await stripe_provider.retrieve_customer(deleted_here.provider_customer_ids["stripe"])
+            await stripe_provider.customers.retrieve(deleted_here.provider_customer_ids["stripe"])
             is None
         )
         # Not safe to repair automatically, so still reported:

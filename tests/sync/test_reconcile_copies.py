@@ -105,7 +105,7 @@ async def test_reconcile_fix_deletes_every_mercadopago_copy_of_a_deleted_custome
         customer = await billing.customers.create(email=unique_email("copied"))
         linked = customer.provider_customer_ids["mercadopago"]
         copies = [
-            (await outside.create_customer(c, idempotency_key=f"copy-{c.email}")).id
+            (await outside.customers.create(c, idempotency_key=f"copy-{c.email}")).id
             for c in (
                 customer.model_copy(update={"email": unique_email("copy1")}),
                 customer.model_copy(update={"email": unique_email("copy2")}),

@@ -22,7 +22,7 @@ CUSTOMERS = "/v1/customers"
 
 async def stripe_twins(stripe: StripeProvider, customer_id: str) -> list[str]:
     """Ids of the live Stripe customers carrying this qzpay id."""
-    return [c.id async for c in stripe.list_customers() if c.qzpay_customer_id == customer_id]
+    return [c.id async for c in stripe.customers.list() if c.qzpay_customer_id == customer_id]
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ class TestHappyPath:
             metadata={"userId": "usr_1"},
         )
         pcid = customer.provider_customer_ids["stripe"]
-        remote = await stripe_provider.retrieve_customer(pcid)
+        remote = await stripe_provider.customers.retrieve(pcid)
         assert remote is not None
         assert (remote.email, remote.name, remote.phone) == (email, "Ana Souza", "+5511912345678")
         assert remote.address == customer.address
@@ -63,7 +63,7 @@ class TestHappyPath:
         updated = await synced.customers.update(
             customer.id, name="Renamed", metadata={"drop": None, "plan": "pro"}
         )
-        remote = await stripe_provider.retrieve_customer(updated.provider_customer_ids["stripe"])
+        remote = await stripe_provider.customers.retrieve(updated.provider_customer_ids["stripe"])
         assert remote is not None
         assert remote.name == "Renamed"
         assert remote.metadata == {"keep": "1", "plan": "pro", "qzpay_customer_id": customer.id}
@@ -74,7 +74,7 @@ class TestHappyPath:
         customer = await synced.customers.create(email=unique_email())
         await synced.customers.delete(customer.id)
         assert (
-            await stripe_provider.retrieve_customer(customer.provider_customer_ids["stripe"])
+            await stripe_provider.customers.retrieve(customer.provider_customer_ids["stripe"])
             is None
         )
         deleted = await synced.customers.get(customer.id)
@@ -142,7 +142,7 @@ class TestFailuresRaise:
         with pytest.raises(ProviderSyncError):
             await synced.customers.update(customer.id, name="After")
         assert await synced.customers.get(customer.id) == customer
-        remote = await stripe_provider.retrieve_customer(customer.provider_customer_ids["stripe"])
+        remote = await stripe_provider.customers.retrieve(customer.provider_customer_ids["stripe"])
         assert remote is not None
         assert remote.name == "Before"
 
@@ -222,7 +222,7 @@ class TestCrashRecovery:
         orphan = customer.model_copy(
             update={"id": "cus_deadprocess0000000000000000", "provider_customer_ids": {}}
         )
-        created = await stripe_provider.create_customer(orphan, idempotency_key="dead-1")
+        created = await stripe_provider.customers.create(orphan, idempotency_key="dead-1")
         dead = SyncTask(
             customer_id=orphan.id,
             operation="create",
@@ -240,7 +240,7 @@ class TestCrashRecovery:
             await tx.put_sync_task(dead)
         report = await synced.customers.sync_pending()
         assert report.completed == 1
-        assert await stripe_provider.retrieve_customer(created.id) is None
+        assert await stripe_provider.customers.retrieve(created.id) is None
 
 
 class TestFaultStorm:
@@ -272,7 +272,7 @@ class TestFaultStorm:
         assert await synced.storage.list_sync_tasks(limit=10) == []
         local = [c async for c in synced.customers.iterate()]
         by_qzpay: Counter[str] = Counter()
-        async for remote in stripe_provider.list_customers():
+        async for remote in stripe_provider.customers.list():
             if remote.email in emails:
                 assert remote.qzpay_customer_id is not None
                 by_qzpay[remote.qzpay_customer_id] += 1
@@ -315,7 +315,7 @@ class TestLogMode:
         assert synced is not None
         (twin,) = await stripe_twins(stripe_provider, customer.id)
         assert synced.provider_customer_ids == {"stripe": twin}
-        remote = await stripe_provider.retrieve_customer(twin)
+        remote = await stripe_provider.customers.retrieve(twin)
         assert remote is not None
         assert remote.name == "v2"
         assert await stripe_twins(stripe_provider, doomed.id) == []
@@ -343,6 +343,6 @@ class TestMetadataRoom:
         full = await synced.customers.create(
             email=unique_email(), metadata={f"k{i}": "v" for i in range(49)}
         )
-        remote = await stripe_provider.retrieve_customer(full.provider_customer_ids["stripe"])
+        remote = await stripe_provider.customers.retrieve(full.provider_customer_ids["stripe"])
         assert remote is not None
         assert len(remote.metadata) == 50

@@ -67,7 +67,7 @@ class TestDashboardChanges:
         customer = await hooked.customers.create(email=unique_email(), name="Local")
         pcid = customer.provider_customer_ids["stripe"]
         edited = customer.model_copy(update={"name": "From Dashboard", "metadata": {"vip": "yes"}})
-        await stripe_provider.update_customer(pcid, customer, edited, idempotency_key="dash-1")
+        await stripe_provider.customers.update(pcid, customer, edited, idempotency_key="dash-1")
         delivery = await delivery_about(webhook_receiver, pcid, "customer.updated")
         events: list[Event] = []
         hooked.on("customer.updated", events.append)
@@ -88,7 +88,7 @@ class TestDashboardChanges:
     ) -> None:
         customer = await hooked.customers.create(email=unique_email())
         pcid = customer.provider_customer_ids["stripe"]
-        await stripe_provider.delete_customer(pcid, idempotency_key="dash-del")
+        await stripe_provider.customers.delete(pcid, idempotency_key="dash-del")
         delivery = await delivery_about(webhook_receiver, pcid, "customer.deleted")
         result = await hooked.webhooks.handle("stripe", delivery.body, delivery.headers)
         assert result.status == "applied"
@@ -104,9 +104,9 @@ class TestDashboardChanges:
         pcid = customer.provider_customer_ids["stripe"]
         v1 = customer.model_copy(update={"name": "v1"})
         v2 = customer.model_copy(update={"name": "v2"})
-        await stripe_provider.update_customer(pcid, customer, v1, idempotency_key="late-1")
+        await stripe_provider.customers.update(pcid, customer, v1, idempotency_key="late-1")
         first = await delivery_about(webhook_receiver, pcid, "customer.updated")
-        await stripe_provider.update_customer(pcid, v1, v2, idempotency_key="late-2")
+        await stripe_provider.customers.update(pcid, v1, v2, idempotency_key="late-2")
         # The older delivery arrives after the newer change: the re-fetch wins.
         await hooked.webhooks.handle("stripe", first.body, first.headers)
         local = await hooked.customers.get(customer.id)

@@ -2,8 +2,9 @@
 it standalone. Needs the ``api`` extra: ``pip install "qzpay[api]"``."""
 
 from qzpay.api.auth import APIKeyAuth, MissingAPIKeyError
-from qzpay.api.router import create_router, create_webhook_router
+from qzpay.api.router import create_router
 from qzpay.api.server import RedactCredentials, create_app, redact_credentials_in_logs
+from qzpay.api.webhook_routes import create_webhook_router
 from qzpay.limits import DEFAULT_MAX_BODY_BYTES
 
 __all__ = [

@@ -9,45 +9,38 @@ exception handlers that app has.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
-from fastapi.routing import APIRoute
-from starlette.types import Message, Receive
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from qzpay.api.auth import APIKeyAuth, require_api_key
-from qzpay.api.problems import problem_for_exception, problem_responses
+from qzpay.api.problems import problem_responses
+from qzpay.api.routing import operation_id, problems, route_class
 from qzpay.api.schemas import (
     CustomerCreate,
     CustomerList,
     CustomerUpdate,
     EventList,
     Health,
-    WebhookReceipt,
 )
+from qzpay.api.webhook_routes import create_webhook_router
 from qzpay.billing import Billing
 from qzpay.customers.models import Customer
 from qzpay.customers.service import scan_filters
 from qzpay.errors import FieldError, NotFoundError, ValidationError
-from qzpay.limits import DEFAULT_MAX_BODY_BYTES, MAX_ID_LENGTH
+from qzpay.limits import (
+    DEFAULT_EVENT_PAGE,
+    DEFAULT_LIST_LIMIT,
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_EVENT_PAGE,
+    MAX_ID_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_LIST_LIMIT,
+)
 
 logger = logging.getLogger("qzpay.api")
 
 MAX_ID = MAX_ID_LENGTH
-MAX_PROVIDER_NAME = 64
-"""The largest request body (bytes) any route accepts unless ``create_router(...,
-max_body_bytes=...)`` says otherwise; a larger one is a 413 problem (``payload_too_large``)."""
-MAX_WEBHOOK_BODY = DEFAULT_MAX_BODY_BYTES
-"""The webhook route's default limit: the same (provider events are a few KB)."""
-WEBHOOK_BODY: dict[str, Any] = {
-    "required": True,
-    "description": (
-        "The provider's delivery, exactly as it sent it: the signature (e.g. Stripe's "
-        "`Stripe-Signature` header) is checked over these raw bytes."
-    ),
-    "content": {"application/json": {"schema": {"type": "object"}}},
-}
 METADATA_PARAMETER: dict[str, Any] = {
     "name": "metadata",
     "in": "query",
@@ -60,78 +53,6 @@ METADATA_PARAMETER: dict[str, Any] = {
     ),
     "schema": {"type": "object", "additionalProperties": {"type": "string"}},
 }
-
-
-class PayloadTooLarge(HTTPException):
-    """The request body is over the route's limit (a 413 ``payload_too_large`` problem).
-
-    An HTTPException, so that FastAPI passes it on unchanged when it is raised while the body
-    is being read (any other error there becomes FastAPI's generic 400)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body is larger than {limit} bytes.")
-
-
-def _declared_over(content_length: str, limit: int) -> bool:
-    digits = content_length.strip()
-    if not (digits.isascii() and digits.isdigit()):
-        return False  # absent (chunked) or malformed: the server's parser deals with it
-    digits = digits.lstrip("0") or "0"
-    return len(digits) > len(str(limit)) or int(digits) > limit
-
-
-def _capped(receive: Receive, limit: int) -> Receive:
-    """``receive``, raising PayloadTooLarge as soon as the body goes past ``limit`` bytes: a
-    body without Content-Length (chunked) is read no further than that, never held whole."""
-    received = 0
-
-    async def capped() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise PayloadTooLarge(limit)
-        return message
-
-    return capped
-
-
-def _check_max_body_bytes(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"max_body_bytes must be a positive number of bytes, not {value!r}")
-    return value
-
-
-class ProblemRoute(APIRoute):
-    """An APIRoute whose every failure is answered with problem+json (see problems.py), and
-    whose request body is capped at ``max_body_bytes`` (413 past it)."""
-
-    max_body_bytes: ClassVar[int] = DEFAULT_MAX_BODY_BYTES
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        limit = self.max_body_bytes
-
-        async def handle(request: Request) -> Response:
-            try:
-                if _declared_over(request.headers.get("content-length", ""), limit):
-                    raise PayloadTooLarge(limit)  # refused before a byte of the body is read
-                return await handler(Request(request.scope, _capped(request.receive, limit)))
-            except Exception as exc:
-                return problem_for_exception(exc, request)
-
-        return handle
-
-
-def _route_class(max_body_bytes: int) -> type[ProblemRoute]:
-    """ProblemRoute with this body limit (a class attribute: FastAPI makes the routes)."""
-    limit = _check_max_body_bytes(max_body_bytes)
-
-    class CappedProblemRoute(ProblemRoute):
-        max_body_bytes = limit
-
-    return CappedProblemRoute
 
 
 def _metadata_filter(request: Request) -> dict[str, str] | None:
@@ -163,93 +84,9 @@ def _metadata_filter(request: Request) -> dict[str, str] | None:
     return found or None
 
 
-def _operation_id(route: APIRoute) -> str:
-    """OpenAPI operationIds are the handlers' names: ``create_customer``, ``list_events``..."""
-    return route.endpoint.__name__
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return problem_responses(*statuses, 500, 503)
-
-
 CustomerId = Annotated[
     str, Path(min_length=1, max_length=MAX_ID, description="A customer id (`cus_…`).")
 ]
-
-
-def _webhook_problems() -> dict[int | str, dict[str, Any]]:
-    responses = _problems(400, 404, 413, 422, 502)
-    descriptions = {
-        400: "The signature is missing, malformed, wrong or outside the tolerance "
-        "(`webhook_signature_invalid`), or the signed body cannot be read or stored "
-        "(`webhook_payload_invalid`); permanent, nothing changed (problem details).",
-        404: "No provider of that name is configured (problem details).",
-        422: "The provider name is not valid (problem details).",
-        502: "Re-fetching the customer from the provider failed; the provider's retry "
-        "processes the delivery again (problem details).",
-    }
-    for status, description in descriptions.items():
-        responses[status] = {**responses[status], "description": description}
-    return responses
-
-
-def create_webhook_router(
-    billing: Billing, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-) -> APIRouter:
-    """Only ``POST /webhooks/{provider}``, without any API key (the provider's signature is
-    the authentication). ``create_router`` includes it unless given ``webhooks=False``; mount
-    this one yourself when the rest of the API sits behind your own authentication.
-
-    A delivery over ``max_body_bytes`` (1 MiB by default) is a 413, and is not read."""
-    router = APIRouter(
-        route_class=_route_class(max_body_bytes), generate_unique_id_function=_operation_id
-    )
-
-    @router.post(
-        "/webhooks/{provider}",
-        name="qzpay_receive_webhook",
-        response_model=WebhookReceipt,
-        tags=["webhooks"],
-        summary="Receive a payment provider's webhook (no API key: the signature is checked)",
-        description=(
-            "Point the provider's webhook endpoint here (`/webhooks/stripe`). The delivery is "
-            "verified over the raw body, de-duplicated by event id, and the customer it names "
-            "is re-fetched from the provider and applied. Any 2xx means done: `applied`, "
-            "`ignored` (not about a customer qzpay knows) or `duplicate` (delivered before). "
-            "A bad signature or a body qzpay cannot read or store is a 400: permanent, it "
-            "changes nothing; an unconfigured provider is a 404; a 5xx leaves the delivery "
-            "unrecorded, so the provider's retry processes it."
-        ),
-        responses=_webhook_problems(),
-        openapi_extra={"requestBody": WEBHOOK_BODY},
-    )
-    async def receive_webhook(
-        request: Request,
-        provider: Annotated[
-            str,
-            Path(
-                min_length=1,
-                max_length=MAX_PROVIDER_NAME,
-                description="The provider that sends it: `stripe`.",
-            ),
-        ],
-    ) -> WebhookReceipt:
-        body = await request.body()  # at most max_body_bytes: the route class caps it
-        try:
-            result = await billing.webhooks.handle(
-                provider, body, dict(request.headers), query=dict(request.query_params)
-            )
-        except ValidationError as exc:
-            if [error["code"] for error in exc.errors] == ["unknown_provider"]:
-                raise NotFoundError(f"no payment provider {provider!r} is configured") from exc
-            raise
-        # A rejected delivery (WebhookSignatureError, 400) was logged by billing.webhooks.
-        logger.info(
-            "%s webhook %s (%s): %s", provider, result.event_id, result.event_type, result.status
-        )
-        return WebhookReceipt(status=result.status, event_id=result.event_id)
-
-    return router
 
 
 def create_router(
@@ -277,12 +114,12 @@ def create_router(
     The router never opens or closes ``billing``: whoever created it does (``create_app`` does
     it in its lifespan).
     """
-    route_class = _route_class(max_body_bytes)
+    capped = route_class(max_body_bytes)
     secured = [Depends(require_api_key(auth))] if auth is not None else []
-    public = APIRouter(route_class=route_class, generate_unique_id_function=_operation_id)
+    public = APIRouter(route_class=capped, generate_unique_id_function=operation_id)
     api = APIRouter(
-        route_class=route_class,
-        generate_unique_id_function=_operation_id,
+        route_class=capped,
+        generate_unique_id_function=operation_id,
         dependencies=secured,
         responses=problem_responses(401) if auth is not None else {},
     )
@@ -307,7 +144,7 @@ def create_router(
         response_model=Customer,
         tags=["customers"],
         summary="Create a customer",
-        responses=_problems(400, 409, 413, 422, 502),
+        responses=problems(400, 409, 413, 422, 502),
     )
     async def create_customer(
         body: CustomerCreate,
@@ -317,7 +154,7 @@ def create_router(
             str | None,
             Header(
                 alias="Idempotency-Key",
-                max_length=255,
+                max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
                 description=(
                     "Makes the create safe to retry: a retry with the same key returns the "
                     "first call's customer; the same key with different fields is a 409."
@@ -343,12 +180,14 @@ def create_router(
         response_model=CustomerList,
         tags=["customers"],
         summary="List customers, newest first",
-        responses=_problems(422),
+        responses=problems(422),
         openapi_extra={"parameters": [METADATA_PARAMETER]},
     )
     async def list_customers(
         request: Request,
-        limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 10,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_LIST_LIMIT, description="Page size.")
+        ] = DEFAULT_LIST_LIMIT,
         offset: Annotated[
             int | None,
             Query(ge=0, description="Skip this many matches (not with `starting_after`)."),
@@ -417,7 +256,7 @@ def create_router(
         response_model=Customer,
         tags=["customers"],
         summary="Find the customer a payment provider knows by this id",
-        responses=_problems(404, 409, 422),
+        responses=problems(404, 409, 422),
     )
     async def get_customer_by_provider_id(
         provider_customer_id: Annotated[
@@ -445,7 +284,7 @@ def create_router(
         response_model=Customer,
         tags=["customers"],
         summary="Get a customer (deleted ones too, with `deleted_at` set)",
-        responses=_problems(404, 422),
+        responses=problems(404, 422),
     )
     async def get_customer(customer_id: CustomerId) -> Customer:
         customer = await billing.customers.get(customer_id)
@@ -458,7 +297,7 @@ def create_router(
         response_model=Customer,
         tags=["customers"],
         summary="Update a customer (absent fields unchanged, null clears, metadata merges)",
-        responses=_problems(400, 404, 409, 413, 422, 502),
+        responses=problems(400, 404, 409, 413, 422, 502),
     )
     async def update_customer(customer_id: CustomerId, body: CustomerUpdate) -> Customer:
         return await billing.customers.update(customer_id, **body.changes())
@@ -469,7 +308,7 @@ def create_router(
         response_class=Response,
         tags=["customers"],
         summary="Delete a customer (soft; deleting twice is a no-op)",
-        responses=_problems(404, 422, 502),
+        responses=problems(404, 422, 502),
     )
     async def delete_customer(customer_id: CustomerId) -> Response:
         await billing.customers.delete(customer_id)
@@ -482,7 +321,7 @@ def create_router(
         response_model=EventList,
         tags=["events"],
         summary="Read the durable event log, in commit order",
-        responses=_problems(404, 422),
+        responses=problems(404, 422),
     )
     async def list_events(
         after: Annotated[
@@ -493,7 +332,9 @@ def create_router(
                 description="Return events after this event id (404 if unknown).",
             ),
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_EVENT_PAGE, description="At most this many.")
+        ] = DEFAULT_EVENT_PAGE,
     ) -> EventList:
         events = await billing.events.list(after=after, limit=limit)
         return EventList(data=events, next_after=events[-1].id if events else after)
@@ -503,7 +344,7 @@ def create_router(
     if webhooks:
         public.include_router(create_webhook_router(billing, max_body_bytes=max_body_bytes))
 
-    router = APIRouter(route_class=route_class, generate_unique_id_function=_operation_id)
+    router = APIRouter(route_class=capped, generate_unique_id_function=operation_id)
     router.include_router(public)
     router.include_router(api)
     return router

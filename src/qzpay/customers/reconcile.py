@@ -93,16 +93,16 @@ async def reconcile(
     create: Create | None = None,
 ) -> ReconcileReport:
     """``create(provider, customer)`` makes a missing provider copy (by default
-    ``provider.create_customer`` with the customer's create key)."""
+    ``provider.customers.create`` with the customer's create key)."""
 
     async def create_plainly(at: PaymentProvider, customer: Customer) -> ProviderCustomer:
-        return await at.create_customer(customer, idempotency_key=create_key(customer))
+        return await at.customers.create(customer, idempotency_key=create_key(customer))
 
     make = create or create_plainly
     report = ReconcileReport(provider=provider.name)
     by_id: dict[str, ProviderCustomer] = {}
     by_qzpay: dict[str, list[ProviderCustomer]] = {}
-    async for remote in provider.list_customers():
+    async for remote in provider.customers.list():
         report.provider_customers += 1
         by_id[remote.id] = remote
         if remote.qzpay_customer_id is None:
@@ -152,7 +152,7 @@ async def _check(
             report.deleted_locally_live_at_provider.append(local.id)
             if fix:
                 for copy_id in live:
-                    await provider.delete_customer(copy_id, idempotency_key=delete_key(copy_id))
+                    await provider.customers.delete(copy_id, idempotency_key=delete_key(copy_id))
                     report.fixed.append(f"deleted {name} customer {copy_id} of deleted {local.id}")
         return
     if pcid is None:
@@ -173,7 +173,7 @@ async def _check(
     if remote is None:
         report.missing_at_provider.append(local.id)
         return
-    seen = provider.merge_remote(local, remote)
+    seen = provider.customers.merge_remote(local, remote)
     fields = {
         f: (getattr(local, f), getattr(seen, f))
         for f in TRACKED_FIELDS
@@ -182,7 +182,7 @@ async def _check(
     if fields:
         report.drift.append(Drift(local.id, remote.id, fields))
         if fix:
-            await provider.update_customer(
+            await provider.customers.update(
                 remote.id, seen, local, idempotency_key=update_key(remote.id)
             )
             report.fixed.append(f"pushed {', '.join(fields)} of {local.id} to {name}")

@@ -30,12 +30,13 @@ from typing import Protocol
 
 from qzpay.customers.models import Customer
 from qzpay.errors import ProviderSyncError
+from qzpay.limits import MAX_IDEMPOTENCY_KEY_LENGTH
 from qzpay.providers.base import PaymentProvider, ProviderCustomer, ProviderEmailTaken
 
 logger = logging.getLogger("qzpay.sync")
 
 
-MAX_KEY_LENGTH = 255
+MAX_KEY_LENGTH = MAX_IDEMPOTENCY_KEY_LENGTH
 """The longest Idempotency-Key Stripe accepts; longer keys are shortened by hashing."""
 
 
@@ -198,7 +199,7 @@ class ProviderSet:
         links: dict[str, str] = {}
         waiting: list[_Adoptable] = []
         for provider in self.providers:
-            found = await provider.find_customer(customer)
+            found = await provider.customers.find(customer)
             made = found if found is not None else await self._create(provider, customer, guard)
             if isinstance(made, _Adoptable):
                 waiting.append(made)
@@ -219,14 +220,14 @@ class ProviderSet:
         self, provider: PaymentProvider, customer: Customer, guard: AdoptionGuard | None
     ) -> ProviderCustomer | _Adoptable:
         try:
-            return await provider.create_customer(customer, idempotency_key=create_key(customer))
+            return await provider.customers.create(customer, idempotency_key=create_key(customer))
         except ProviderEmailTaken as taken:
             return await self._adoptable(provider, customer, taken, guard)
         except ProviderSyncError as failure:
             if not failure.ambiguous:
                 raise
             # The request may have been applied: look before anyone resends it.
-            found = await provider.find_customer(customer)
+            found = await provider.customers.find(customer)
             if found is None:
                 raise
             logger.info("found %s customer %s for %s", provider.name, found.id, customer.id)
@@ -259,13 +260,13 @@ class ProviderSet:
         provider, existing = candidate.provider, candidate.existing
         await candidate.guard.adopting(customer, provider.name, existing.id)
         try:
-            adopted = await provider.adopt_customer(
+            adopted = await provider.customers.adopt(
                 existing.id, customer, idempotency_key=fresh_key("adopt", existing.id)
             )
         except ProviderSyncError as failure:
             if not failure.ambiguous:
                 raise
-            found = await provider.find_customer(customer)  # did the marking land?
+            found = await provider.customers.find(customer)  # did the marking land?
             if found is None or found.id != existing.id:
                 raise
             adopted = found
@@ -293,11 +294,11 @@ class ProviderSet:
                 continue
             try:
                 if provider.name in adopted:
-                    await provider.release_customer(
+                    await provider.customers.release(
                         pcid, customer, idempotency_key=fresh_key("release", pcid)
                     )
                 else:
-                    await provider.delete_customer(pcid, idempotency_key=delete_key(pcid))
+                    await provider.customers.delete(pcid, idempotency_key=delete_key(pcid))
             except ProviderSyncError:
                 logger.exception(
                     "could not undo the create of %s at %s", customer.id, provider.name
@@ -319,12 +320,12 @@ class ProviderSet:
         for provider in self.providers:
             noted = customer.provider_customer_ids.get(provider.name)
             if noted is not None:
-                await provider.release_customer(
+                await provider.customers.release(
                     noted, customer, idempotency_key=fresh_key("release", noted)
                 )
-            found = await provider.find_customer(customer)
+            found = await provider.customers.find(customer)
             if found is not None and found.id != noted:
-                await provider.delete_customer(found.id, idempotency_key=delete_key(found.id))
+                await provider.customers.delete(found.id, idempotency_key=delete_key(found.id))
 
     async def update_everywhere(self, before: Customer, after: Customer) -> None:
         """Push a change to every linked provider; on a failure, push the old values back.
@@ -335,7 +336,7 @@ class ProviderSet:
         for provider in self._linked(after):
             pcid = after.provider_customer_ids[provider.name]
             try:
-                await provider.update_customer(
+                await provider.customers.update(
                     pcid, before, after, idempotency_key=update_key(pcid)
                 )
             except ProviderSyncError as failure:
@@ -343,7 +344,7 @@ class ProviderSet:
                 for earlier in done:
                     try:
                         earlier_pcid = after.provider_customer_ids[earlier.name]
-                        await earlier.update_customer(
+                        await earlier.customers.update(
                             earlier_pcid, after, before, idempotency_key=update_key(earlier_pcid)
                         )
                     except ProviderSyncError:
@@ -368,14 +369,14 @@ class ProviderSet:
         links = dict(customer.provider_customer_ids)
         for provider in self.providers:
             pcid = links.get(provider.name)
-            remote = None if pcid is None else await provider.retrieve_customer(pcid)
+            remote = None if pcid is None else await provider.customers.retrieve(pcid)
             if remote is None:
-                remote = await provider.find_customer(customer) or await self.create_at(
+                remote = await provider.customers.find(customer) or await self.create_at(
                     provider, customer, guard=guard
                 )
                 links[provider.name] = remote.id
-            seen = provider.merge_remote(customer, remote)
-            await provider.update_customer(
+            seen = provider.customers.merge_remote(customer, remote)
+            await provider.customers.update(
                 remote.id, seen, customer, idempotency_key=update_key(remote.id)
             )
         return links
@@ -391,11 +392,11 @@ class ProviderSet:
             try:
                 pcid = customer.provider_customer_ids.get(provider.name)
                 if pcid is None:
-                    found = await provider.find_customer(customer)
+                    found = await provider.customers.find(customer)
                     if found is None:
                         continue
                     pcid = found.id
-                await provider.delete_customer(pcid, idempotency_key=delete_key(pcid))
+                await provider.customers.delete(pcid, idempotency_key=delete_key(pcid))
             except ProviderSyncError as failure:
                 if not done or failure.ambiguous:
                     raise

@@ -2,6 +2,10 @@
 
 The billing service talks only to :class:`PaymentProvider`; SDK objects and SDK errors never
 cross this boundary, so Stripe and MercadoPago can be swapped without touching the service.
+
+A provider is a small object (name, webhooks, close) holding one adapter per resource it
+syncs: ``provider.customers`` is a :class:`CustomerAdapter`. A resource added later (prices,
+subscriptions) is another adapter and another attribute; the existing adapters do not change.
 """
 
 from __future__ import annotations
@@ -71,24 +75,21 @@ class ProviderEmailTaken(ConflictError, ProviderSyncError):
         self.existing = existing
 
 
-class PaymentProvider(Protocol):
-    """What the billing service needs from a payment provider.
+class CustomerAdapter(Protocol):
+    """A provider's customers, as the sync machinery needs them.
 
-    Every failing call raises :class:`qzpay.errors.ProviderSyncError`; its ``ambiguous`` flag
-    says whether the provider may have applied the request anyway (so the caller must
-    reconcile, not assume). Mutating calls take the caller's idempotency key so a retry of the
-    same logical operation is recognised by the provider.
+    Every failing call raises :class:`qzpay.errors.ProviderSyncError` (``operation`` is
+    ``create_customer``, ``update_customer`` and so on); its ``ambiguous`` flag says whether
+    the provider may have applied the request anyway (so the caller must reconcile, not
+    assume). Mutating calls take the caller's idempotency key so a retry of the same logical
+    operation is recognised by the provider.
     """
 
-    name: str
-
-    async def create_customer(
-        self, customer: Customer, *, idempotency_key: str
-    ) -> ProviderCustomer:
+    async def create(self, customer: Customer, *, idempotency_key: str) -> ProviderCustomer:
         """Create the customer with every field and ``metadata["qzpay_customer_id"]``."""
         ...
 
-    async def update_customer(
+    async def update(
         self,
         provider_customer_id: str,
         before: Customer,
@@ -99,35 +100,35 @@ class PaymentProvider(Protocol):
         """Send only the fields that differ; metadata keys removed locally are removed remotely."""
         ...
 
-    async def delete_customer(self, provider_customer_id: str, *, idempotency_key: str) -> None:
+    async def delete(self, provider_customer_id: str, *, idempotency_key: str) -> None:
         """Delete; a customer that is already gone counts as success."""
         ...
 
-    async def retrieve_customer(self, provider_customer_id: str) -> ProviderCustomer | None:
+    async def retrieve(self, provider_customer_id: str) -> ProviderCustomer | None:
         """The customer, or None when it does not exist or was deleted."""
         ...
 
-    async def adopt_customer(
+    async def adopt(
         self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
     ) -> ProviderCustomer:
         """Make a provider customer created outside qzpay this qzpay customer's copy.
 
-        Marks it with ``customer.id`` (as ``create_customer`` does) and writes every field the
+        Marks it with ``customer.id`` (as :meth:`create` does) and writes every field the
         provider holds from ``customer``. Refuses, with :class:`ProviderEmailTaken`, a customer
         that carries another qzpay customer's id; whether a *local* customer is linked to it is
         the caller's to check first.
         """
         ...
 
-    async def release_customer(
+    async def release(
         self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
     ) -> None:
-        """Undo :meth:`adopt_customer` for an unfinished create: remove the qzpay id if it is
+        """Undo :meth:`adopt` for an unfinished create: remove the qzpay id if it is
         ``customer.id``. The customer is kept (qzpay did not create it), and so are the field
         values adoption wrote. A customer that is gone or carries another id is left alone."""
         ...
 
-    async def find_customer(self, customer: Customer) -> ProviderCustomer | None:
+    async def find(self, customer: Customer) -> ProviderCustomer | None:
         """The provider customer whose ``qzpay_customer_id`` is ``customer.id``, if any.
 
         Used to resolve an ambiguous create: strongly consistent listing by the exact email
@@ -135,8 +136,28 @@ class PaymentProvider(Protocol):
         """
         ...
 
-    def list_customers(self) -> AsyncIterator[ProviderCustomer]:
+    def merge_remote(self, local: Customer, remote: ProviderCustomer) -> Customer:
+        """``local`` with the provider's values for the fields it holds.
+
+        The single place that knows what a provider keeps: webhooks apply it, reconcile
+        compares against it, and a push sends the difference between it and ``local``.
+        """
+        ...
+
+    def list(self) -> AsyncIterator[ProviderCustomer]:
         """Every customer at the provider, fetched page by page (for reconcile)."""
+        ...
+
+
+class PaymentProvider(Protocol):
+    """What the billing service needs from a payment provider: its resources' adapters, its
+    webhooks, and a way to release its network resources."""
+
+    name: str
+
+    @property
+    def customers(self) -> CustomerAdapter:
+        """The provider's customers."""
         ...
 
     def parse_webhook(
@@ -147,14 +168,6 @@ class PaymentProvider(Protocol):
         query: Mapping[str, str] | None = None,
     ) -> ProviderEvent:
         """Verify the delivery's signature and parse it; WebhookSignatureError otherwise."""
-        ...
-
-    def merge_remote(self, local: Customer, remote: ProviderCustomer) -> Customer:
-        """``local`` with the provider's values for the fields it holds.
-
-        The single place that knows what a provider keeps: webhooks apply it, reconcile
-        compares against it, and a push sends the difference between it and ``local``.
-        """
         ...
 
     async def close(self) -> None:

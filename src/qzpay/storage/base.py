@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from qzpay.customers.models import Customer
+from qzpay.errors import ConflictError
 from qzpay.events import Event
 
 
@@ -188,6 +189,27 @@ class Storage(Protocol):
 
     async def count_sync_tasks(self) -> int:
         """How many tasks are pending."""
+        ...
+
+
+class WriteConflict(ConflictError):
+    """An optimistic transaction's commit found a customer it read changed by another writer
+    since; nothing was written. Read again, recompute the change and commit again."""
+
+    code = "concurrent_update"
+
+
+@runtime_checkable
+class SupportsOptimisticWrites(Protocol):
+    def optimistic_transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction whose ``get_customer`` reads without locking, remembering the version
+        it read; the commit writes the customer's change (and the rest) only if that customer
+        is still at that version, and raises WriteConflict otherwise, having written nothing.
+
+        For a read, change, write and event that can be recomputed from a fresh read: retry
+        the whole block on WriteConflict. Conflicts of the writes themselves (a provider id
+        taken) may be raised by the commit rather than the write call.
+        """
         ...
 
 

@@ -10,10 +10,36 @@ such writes commits them as one statement without BEGIN, so a create costs one r
 instead of four (BEGIN, two INSERTs, COMMIT). Writes that can raise a ConflictError are sent
 at once, so the call raises it.
 
+Updates and deletes (issue 16). ``transaction()`` reads a customer for change under the
+customer's advisory lock and FOR UPDATE: BEGIN with the lock, the SELECT, the write, COMMIT,
+four round trips. ``optimistic_transaction()`` (qzpay.storage.base.SupportsOptimisticWrites)
+reads without BEGIN or lock, noting the row's xmin, and commits the change, its side-table
+rows and its event as one checked statement (sql.checked_statement): it takes the customer's
+advisory xact lock, updates the row only if xmin is still the one read (a concurrent committed
+update makes PostgreSQL re-check the row and skip it), and writes the metadata, links and
+events only if the update happened. A stale write writes nothing and raises WriteConflict; the
+caller re-reads and retries. So an update is two round trips, a read and one statement, and a
+no-op update or a delete of a deleted customer is the read alone. Per-customer event order
+holds: a writer takes its txid only after the advisory lock (and a stale one commits no event).
+The shape was chosen by measurement: the issue's prototype measured 1,222 updates/s for the
+four-round-trip shape, 1,728/s for an optimistic read and one compare-and-set statement, and
+2,211/s for one server-side statement doing lock, read, merge, write and event; the last needs
+the service's merge and event building in SQL, outside the Transaction protocol, so the
+optimistic shape is the fastest one that keeps the protocol and every guarantee. Figures on
+this machine are in docs/benchmarks.md ("PostgreSQL writes (issue 16)").
+
+Write amplification (migration 0004, measured with pg_walinspect, bench.postgres_writes): the
+event table's key on seq alone (a third index each event wrote, read by nothing) is gone,
+(txid, seq) is the primary key; customers has fillfactor 80, so an update that changes no
+indexed column is HOT; a metadata value that changes is a plain UPDATE rather than INSERT ...
+ON CONFLICT DO UPDATE, which wrote a separate row-lock record; the optimistic path takes no
+FOR UPDATE row lock (another record), the advisory queue and the check doing its work.
+
 Connection loss: reads are retried once on a fresh connection. A write is retried only where it
 cannot have committed (connecting, BEGIN), or where re-sending it is harmless (the one-statement
 commit, re-sent with ON CONFLICT DO NOTHING on ids chosen by the client). A lost COMMIT is never
-retried; it raises StorageError.
+retried; it raises StorageError. An optimistic commit's checked statement is re-sent
+once: if the first copy committed, the check fails and its event, found by id, tells so.
 
 Modules: ``storage`` (PostgresStorage: open, migrate, reads), ``transaction`` (writes),
 ``sql`` (statements, query builders, write composition), ``connections`` (where connections

@@ -32,6 +32,9 @@ task_from_row = task_mapper(decode_time=as_is)
 
 GET = f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
 GET_FOR_UPDATE = f"{GET} FOR UPDATE"
+# An optimistic read: the row and its version (xmin, the id of the transaction that wrote this
+# row version; every update makes a new version), for a checked update at commit.
+GET_VERSIONED = f"SELECT {CUSTOMER_COLUMNS}, xmin FROM customers WHERE id = $1"
 GET_IDEMPOTENT = (
     f"SELECT {CUSTOMER_COLUMNS}, request_fingerprint FROM customers WHERE idempotency_key = $1"
 )
@@ -73,6 +76,12 @@ METADATA_DIFF = (
     "SELECT $1::text, key, value FROM jsonb_each_text({}::jsonb) "
     "ON CONFLICT (customer_id, key) DO UPDATE SET value = excluded.value",
 )
+# A new value for keys the customer has: a plain UPDATE, which (unlike ON CONFLICT DO UPDATE)
+# writes no separate row-lock record.
+METADATA_CHANGE = (
+    "UPDATE customer_metadata AS m SET value = x.value FROM jsonb_each_text({}::jsonb) AS x "
+    "WHERE m.customer_id = $1 AND m.key = x.key"
+)
 LINKS_DIFF = (
     "DELETE FROM customer_links WHERE customer_id = $1 AND provider = ANY({}::text[])",
     "INSERT INTO customer_links (provider, provider_customer_id, customer_id) "
@@ -83,6 +92,30 @@ LINKS_DIFF = (
 INSERT_EVENT: Part = (
     f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4::jsonb, $5)",
     " ON CONFLICT (id) DO NOTHING",
+)
+# The checked (compare-and-set) update of an optimistic transaction: one statement that queues
+# on the customer's advisory lock, updates the row only if it is still the version that was
+# read, and writes the side tables and the events only if it did (each refers to ``cas``, which
+# also makes PostgreSQL run the update first). See checked_statement.
+CHECKED_QUEUE = "SELECT pg_advisory_xact_lock({lock_class}, {key}::int)"
+CHECKED_UPDATE = (
+    UPDATE_CUSTOMER.replace(" WHERE id = $1", " FROM queued WHERE id = $1")
+    + " AND xmin = {version}::xid RETURNING 1"
+)
+CHECKED_METADATA_DIFF = (
+    f"{METADATA_DIFF[0]} AND EXISTS (SELECT FROM cas)",
+    METADATA_DIFF[1].replace(" FROM jsonb_each_text(", " FROM cas, jsonb_each_text("),
+)
+CHECKED_LINKS_DIFF = (
+    f"{LINKS_DIFF[0]} AND EXISTS (SELECT FROM cas)",
+    LINKS_DIFF[1].replace(" FROM jsonb_each_text(", " FROM cas, jsonb_each_text("),
+)
+CHECKED_METADATA_CHANGE = METADATA_CHANGE.replace(
+    " WHERE m.customer_id = $1", ", cas WHERE m.customer_id = $1"
+)
+INSERT_EVENT_CHECKED: Part = (
+    f"INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4::jsonb, $5 FROM cas",
+    None,
 )
 PUT_TASK: Part = (
     f"INSERT INTO sync_tasks ({TASK_COLUMNS}) "
@@ -158,6 +191,12 @@ VERSION_TABLE = (
 _PARAM = re.compile(r"\$(\d+)")
 
 
+def lock_key(name: str) -> int:
+    """The second key of an advisory lock on ``name`` (the first is its class)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def queue(lock_class: int, name: str) -> str:
     """SQL that waits until other transactions queued under ``name`` have finished.
 
@@ -167,9 +206,7 @@ def queue(lock_class: int, name: str) -> str:
     commit order. The key is computed here so the statement has no parameters and can travel
     with BEGIN.
     """
-    digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
-    key = int.from_bytes(digest, "big", signed=True)
-    return f"SELECT pg_advisory_xact_lock({lock_class}, {key})"
+    return f"SELECT pg_advisory_xact_lock({lock_class}, {lock_key(name)})"
 
 
 def where_clauses(filters: CustomerFilter, params: list[object]) -> list[str]:
@@ -247,6 +284,8 @@ class Write:
     args: tuple[object, ...]
     links: tuple[tuple[str, str], ...] = ()  # provider links it adds, for the conflict message
     customer: bool = True  # it writes a customer's rows (not only the event log)
+    # A checked update (see checked_update): parts[0] queues, parts[1] is the compare-and-set.
+    checked: bool = False
 
     @property
     def resendable(self) -> bool:
@@ -282,6 +321,63 @@ def statement(writes: Sequence[Write], *, resend: bool = False) -> tuple[str, li
     shape = tuple((write.parts, len(write.args)) for write in writes)
     args = [arg for write in writes for arg in write.args]
     return _compose(shape, resend), args
+
+
+def checked_update(
+    parts: Sequence[Part], args: Sequence[object], *, customer_id: str, version: int
+) -> tuple[tuple[Part, ...], tuple[object, ...]]:
+    """The parts and arguments of a checked update, from those of a plain one (whose first part
+    is UPDATE_CUSTOMER and the others CHECKED_*_DIFF): queue on the customer's advisory lock,
+    then update only if the row is still at ``version``."""
+    assert parts[0][0] == UPDATE_CUSTOMER
+    key_at, version_at = len(args) + 1, len(args) + 2
+    checked: list[Part] = [
+        (CHECKED_QUEUE.format(lock_class=CUSTOMER_LOCK_CLASS, key=f"${key_at}"), None),
+        (CHECKED_UPDATE.format(version=f"${version_at}"), None),
+        *parts[1:],
+    ]
+    return tuple(checked), (*args, lock_key(customer_id), version)
+
+
+def split_checked(writes: Sequence[Write]) -> tuple[list[Write], list[Write]]:
+    """The checked update among ``writes`` with the events that go with it (which then refer to
+    it, so they are written only if it is), and the other writes."""
+    checked = [write for write in writes if write.checked]
+    if not checked:
+        return [], list(writes)
+    assert len(checked) == 1, "one statement changes a customer once"
+    events = [w for w in writes if not w.customer and w.parts == (INSERT_EVENT,)]
+    rest = [w for w in writes if not w.checked and w not in events]
+    return [checked[0], *events], rest
+
+
+@functools.lru_cache(maxsize=256)
+def _compose_checked(shape: tuple[tuple[tuple[Part, ...], int], ...]) -> str:
+    statements: list[str] = []
+    shift = 0
+    for index, (parts, count) in enumerate(shape):
+        for sql, _ in parts:
+            if index and (sql, _) == INSERT_EVENT:
+                sql = INSERT_EVENT_CHECKED[0]
+            if shift:
+                sql = _PARAM.sub(functools.partial(_shifted, shift=shift), sql)
+            statements.append(sql)
+        shift += count
+    queue_lock, update, *others = statements
+    ctes = [f"queued AS MATERIALIZED ({queue_lock})", f"cas AS ({update})"]
+    ctes += [f"w{index} AS ({sql})" for index, sql in enumerate(others)]
+    return f"WITH {', '.join(ctes)} SELECT count(*) FROM cas"
+
+
+def checked_statement(writes: Sequence[Write]) -> tuple[str, list[object]]:
+    """One statement for a checked update and its events (as split_checked returns them); it
+    returns 1 if it wrote, 0 if the row was no longer at the version read (then it wrote
+    nothing)."""
+    assert writes
+    assert writes[0].checked
+    shape = tuple((write.parts, len(write.args)) for write in writes)
+    args = [arg for write in writes for arg in write.args]
+    return _compose_checked(shape), args
 
 
 def same_row(first: Write, second: Write) -> bool:

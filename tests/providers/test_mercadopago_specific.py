@@ -1,8 +1,10 @@
-"""MercadoPagoProvider against the fake MercadoPago server, through the official SDK.
+"""What only MercadoPagoProvider does, against the fake MercadoPago server: its field mapping
+(name split, phone area code, the held address, the qzpay id in ``description``), one customer
+per email (adoption of its own earlier attempt, conflicts, recovery from ambiguous creates),
+an email that cannot change (cause 126), its SDK on a thread pool, its ``x-signature``
+manifest, and what the fake is pinned to do (TestFakeMercadoPago).
 
-Faults are injected by a real loopback proxy (tests.support.fault_proxy), so every case below
-is observed on the wire: what was sent, how often, and what the provider made of the answer.
-The fake itself is pinned to MercadoPago's documented behaviour by TestFakeMercadoPago.
+Everything both providers must do alike is in ``tests/providers/contract``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ import hmac
 import json
 import os
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -30,16 +29,26 @@ import pytest
 from qzpay import Billing
 from qzpay.customers.models import Address, Customer
 from qzpay.customers.sync import ProviderSet, create_key
-from qzpay.errors import ConflictError, ProviderSyncError, QZPayError, WebhookSignatureError
-from qzpay.ids import customer_ids
-from qzpay.providers import QZPAY_CUSTOMER_ID_KEY, PaymentProvider
-from qzpay.providers.base import replace_all_fields
+from qzpay.errors import ConflictError, ProviderSyncError, WebhookSignatureError
+from qzpay.providers.base import ProviderCustomer, replace_all_fields
 from qzpay.providers.mercadopago import (
+    MercadoPagoCustomers,
     MercadoPagoEmailTaken,
     MercadoPagoProvider,
-    _Transport,
     idempotency_key,
     split_name,
+)
+from qzpay.providers.mercadopago.transport import SdkHttpClient
+from tests.factories import changed, stored_customer
+from tests.factories import idempotency_key as key
+from tests.providers.contract.kit import (
+    MERCADOPAGO_PAYMENT,
+    MERCADOPAGO_PAYMENT_QUERY,
+    MERCADOPAGO_REQUEST_ID,
+    SDK_WARNING,
+    mercadopago_fault,
+    mercadopago_signature,
+    update_on_the_wire,
 )
 from tests.support.fake_mercadopago import (
     ACCESS_TOKEN,
@@ -54,7 +63,7 @@ from tests.support.fault_proxy import Fault, FaultProxy
 if TYPE_CHECKING:
     from tests.support.mercadopago_fixtures import MercadoPagoFactory
 
-# The fixtures, until tests/conftest.py registers the plugin for the whole suite.
+pytestmark = pytest.mark.filterwarnings(SDK_WARNING)
 
 ADDRESS = Address(
     line1="Av. Paulista 1000", line2="Apto 12", city="São Paulo", state="SP",
@@ -64,58 +73,26 @@ HELD_ADDRESS = Address(line1="Av. Paulista 1000", postal_code="01310-100")
 
 
 def make_customer(**fields: Any) -> Customer:
-    """A stored-looking qzpay customer with every field set unless overridden."""
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "id": customer_ids.new(),
-        "email": unique_email(),
-        "name": "Ana Souza",
-        "phone": "+5511912345678",
-        "address": ADDRESS,
-        "metadata": {"plan": "pro", "team": "core"},
-        "provider_customer_ids": {},
-        "created_at": now,
-        "updated_at": now,
-    }
-    values.update(fields)
-    return Customer(**values)
-
-
-def changed(customer: Customer, **fields: Any) -> Customer:
-    return customer.model_copy(update=fields)
-
-
-def key() -> str:
-    return f"idem-{os.urandom(8).hex()}"
-
-
-def mp_error(status: int, message: str, error: str) -> bytes:
-    """A MercadoPago-shaped error body for injected answers."""
-    return json.dumps({"message": message, "error": error, "status": status, "cause": []}).encode()
+    """A stored-looking Brazilian customer with every field set unless overridden."""
+    defaults = {"name": "Ana Souza", "phone": "+5511912345678", "address": ADDRESS}
+    return stored_customer(**{**defaults, **fields})
 
 
 def body_of(request: Any) -> Any:
     return json.loads(request.body)
 
 
-def test_mercadopago_provider_satisfies_the_protocol(
-    mercadopago_provider: MercadoPagoProvider,
-) -> None:
-    provider: PaymentProvider = mercadopago_provider  # checked by mypy
-    assert provider.name == "mercadopago"
+NAME_SPLITS = [
+    ("Ana Souza", "Ana", "Souza"),
+    ("María José García", "María", "José García"),
+    ("Cher", "Cher", ""),
+    ("Jean-Luc Picard", "Jean-Luc", "Picard"),
+    ("Ana  Souza", "Ana  Souza", ""),  # the rest would lose its leading space
+]
 
 
 class TestMapping:
-    @pytest.mark.parametrize(
-        ("name", "first", "last"),
-        [
-            ("Ana Souza", "Ana", "Souza"),
-            ("María José García", "María", "José García"),
-            ("Cher", "Cher", ""),
-            ("Jean-Luc Picard", "Jean-Luc", "Picard"),
-            ("Ana  Souza", "Ana  Souza", ""),  # the rest would lose its leading space
-        ],
-    )
+    @pytest.mark.parametrize(("name", "first", "last"), NAME_SPLITS)
     def test_split_name(self, name: str, first: str, last: str) -> None:
         assert split_name(name) == (first, last)
 
@@ -132,33 +109,19 @@ class TestMapping:
 
 
 class TestCreateCustomer:
-    async def test_sends_the_mapped_fields_and_the_qzpay_id(
+    async def test_sends_the_mapped_fields_and_the_qzpay_id_in_the_description(
         self,
         proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_provider: MercadoPagoProvider,
         mercadopago_proxy: FaultProxy,
     ) -> None:
         customer = make_customer()
-        caller_key = key()
 
-        created = await proxied_mercadopago_provider.create_customer(
-            customer, idempotency_key=caller_key
+        created = await proxied_mercadopago_provider.customers.create(
+            customer, idempotency_key=key()
         )
 
-        assert re.fullmatch(r"\d+-\w+", created.id)
-        assert (created.email, created.name, created.phone) == (
-            customer.email,
-            "Ana Souza",
-            "+5511912345678",
-        )
         assert created.address == HELD_ADDRESS
-        assert created.metadata == {QZPAY_CUSTOMER_ID_KEY: customer.id}
-        assert created.qzpay_customer_id == customer.id
-        assert created.deleted is False
         [sent] = mercadopago_proxy.matching("POST", "/v1/customers")
-        assert sent.headers["x-idempotency-key"] == idempotency_key(
-            "create", customer.id, caller_key
-        )
         assert sent.headers["authorization"] == f"Bearer {ACCESS_TOKEN}"
         assert body_of(sent) == {
             "email": customer.email,
@@ -168,23 +131,22 @@ class TestCreateCustomer:
             "phone": {"area_code": "55", "number": "11912345678"},
             "address": {"street_name": "Av. Paulista 1000", "zip_code": "01310-100"},
         }
-        assert await mercadopago_provider.retrieve_customer(created.id) == created
 
     async def test_what_mercadopago_cannot_hold_is_exactly_what_is_documented(
         self, mercadopago_provider: MercadoPagoProvider
     ) -> None:
         customer = make_customer()
 
-        created = await mercadopago_provider.create_customer(customer, idempotency_key=key())
+        created = await mercadopago_provider.customers.create(customer, idempotency_key=key())
 
         # Everything else round-trips: metadata and four address fields stay in qzpay.
-        assert replace_all_fields(customer, created) == MercadoPagoProvider.held_view(customer)
+        assert replace_all_fields(customer, created) == MercadoPagoCustomers.held_view(customer)
         # and merging MercadoPago's copy back loses nothing qzpay keeps
-        assert mercadopago_provider.merge_remote(customer, created) == customer
-        assert MercadoPagoProvider.held_view(customer).metadata == {}
-        assert MercadoPagoProvider.held_view(customer).address == HELD_ADDRESS
+        assert mercadopago_provider.customers.merge_remote(customer, created) == customer
+        assert MercadoPagoCustomers.held_view(customer).metadata == {}
+        assert MercadoPagoCustomers.held_view(customer).address == HELD_ADDRESS
 
-    async def test_unset_fields_are_not_sent(
+    async def test_unset_fields_are_left_out(
         self,
         proxied_mercadopago_provider: MercadoPagoProvider,
         mercadopago_proxy: FaultProxy,
@@ -193,30 +155,23 @@ class TestCreateCustomer:
             name=None, phone=None, address=Address(city="Lisboa", country="PT"), metadata={}
         )
 
-        created = await proxied_mercadopago_provider.create_customer(
-            customer, idempotency_key=key()
-        )
+        await proxied_mercadopago_provider.customers.create(customer, idempotency_key=key())
 
-        assert (created.name, created.phone, created.address) == (None, None, None)
-        assert created.metadata == {QZPAY_CUSTOMER_ID_KEY: customer.id}
         assert body_of(mercadopago_proxy.requests[0]) == {
             "email": customer.email,
             "description": f"qzpay_customer_id:{customer.id}",
         }
 
-    @pytest.mark.parametrize(
-        "name",
-        ["Ana Souza", "María José García", "Cher", "Jean-Luc Picard", "Ana  Souza", None],
-    )
+    @pytest.mark.parametrize("name", [*(name for name, _, _ in NAME_SPLITS), None])
     async def test_names_round_trip(
         self, mercadopago_provider: MercadoPagoProvider, name: str | None
     ) -> None:
-        created = await mercadopago_provider.create_customer(
+        created = await mercadopago_provider.customers.create(
             make_customer(name=name), idempotency_key=key()
         )
 
         assert created.name == name
-        retrieved = await mercadopago_provider.retrieve_customer(created.id)
+        retrieved = await mercadopago_provider.customers.retrieve(created.id)
         assert retrieved is not None
         assert retrieved.name == name
 
@@ -242,7 +197,7 @@ class TestCreateCustomer:
     ) -> None:
         assert phonenumbers.is_valid_number(phonenumbers.parse(phone))  # what qzpay accepts
 
-        created = await proxied_mercadopago_provider.create_customer(
+        created = await proxied_mercadopago_provider.customers.create(
             make_customer(phone=phone), idempotency_key=key()
         )
 
@@ -251,7 +206,7 @@ class TestCreateCustomer:
             "number": number,
         }
         assert created.phone == phone
-        retrieved = await mercadopago_provider.retrieve_customer(created.id)
+        retrieved = await mercadopago_provider.customers.retrieve(created.id)
         assert retrieved is not None
         assert retrieved.phone == phone
 
@@ -262,21 +217,12 @@ class TestCreateCustomer:
             email=unique_email(), phone={"area_code": "11", "number": "912345678"}
         )
 
-        found = await mercadopago_provider.retrieve_customer(made["id"])
+        found = await mercadopago_provider.customers.retrieve(made["id"])
 
         assert found is not None
         assert found.phone == "11 912345678"
 
-    async def test_qzpay_id_wins_over_user_metadata(
-        self, mercadopago_provider: MercadoPagoProvider
-    ) -> None:
-        customer = make_customer(metadata={QZPAY_CUSTOMER_ID_KEY: "spoofed"})
-
-        created = await mercadopago_provider.create_customer(customer, idempotency_key=key())
-
-        assert created.qzpay_customer_id == customer.id
-
-    async def test_repeating_a_create_adopts_the_first(
+    async def test_a_repeated_create_adopts_the_first_found_by_one_email_search(
         self,
         proxied_mercadopago_provider: MercadoPagoProvider,
         mercadopago_proxy: FaultProxy,
@@ -285,10 +231,10 @@ class TestCreateCustomer:
         customer = make_customer()
         caller_key = create_key(customer.id)
 
-        first = await proxied_mercadopago_provider.create_customer(
+        first = await proxied_mercadopago_provider.customers.create(
             customer, idempotency_key=caller_key
         )
-        second = await proxied_mercadopago_provider.create_customer(
+        second = await proxied_mercadopago_provider.customers.create(
             customer, idempotency_key=caller_key
         )
 
@@ -303,13 +249,13 @@ class TestCreateCustomer:
         self, mercadopago_provider: MercadoPagoProvider, fake_mercadopago: FakeMercadoPago
     ) -> None:
         email = unique_email("shared")
-        theirs = await mercadopago_provider.create_customer(
+        theirs = await mercadopago_provider.customers.create(
             make_customer(email=email), idempotency_key=key()
         )
         mine = make_customer(email=email)
 
         with pytest.raises(MercadoPagoEmailTaken) as caught:
-            await mercadopago_provider.create_customer(mine, idempotency_key=key())
+            await mercadopago_provider.customers.create(mine, idempotency_key=key())
 
         error = caught.value
         assert isinstance(error, ConflictError)
@@ -330,7 +276,7 @@ class TestCreateCustomer:
         outsider = fake_mercadopago.add_customer(email=email, first_name="Someone")
 
         with pytest.raises(MercadoPagoEmailTaken) as caught:
-            await mercadopago_provider.create_customer(
+            await mercadopago_provider.customers.create(
                 make_customer(email=email), idempotency_key=key()
             )
 
@@ -343,209 +289,113 @@ class TestCreateCustomer:
         self, mercadopago_provider: MercadoPagoProvider
     ) -> None:
         customer = make_customer(email=unique_email("Mixed.Case"))
-        first = await mercadopago_provider.create_customer(customer, idempotency_key=key())
+        first = await mercadopago_provider.customers.create(customer, idempotency_key=key())
 
-        again = await mercadopago_provider.create_customer(
+        again = await mercadopago_provider.customers.create(
             changed(customer, email=customer.email.lower()), idempotency_key=key()
         )
 
         assert again == first
 
 
+SentUpdate = Callable[[Customer, Customer], Awaitable[tuple[Any, ProviderCustomer]]]
+
+
+@pytest.fixture
+def sent_update(
+    mercadopago_provider: MercadoPagoProvider,
+    proxied_mercadopago_provider: MercadoPagoProvider,
+    mercadopago_proxy: FaultProxy,
+) -> SentUpdate:
+    """Update ``before`` to ``after`` at the fake: the JSON body sent, and the result."""
+
+    async def update(before: Customer, after: Customer) -> tuple[Any, ProviderCustomer]:
+        sent, updated = await update_on_the_wire(
+            mercadopago_provider, proxied_mercadopago_provider, mercadopago_proxy, before, after
+        )
+        assert sent.method == "PUT"
+        return body_of(sent), updated
+
+    return update
+
+
 class TestUpdateCustomer:
-    async def test_sends_only_changed_fields(
-        self,
-        mercadopago_provider: MercadoPagoProvider,
-        proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
-    ) -> None:
+    async def test_a_name_change_sends_only_the_split_name(self, sent_update: SentUpdate) -> None:
         before = make_customer()
-        created = await mercadopago_provider.create_customer(before, idempotency_key=key())
-        after = changed(before, name="María José García")
-        caller_key = key()
 
-        updated = await proxied_mercadopago_provider.update_customer(
-            created.id, before, after, idempotency_key=caller_key
-        )
+        body, updated = await sent_update(before, changed(before, name="María José García"))
 
-        [sent] = mercadopago_proxy.matching("PUT", f"/v1/customers/{created.id}")
-        assert body_of(sent) == {"first_name": "María", "last_name": "José García"}
-        assert sent.headers["x-idempotency-key"] == idempotency_key("update", before.id, caller_key)
+        assert body == {"first_name": "María", "last_name": "José García"}
         assert updated.name == "María José García"
-        assert (updated.email, updated.phone, updated.address) == (
-            before.email,
-            before.phone,
-            HELD_ADDRESS,
-        )
 
     async def test_shortening_a_name_clears_the_last_name(
         self, mercadopago_provider: MercadoPagoProvider
     ) -> None:
         before = make_customer(name="María José García")
-        created = await mercadopago_provider.create_customer(before, idempotency_key=key())
+        created = await mercadopago_provider.customers.create(before, idempotency_key=key())
 
-        updated = await mercadopago_provider.update_customer(
+        updated = await mercadopago_provider.customers.update(
             created.id, before, changed(before, name="Cher"), idempotency_key=key()
         )
 
         assert updated.name == "Cher"
 
-    async def test_cleared_fields_are_cleared(
-        self,
-        mercadopago_provider: MercadoPagoProvider,
-        proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
-    ) -> None:
+    async def test_cleared_fields_are_sent_blank(self, sent_update: SentUpdate) -> None:
         before = make_customer()
-        created = await mercadopago_provider.create_customer(before, idempotency_key=key())
-        after = changed(before, name=None, phone=None, address=None)
 
-        updated = await proxied_mercadopago_provider.update_customer(
-            created.id, before, after, idempotency_key=key()
+        body, updated = await sent_update(
+            before, changed(before, name=None, phone=None, address=None)
         )
 
-        assert body_of(mercadopago_proxy.requests[0]) == {
+        assert body == {
             "first_name": "",
             "last_name": "",
             "phone": {"area_code": "", "number": ""},
             "address": {"street_name": "", "zip_code": ""},
         }
         assert (updated.name, updated.phone, updated.address) == (None, None, None)
-        assert await mercadopago_provider.retrieve_customer(created.id) == updated
 
-    async def test_a_changed_held_address_is_sent_whole(
-        self,
-        mercadopago_provider: MercadoPagoProvider,
-        proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
+    async def test_a_changed_held_address_is_sent_whole_the_rest_stays_local(
+        self, sent_update: SentUpdate
     ) -> None:
         before = make_customer()
-        created = await mercadopago_provider.create_customer(before, idempotency_key=key())
         moved = ADDRESS.model_copy(update={"line1": "Rua Augusta 5", "postal_code": None})
 
-        updated = await proxied_mercadopago_provider.update_customer(
-            created.id, before, changed(before, address=moved), idempotency_key=key()
-        )
+        body, updated = await sent_update(before, changed(before, address=moved))
 
-        assert body_of(mercadopago_proxy.requests[0]) == {
-            "address": {"street_name": "Rua Augusta 5", "zip_code": ""}
-        }
+        assert body == {"address": {"street_name": "Rua Augusta 5", "zip_code": ""}}
         assert updated.address == Address(line1="Rua Augusta 5")
 
-    async def test_changes_kept_only_in_qzpay_only_read(
-        self,
-        mercadopago_provider: MercadoPagoProvider,
-        proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
-    ) -> None:
-        before = make_customer()
-        created = await mercadopago_provider.create_customer(before, idempotency_key=key())
-        after = changed(
-            before,
-            metadata={"plan": "enterprise"},
-            address=ADDRESS.model_copy(update={"city": "Campinas", "line2": None}),
-            provider_customer_ids={"mercadopago": created.id},
-        )
-
-        updated = await proxied_mercadopago_provider.update_customer(
-            created.id, before, after, idempotency_key=key()
-        )
-
-        assert [r.method for r in mercadopago_proxy.requests] == ["GET"]
-        assert updated == created
-
-    async def test_email_changes_stay_local(
+    async def test_an_email_change_is_not_sent(
         self, mercadopago_provider: MercadoPagoProvider, fake_mercadopago: FakeMercadoPago
     ) -> None:
         """MercadoPago refuses to change an email once set (cause 126): it is not sent."""
         before = make_customer()
-        created = await mercadopago_provider.create_customer(before, idempotency_key=key())
+        created = await mercadopago_provider.customers.create(before, idempotency_key=key())
         after = changed(before, email=unique_email("moved"), name="Ana Lima")
 
-        updated = await mercadopago_provider.update_customer(
+        updated = await mercadopago_provider.customers.update(
             created.id, before, after, idempotency_key=key()
         )
 
         stored = fake_mercadopago.get(created.id)
         assert stored is not None
         assert (stored["email"], stored["last_name"]) == (before.email, "Lima")
-        assert mercadopago_provider.merge_remote(after, updated) == after
-
-    @pytest.mark.parametrize("with_changes", [True, False])
-    async def test_unknown_customer_fails_unambiguously(
-        self, mercadopago_provider: MercadoPagoProvider, with_changes: bool
-    ) -> None:
-        before = make_customer()
-        after = changed(before, name="Other") if with_changes else before
-
-        with pytest.raises(ProviderSyncError) as caught:
-            await mercadopago_provider.update_customer(
-                "1234567890-doesnotexist", before, after, idempotency_key=key()
-            )
-
-        assert (caught.value.operation, caught.value.ambiguous) == ("update_customer", False)
+        assert mercadopago_provider.customers.merge_remote(after, updated) == after
 
 
-class TestDeleteCustomer:
-    async def test_deleted_customer_is_gone(
-        self,
-        mercadopago_provider: MercadoPagoProvider,
-        proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
-    ) -> None:
-        created = await mercadopago_provider.create_customer(make_customer(), idempotency_key=key())
-        caller_key = key()
-
-        await proxied_mercadopago_provider.delete_customer(created.id, idempotency_key=caller_key)
-
-        [sent] = mercadopago_proxy.matching("DELETE", f"/v1/customers/{created.id}")
-        assert sent.headers["x-idempotency-key"] == idempotency_key(
-            "delete", created.id, caller_key
-        )
-        assert await mercadopago_provider.retrieve_customer(created.id) is None
-
-    async def test_deleting_twice_succeeds(self, mercadopago_provider: MercadoPagoProvider) -> None:
-        created = await mercadopago_provider.create_customer(make_customer(), idempotency_key=key())
-
-        await mercadopago_provider.delete_customer(created.id, idempotency_key=key())
-        await mercadopago_provider.delete_customer(created.id, idempotency_key=key())
-
-        assert await mercadopago_provider.retrieve_customer(created.id) is None
-
-    async def test_retrieving_an_unknown_customer_is_none(
-        self, mercadopago_provider: MercadoPagoProvider
-    ) -> None:
-        assert await mercadopago_provider.retrieve_customer("1234567890-doesnotexist") is None
-
-
-class TestFindCustomer:
-    async def test_finds_by_qzpay_id(
-        self,
-        mercadopago_provider: MercadoPagoProvider,
-        proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
-    ) -> None:
-        customer = make_customer()
-        created = await mercadopago_provider.create_customer(customer, idempotency_key=key())
-
-        assert await proxied_mercadopago_provider.find_customer(customer) == created
-        [search] = mercadopago_proxy.matching("GET", "/v1/customers/search")
-        assert "email=" in search.query
-
-    async def test_none_when_never_created(self, mercadopago_provider: MercadoPagoProvider) -> None:
-        assert await mercadopago_provider.find_customer(make_customer()) is None
-
+class TestFindWithOneCustomerPerEmail:
     async def test_another_qzpay_customers_email_is_not_ours(
         self, mercadopago_provider: MercadoPagoProvider
     ) -> None:
         email = unique_email("shared")
-        await mercadopago_provider.create_customer(
+        await mercadopago_provider.customers.create(
             make_customer(email=email), idempotency_key=key()
         )
         mine = make_customer(email=email)
 
-        assert await mercadopago_provider.find_customer(mine) is None
-        assert await mercadopago_provider.find_unmanaged(mine) is None
+        assert await mercadopago_provider.customers.find(mine) is None
+        assert await mercadopago_provider.customers.find_unmanaged(mine) is None
 
     async def test_a_customer_made_outside_qzpay_is_only_reported_as_unmanaged(
         self, mercadopago_provider: MercadoPagoProvider, fake_mercadopago: FakeMercadoPago
@@ -554,80 +404,52 @@ class TestFindCustomer:
         outsider = fake_mercadopago.add_customer(email=email, first_name="Ana")
         customer = make_customer(email=email)
 
-        assert await mercadopago_provider.find_customer(customer) is None
-        unmanaged = await mercadopago_provider.find_unmanaged(customer)
+        assert await mercadopago_provider.customers.find(customer) is None
+        unmanaged = await mercadopago_provider.customers.find_unmanaged(customer)
         assert unmanaged is not None
         assert (unmanaged.id, unmanaged.qzpay_customer_id) == (outsider["id"], None)
-        assert await mercadopago_provider.find_unmanaged(make_customer()) is None
+        assert await mercadopago_provider.customers.find_unmanaged(make_customer()) is None
 
 
 class TestListCustomers:
-    async def test_pages_through_every_customer(
+    async def test_lists_everything_oldest_first_by_offset(
         self,
         make_mercadopago_provider: MercadoPagoFactory,
         isolated_mercadopago: FakeMercadoPago,
     ) -> None:
         direct = make_mercadopago_provider(api_base=isolated_mercadopago.url)
         created = [
-            await direct.create_customer(make_customer(), idempotency_key=key()) for _ in range(5)
+            await direct.customers.create(make_customer(), idempotency_key=key()) for _ in range(5)
         ]
         async with FaultProxy(isolated_mercadopago.url) as proxy:
             paged = make_mercadopago_provider(api_base=proxy.url, page_size=2)
 
-            listed = [customer async for customer in paged.list_customers()]
+            listed = [customer async for customer in paged.customers.list()]
 
         assert listed == created
         pages = proxy.matching("GET", "/v1/customers/search")
         assert [dict(parse_qsl(p.query))["offset"] for p in pages] == ["0", "2", "4"]
         assert all("email" not in p.query for p in pages)
 
-    async def test_a_failing_page_fails_the_listing(
-        self,
-        make_mercadopago_provider: MercadoPagoFactory,
-        isolated_mercadopago: FakeMercadoPago,
-    ) -> None:
-        direct = make_mercadopago_provider(api_base=isolated_mercadopago.url)
-        for _ in range(3):
-            await direct.create_customer(make_customer(), idempotency_key=key())
-        async with FaultProxy(isolated_mercadopago.url) as proxy:
-            paged = make_mercadopago_provider(api_base=proxy.url, page_size=2)
-            proxy.inject(
-                Fault.respond(500, mp_error(500, "internal_error", "internal_error")),
-                method="GET",
-                path="/v1/customers/search",
-                where=lambda r: "offset=2" in r.query,
-            )
 
-            with pytest.raises(ProviderSyncError) as caught:
-                _ = [customer async for customer in paged.list_customers()]
+SERVER_ERROR = mercadopago_fault(500)
+RATE_LIMITED = mercadopago_fault(429)
+LOCKED = mercadopago_fault(423)
 
-        assert caught.value.operation == "list_customers"
-
-
-SERVER_ERROR = Fault.respond(500, mp_error(500, "internal_error", "internal_error"))
-UNAVAILABLE = Fault.respond(503, mp_error(503, "service unavailable", "service_unavailable"))
-RATE_LIMITED = Fault.respond(429, mp_error(429, "too many requests", "too_many_requests"))
-BAD_REQUEST = Fault.respond(400, mp_error(400, "invalid parameters", "bad_request"))
-LOCKED = Fault.respond(423, mp_error(423, "idempotency key locked", "locked"))
-
+# The classification shared with Stripe is in the contract suite; these answers are
+# MercadoPago's own.
 CREATE_FAULTS = [
-    pytest.param(Fault.reset(), True, False, id="reset-before-forwarding"),
-    pytest.param(Fault.drop(), True, True, id="response-dropped"),
-    pytest.param(SERVER_ERROR, True, False, id="500"),
-    pytest.param(UNAVAILABLE, True, False, id="503"),
     pytest.param(LOCKED, True, False, id="423"),
-    pytest.param(RATE_LIMITED, False, False, id="429"),
-    pytest.param(BAD_REQUEST, False, False, id="400"),
     pytest.param(Fault.respond(200, b"<html>ok</html>"), True, False, id="unreadable-200"),
 ]
 
 
 class TestFaults:
-    """Each failure maps to ProviderSyncError; ``ambiguous`` says if MercadoPago may have
-    applied it. The SDK must never resend on its own: the proxy sees exactly one request."""
+    """MercadoPago's own failures, and recovering from ambiguous creates with one customer
+    per email."""
 
     @pytest.mark.parametrize(("fault", "ambiguous", "applied"), CREATE_FAULTS)
-    async def test_create_fault(
+    async def test_a_mercadopago_create_fault_is_classified(
         self,
         proxied_mercadopago_provider: MercadoPagoProvider,
         mercadopago_provider: MercadoPagoProvider,
@@ -640,7 +462,7 @@ class TestFaults:
         mercadopago_proxy.inject(fault, method="POST", path="/v1/customers")
 
         with pytest.raises(ProviderSyncError) as caught:
-            await proxied_mercadopago_provider.create_customer(customer, idempotency_key=key())
+            await proxied_mercadopago_provider.customers.create(customer, idempotency_key=key())
 
         error = caught.value
         assert (error.provider, error.operation, error.ambiguous) == (
@@ -650,7 +472,7 @@ class TestFaults:
         )
         assert error.cause is not None
         assert len(mercadopago_proxy.matching("POST", "/v1/customers")) == 1
-        found = await mercadopago_provider.find_customer(customer)
+        found = await mercadopago_provider.customers.find(customer)
         assert (found is not None) == applied
 
     @pytest.mark.parametrize("honour_idempotency", [False, True], ids=["no-idem", "idem"])
@@ -725,55 +547,21 @@ class TestFaults:
         mercadopago_proxy: FaultProxy,
     ) -> None:
         customer = make_customer()
-        await mercadopago_provider.create_customer(customer, idempotency_key=key())
+        await mercadopago_provider.customers.create(customer, idempotency_key=key())
         mercadopago_proxy.inject(RATE_LIMITED, method="GET", path="/v1/customers/search")
 
         with pytest.raises(ProviderSyncError) as caught:
-            await proxied_mercadopago_provider.create_customer(customer, idempotency_key=key())
+            await proxied_mercadopago_provider.customers.create(customer, idempotency_key=key())
 
         assert (caught.value.operation, caught.value.ambiguous) == ("create_customer", True)
-        assert await proxied_mercadopago_provider.find_customer(customer) is not None
-
-    async def test_refused_connection_is_not_ambiguous(
-        self, proxied_mercadopago_provider: MercadoPagoProvider, mercadopago_proxy: FaultProxy
-    ) -> None:
-        async with mercadopago_proxy.refusing():
-            with pytest.raises(ProviderSyncError) as caught:
-                await proxied_mercadopago_provider.create_customer(
-                    make_customer(), idempotency_key=key()
-                )
-
-        assert caught.value.ambiguous is False
-        assert mercadopago_proxy.requests == []
-
-    async def test_timeout_is_ambiguous_and_may_still_apply(
-        self,
-        make_mercadopago_provider: MercadoPagoFactory,
-        mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
-    ) -> None:
-        impatient = make_mercadopago_provider(api_base=mercadopago_proxy.url, timeout=0.3)
-        customer = make_customer()
-        mercadopago_proxy.inject(Fault.delay(0.8), method="POST", path="/v1/customers")
-
-        started = time.monotonic()
-        with pytest.raises(ProviderSyncError) as caught:
-            await impatient.create_customer(customer, idempotency_key=key())
-
-        assert time.monotonic() - started < 0.8
-        assert caught.value.ambiguous is True
-        assert len(mercadopago_proxy.matching("POST", "/v1/customers")) == 1
-        async with asyncio.timeout(5):  # the slow request still lands: hence "ambiguous"
-            # Polling: the fake offers nothing to wait on for "this request was applied".
-            while await mercadopago_provider.find_customer(customer) is None:  # noqa: ASYNC110
-                await asyncio.sleep(0.1)
+        assert await proxied_mercadopago_provider.customers.find(customer) is not None
 
     @pytest.mark.parametrize(
         ("fault", "ambiguous"),
-        [(Fault.drop(), True), (SERVER_ERROR, True), (LOCKED, True), (RATE_LIMITED, False)],
-        ids=["response-dropped", "500", "423", "429"],
+        [(LOCKED, True)],
+        ids=["423"],
     )
-    async def test_update_fault(
+    async def test_a_mercadopago_update_fault_is_classified(
         self,
         mercadopago_provider: MercadoPagoProvider,
         proxied_mercadopago_provider: MercadoPagoProvider,
@@ -782,56 +570,17 @@ class TestFaults:
         ambiguous: bool,
     ) -> None:
         before = make_customer()
-        created = await mercadopago_provider.create_customer(before, idempotency_key=key())
+        created = await mercadopago_provider.customers.create(before, idempotency_key=key())
         path = f"/v1/customers/{created.id}"
         mercadopago_proxy.inject(fault, method="PUT", path=path)
 
         with pytest.raises(ProviderSyncError) as caught:
-            await proxied_mercadopago_provider.update_customer(
+            await proxied_mercadopago_provider.customers.update(
                 created.id, before, changed(before, name="Changed"), idempotency_key=key()
             )
 
         assert (caught.value.operation, caught.value.ambiguous) == ("update_customer", ambiguous)
         assert len(mercadopago_proxy.matching("PUT", path)) == 1
-
-    @pytest.mark.parametrize(
-        ("fault", "ambiguous"),
-        [(Fault.drop(), True), (SERVER_ERROR, True), (RATE_LIMITED, False)],
-        ids=["response-dropped", "500", "429"],
-    )
-    async def test_delete_fault(
-        self,
-        mercadopago_provider: MercadoPagoProvider,
-        proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
-        fault: Fault,
-        ambiguous: bool,
-    ) -> None:
-        created = await mercadopago_provider.create_customer(make_customer(), idempotency_key=key())
-        path = f"/v1/customers/{created.id}"
-        mercadopago_proxy.inject(fault, method="DELETE", path=path)
-
-        with pytest.raises(ProviderSyncError) as caught:
-            await proxied_mercadopago_provider.delete_customer(created.id, idempotency_key=key())
-
-        assert (caught.value.operation, caught.value.ambiguous) == ("delete_customer", ambiguous)
-        assert len(mercadopago_proxy.matching("DELETE", path)) == 1
-
-    @pytest.mark.parametrize("fault", [Fault.drop(), SERVER_ERROR], ids=["drop", "500"])
-    async def test_read_fault(
-        self,
-        proxied_mercadopago_provider: MercadoPagoProvider,
-        mercadopago_proxy: FaultProxy,
-        fault: Fault,
-    ) -> None:
-        path = "/v1/customers/1234567890-whatever"
-        mercadopago_proxy.inject(fault, method="GET", path=path)
-
-        with pytest.raises(ProviderSyncError) as caught:
-            await proxied_mercadopago_provider.retrieve_customer("1234567890-whatever")
-
-        assert caught.value.operation == "retrieve_customer"
-        assert len(mercadopago_proxy.matching("GET", path)) == 1
 
     async def test_a_wrong_access_token_fails_unambiguously(
         self, make_mercadopago_provider: MercadoPagoFactory
@@ -839,7 +588,7 @@ class TestFaults:
         provider = make_mercadopago_provider(access_token="TEST-wrong")
 
         with pytest.raises(ProviderSyncError) as caught:
-            await provider.create_customer(make_customer(), idempotency_key=key())
+            await provider.customers.create(make_customer(), idempotency_key=key())
 
         assert caught.value.ambiguous is False
         assert "HTTP 401" in caught.value.message
@@ -921,42 +670,22 @@ class TestTransport:
 
         ticker = asyncio.create_task(tick())
         try:
-            await proxied_mercadopago_provider.retrieve_customer("1234567890-slow")
+            await proxied_mercadopago_provider.customers.retrieve("1234567890-slow")
         finally:
             ticker.cancel()
 
         assert ticks >= 10
 
-    async def test_environment_proxies_are_ignored(
-        self, mercadopago_provider: MercadoPagoProvider, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-            monkeypatch.setenv(name, "http://127.0.0.1:9")  # discard port: nothing answers
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
-
-        assert await mercadopago_provider.retrieve_customer("1234567890-none") is None
-
     def test_urls_outside_the_sdk_base_are_refused(self) -> None:
-        transport = _Transport("http://127.0.0.1:9", (1.0, 1.0))
+        transport = SdkHttpClient("http://127.0.0.1:9", (1.0, 1.0))
 
         with pytest.raises(ValueError, match="refusing"):
             transport.request("GET", "https://api.mercadopago.com.evil.example/v1/customers")
 
     def test_without_api_base_the_sdk_base_is_kept(self) -> None:
-        transport = _Transport(None, (1.0, 1.0))
+        transport = SdkHttpClient(None, (1.0, 1.0))
 
         assert transport._api_base == "https://api.mercadopago.com"
-
-    async def test_close_is_idempotent_and_refuses_new_calls(
-        self, make_mercadopago_provider: MercadoPagoFactory
-    ) -> None:
-        provider = make_mercadopago_provider()
-        await provider.close()
-        await provider.close()
-
-        with pytest.raises(RuntimeError):
-            await provider.retrieve_customer("1234567890-none")
 
 
 # -- webhooks ---------------------------------------------------------------------------------
@@ -969,32 +698,14 @@ def signature(
     ts: int | None = None,
     secret: str = WEBHOOK_SECRET,
 ) -> str:
-    """An x-signature header, computed here independently of the code under test."""
+    """An x-signature header, computed independently of the code under test."""
     ts = int(time.time()) if ts is None else ts
-    manifest = ""
-    if data_id is not None:
-        manifest += f"id:{data_id};"
-    if request_id is not None:
-        manifest += f"request-id:{request_id};"
-    manifest += f"ts:{ts};"
-    digest = hmac.new(secret.encode(), manifest.encode(), hashlib.sha256).hexdigest()
-    return f"ts={ts},v1={digest}"
+    return mercadopago_signature(secret, data_id=data_id, request_id=request_id, ts=ts)
 
 
-PAYMENT = json.dumps(
-    {
-        "id": 12345,
-        "live_mode": True,
-        "type": "payment",
-        "date_created": "2015-03-25T10:04:58.396-04:00",
-        "user_id": 44444,
-        "api_version": "v1",
-        "action": "payment.created",
-        "data": {"id": "999999999"},
-    }
-).encode()
-PAYMENT_QUERY = {"data.id": "999999999", "type": "payment"}
-REQUEST_ID = "bb56a2f1-6aae-46ac-982e-9dcd3581d08e"
+PAYMENT = MERCADOPAGO_PAYMENT
+PAYMENT_QUERY = MERCADOPAGO_PAYMENT_QUERY
+REQUEST_ID = MERCADOPAGO_REQUEST_ID
 
 
 def payment_headers(**overrides: Any) -> dict[str, str]:
@@ -1004,35 +715,6 @@ def payment_headers(**overrides: Any) -> dict[str, str]:
 
 
 class TestWebhooks:
-    async def test_real_delivery_verifies_and_parses(
-        self,
-        make_mercadopago_provider: MercadoPagoFactory,
-        fake_mercadopago: FakeMercadoPago,
-        notification_receiver: NotificationReceiver,
-    ) -> None:
-        provider = make_mercadopago_provider()
-        created = await provider.create_customer(make_customer(), idempotency_key=key())
-        notification = fake_mercadopago.notification(
-            action="card.updated",
-            type="automatic-payments",
-            data={"customer_id": created.id, "new_card_id": 50000102202, "old_card_id": 1},
-        )
-
-        status = await fake_mercadopago.deliver(notification_receiver.url, notification)
-        async with asyncio.timeout(10):
-            delivery = await notification_receiver.next()
-
-        assert status == 200
-        event = provider.parse_webhook(delivery.body, delivery.headers, query=delivery.query)
-        assert (event.type, event.provider_customer_id) == ("card.updated", created.id)
-        assert event.id == str(json.loads(notification.body)["id"])
-        assert event.raw == json.loads(notification.body)
-        shouting = {name.upper(): value for name, value in delivery.headers.items()}
-        assert provider.parse_webhook(delivery.body, shouting, query=delivery.query) == event
-        stranger = make_mercadopago_provider(webhook_secret="someone-elses-secret")
-        with pytest.raises(WebhookSignatureError):
-            stranger.parse_webhook(delivery.body, delivery.headers, query=delivery.query)
-
     async def test_real_delivery_with_data_id_in_the_query(
         self,
         mercadopago_provider: MercadoPagoProvider,
@@ -1071,16 +753,6 @@ class TestWebhooks:
             WEBHOOK_SECRET,
         )
 
-    def test_valid_signature_parses(self, mercadopago_provider: MercadoPagoProvider) -> None:
-        event = mercadopago_provider.parse_webhook(PAYMENT, payment_headers(), query=PAYMENT_QUERY)
-
-        assert (event.id, event.type, event.provider_customer_id) == (
-            "12345",
-            "payment.created",
-            None,
-        )
-        assert event.raw == json.loads(PAYMENT)
-
     def test_absent_values_are_left_out_of_the_manifest(
         self, mercadopago_provider: MercadoPagoProvider
     ) -> None:
@@ -1118,17 +790,8 @@ class TestWebhooks:
     @pytest.mark.parametrize(
         ("headers", "query"),
         [
-            pytest.param({}, PAYMENT_QUERY, id="missing"),
-            pytest.param({"x-signature": ""}, PAYMENT_QUERY, id="empty"),
-            pytest.param({"x-signature": "garbage"}, PAYMENT_QUERY, id="malformed"),
             pytest.param({"x-signature": "v1=" + "0" * 64}, PAYMENT_QUERY, id="no-ts"),
             pytest.param({"x-signature": f"ts={int(time.time())}"}, PAYMENT_QUERY, id="no-v1"),
-            pytest.param(
-                {"x-signature": f"ts={int(time.time())},v1={'0' * 64}", "x-request-id": REQUEST_ID},
-                PAYMENT_QUERY,
-                id="forged",
-            ),
-            pytest.param(payment_headers(secret="wrong"), PAYMENT_QUERY, id="wrong-secret"),
             pytest.param(
                 payment_headers(), {**PAYMENT_QUERY, "data.id": "999999998"}, id="other-data-id"
             ),
@@ -1143,7 +806,7 @@ class TestWebhooks:
             ),
         ],
     )
-    def test_bad_signature_is_rejected(
+    def test_a_signature_not_over_the_documented_manifest_is_rejected(
         self,
         mercadopago_provider: MercadoPagoProvider,
         headers: dict[str, str],
@@ -1161,7 +824,7 @@ class TestWebhooks:
         with pytest.raises(WebhookSignatureError, match=r"data\.id"):
             mercadopago_provider.parse_webhook(other, payment_headers(), query=PAYMENT_QUERY)
 
-    def test_tolerance_is_off_by_default_and_can_be_set(
+    def test_tolerance_is_off_by_default_and_reads_milliseconds(
         self, make_mercadopago_provider: MercadoPagoFactory
     ) -> None:
         default = make_mercadopago_provider()
@@ -1176,29 +839,6 @@ class TestWebhooks:
         assert strict.parse_webhook(PAYMENT, in_milliseconds, query=PAYMENT_QUERY).id == "12345"
         with pytest.raises(WebhookSignatureError):
             strict.parse_webhook(PAYMENT, stale, query=PAYMENT_QUERY)
-
-    @pytest.mark.parametrize(
-        "payload",
-        [b"not json", b"[]", b'{"id": 1}', b'{"id": true, "type": "payment"}', b"\xff\xfe"],
-    )
-    def test_signed_non_notification_is_rejected(
-        self, mercadopago_provider: MercadoPagoProvider, payload: bytes
-    ) -> None:
-        headers = {"x-signature": signature(data_id=None, request_id=None)}
-
-        with pytest.raises(WebhookSignatureError):
-            mercadopago_provider.parse_webhook(payload, headers)
-
-    def test_without_a_secret_it_refuses_to_verify(
-        self, make_mercadopago_provider: MercadoPagoFactory
-    ) -> None:
-        provider = make_mercadopago_provider(webhook_secret=None)
-
-        with pytest.raises(QZPayError) as caught:
-            provider.parse_webhook(PAYMENT, payment_headers(), query=PAYMENT_QUERY)
-
-        assert caught.value.code == "configuration_error"
-        assert not isinstance(caught.value, WebhookSignatureError)
 
 
 # -- the fake itself ----------------------------------------------------------------------------
@@ -1328,20 +968,6 @@ class TestFakeMercadoPago:
                             status = response.status
                 assert status == expected
                 assert len(fake.customers()) == 1
-
-    def test_listens_on_loopback_only(self, isolated_mercadopago: FakeMercadoPago) -> None:
-        port = int(isolated_mercadopago.url.rsplit(":", 1)[1])
-        listening = []
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            if not os.path.exists(table):
-                pytest.skip("needs Linux /proc/net")
-            for line in Path(table).read_text().splitlines()[1:]:
-                local, state = line.split()[1], line.split()[3]
-                address, _, hex_port = local.partition(":")
-                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                    listening.append(address)
-
-        assert listening == ["0100007F"]  # 127.0.0.1, and nothing on IPv6
 
     def test_signs_as_documented(self, isolated_mercadopago: FakeMercadoPago) -> None:
         notification = isolated_mercadopago.notification(

@@ -1,0 +1,115 @@
+"""The ``qzpay`` command line (an edge: it calls the public API only).
+
+Exit codes: 0 ok; 1 operational error (not found, conflict, storage or provider failure: a
+message on stderr, a traceback only with ``--debug``); 2 usage error (bad options, input the
+library rejects as invalid, or provider environment variables set wrong or missing); 3 only
+from ``customers reconcile --check``: differences remain. ``--json`` prints machine-readable
+output on stdout (and, on failure, a JSON error object on stderr).
+
+Payment providers come from the environment (``qzpay.config``: ``STRIPE_API_KEY``, ...); the
+commands that write (create, update, delete, sync-pending, reconcile, serve) use them.
+
+This module is the command tree; each command lives in the module of its group:
+``serve`` (demo, serve), ``customers``, ``provider_sync`` (reconcile, sync-pending),
+``events`` and ``db``, over ``options`` (shared options, providers), ``handling`` (errors and
+exit codes) and ``rendering`` (tables and JSON).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from qzpay.cli.customers import (
+    customers_create,
+    customers_delete,
+    customers_get,
+    customers_list,
+    customers_update,
+)
+from qzpay.cli.db import db_upgrade
+from qzpay.cli.events import events_list
+from qzpay.cli.handling import EXIT_DIFFERENCES, EXIT_ERROR, EXIT_OK, EXIT_USAGE, handled
+from qzpay.cli.options import (
+    DATABASE_URL_ENV,
+    parse_pairs,
+    provider_config,
+    redact,
+    sync_billing,
+)
+from qzpay.cli.provider_sync import customers_reconcile, customers_sync_pending, provider_billing
+from qzpay.cli.rendering import (
+    reconcile_json,
+    show_customer,
+    show_customers,
+    show_events,
+    show_reconcile,
+    show_sync_report,
+)
+from qzpay.cli.serve import demo, serve
+from qzpay.relay.cli import relay_command
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "EXIT_DIFFERENCES",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "app",
+    "customers_app",
+    "db_app",
+    "events_app",
+    "handled",
+    "main",
+    "parse_pairs",
+    "provider_billing",
+    "provider_config",
+    "reconcile_json",
+    "redact",
+    "show_customer",
+    "show_customers",
+    "show_events",
+    "show_reconcile",
+    "show_sync_report",
+    "sync_billing",
+]
+
+app = typer.Typer(
+    name="qzpay",
+    help="qzpay: provider-agnostic billing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """qzpay: provider-agnostic billing."""
+
+
+app.command()(demo)
+app.command()(serve)
+
+customers_app = typer.Typer(help="Create, read, update and delete customers.", no_args_is_help=True)
+customers_app.command("create")(customers_create)
+customers_app.command("get")(customers_get)
+customers_app.command("list")(customers_list)
+customers_app.command("update")(customers_update)
+customers_app.command("delete")(customers_delete)
+customers_app.command("reconcile")(customers_reconcile)
+customers_app.command("sync-pending")(customers_sync_pending)
+app.add_typer(customers_app, name="customers")
+
+events_app = typer.Typer(help="Read the durable event log.", no_args_is_help=True)
+events_app.command("list")(events_list)
+app.add_typer(events_app, name="events")
+
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+db_app.command("upgrade")(db_upgrade)
+app.add_typer(db_app, name="db")
+
+app.command("relay")(relay_command)
+
+
+def main() -> None:
+    app()

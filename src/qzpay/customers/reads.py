@@ -1,0 +1,88 @@
+"""Read rules shared by CustomerService and SyncBilling's blocking reads (which answer some
+reads on the calling thread, so the checks must not live in the async service alone)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from qzpay.customers import validation as v
+from qzpay.customers.models import Customer
+from qzpay.errors import ConflictError
+from qzpay.limits import MAX_PAGE_SIZE
+from qzpay.page import Page
+from qzpay.storage.base import CustomerFilter
+
+
+def check_external_lookup(provider_customer_id: object, provider: object) -> None:
+    v.check_id(provider_customer_id, "provider_customer_id")
+    if provider is not None:
+        problems = v.Problems()
+        v.check_provider(provider, problems)
+        problems.raise_if_any()
+
+
+def single_owner(found: list[Customer], provider_customer_id: str) -> Customer | None:
+    if len(found) > 1:
+        raise ConflictError(
+            f"{provider_customer_id!r} is linked at several providers; pass provider=",
+            code="ambiguous_provider_id",
+        )
+    return found[0] if found else None
+
+
+def list_filters(
+    limit: object,
+    offset: object,
+    email: object,
+    metadata: object,
+    include_deleted: object,
+    unknown: Mapping[str, object],
+) -> CustomerFilter:
+    problems = v.Problems()
+    problems.unknown_arguments(unknown)
+    v.check_page(limit, offset, problems)
+    filters = _filters(email, metadata, include_deleted, problems)
+    problems.raise_if_any()
+    return filters
+
+
+def make_page(data: list[Customer], total: int, limit: int, offset: int) -> Page[Customer]:
+    return Page[Customer].model_construct(
+        data=data, total=total, limit=limit, offset=offset, has_more=offset + len(data) < total
+    )
+
+
+def scan_filters(
+    email: object,
+    metadata: object,
+    include_deleted: object,
+    page_size: object,
+    unknown: Mapping[str, object],
+) -> CustomerFilter:
+    problems = v.Problems()
+    problems.unknown_arguments(unknown)
+    if (
+        isinstance(page_size, bool)
+        or not isinstance(page_size, int)
+        or not 1 <= page_size <= MAX_PAGE_SIZE
+    ):
+        problems.add("page_size", "out_of_range", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
+    filters = _filters(email, metadata, include_deleted, problems)
+    problems.raise_if_any()
+    return filters
+
+
+def _filters(
+    email: object, metadata: object, include_deleted: object, problems: v.Problems
+) -> CustomerFilter:
+    if email is not None and not isinstance(email, str):
+        problems.add("email", "invalid_type", "must be a string")
+    elif isinstance(email, str):
+        v.check_text(email, problems, "email")
+    if not isinstance(include_deleted, bool):
+        problems.add("include_deleted", "invalid_type", "must be True or False")
+    return CustomerFilter(
+        email=email if isinstance(email, str) else None,
+        metadata={} if metadata is None else v.check_new_metadata(metadata, problems),
+        include_deleted=include_deleted is True,
+    )

@@ -1,0 +1,308 @@
+"""MercadoPago's customers behind the CustomerAdapter protocol.
+
+MercadoPago allows one customer per email per integrator and answers a second create with
+its "customer already exists" error (cause code ``101``). :meth:`MercadoPagoCustomers.create`
+resolves it by searching that email: a customer that carries our id (an earlier attempt of the
+same create) is returned; any other is a :class:`MercadoPagoEmailTaken` (``ConflictError``
+with code ``provider_email_taken``, carrying that customer), never a silent take-over here.
+The sync machinery (``qzpay.customers.sync``) then adopts a customer created outside qzpay
+that no other qzpay customer is linked to, through :meth:`MercadoPagoCustomers.adopt`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from qzpay.customers.models import Customer
+from qzpay.errors import ProviderSyncError
+from qzpay.providers.base import ProviderCustomer, ProviderEmailTaken
+from qzpay.providers.common import adoptable, carries, missing_customer
+from qzpay.providers.mercadopago import mapping
+from qzpay.providers.mercadopago.transport import (
+    PROVIDER,
+    Answer,
+    MercadoPagoClient,
+    idempotency_key,
+    status_error,
+    unreadable_success,
+)
+
+_DUPLICATE_EMAIL: Final = "101"  # "the customer already exist."
+
+
+class MercadoPagoEmailTaken(ProviderEmailTaken):
+    """MercadoPago already has a customer with this email that is not this qzpay customer.
+
+    ``existing`` is that customer (``None`` if MercadoPago's search did not return it):
+    ``existing.qzpay_customer_id`` names the other qzpay customer, or is ``None`` for a
+    customer created outside qzpay. This provider never takes one over by itself; the sync
+    machinery adopts such a customer (:meth:`MercadoPagoCustomers.adopt`) only when no
+    other qzpay customer is linked to it. It is a ``ConflictError`` for callers and a
+    non-ambiguous ``ProviderSyncError`` for the sync machinery, so a create at other providers
+    is undone as for any clean failure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        existing: ProviderCustomer | None,
+        operation: str = "create_customer",
+        provider: str = PROVIDER,
+    ) -> None:
+        super().__init__(message, provider=provider, existing=existing, operation=operation)
+
+
+class MercadoPagoCustomers:
+    """``provider.customers`` of a MercadoPagoProvider."""
+
+    def __init__(self, client: MercadoPagoClient, *, page_size: int) -> None:
+        self._client = client
+        self._page_size = page_size
+
+    async def create(self, customer: Customer, *, idempotency_key: str) -> ProviderCustomer:
+        """Create with every field MercadoPago can hold and our id in ``description``.
+
+        If the email is taken at MercadoPago, the customer carrying our id is returned (an
+        earlier attempt of this create landed); anything else raises MercadoPagoEmailTaken.
+        """
+        body = mapping.create_body(customer)
+        answer = await self._client.call(
+            "create_customer",
+            lambda sdk, options: sdk.customer().create(body, options),
+            key=_key("create", customer.id, idempotency_key),
+        )
+        if answer.ok:
+            return _parsed("create_customer", answer)
+        if answer.status == 400 and _DUPLICATE_EMAIL in answer.cause_codes():
+            return await self._resolve_taken_email(customer)
+        raise status_error("create_customer", answer)
+
+    async def update(
+        self,
+        provider_customer_id: str,
+        before: Customer,
+        after: Customer,
+        *,
+        idempotency_key: str,
+    ) -> ProviderCustomer:
+        """Send only what changed among the fields MercadoPago holds (``""`` clears one).
+
+        Changes to fields kept only in qzpay (metadata, most of the address) send nothing, and
+        neither does an email change (MercadoPago refuses to change an email once set). With
+        nothing to send this only reads.
+        """
+        body = mapping.update_body(before, after)
+        if not body:
+            current = await self._retrieve("update_customer", provider_customer_id)
+            if current is None:
+                raise missing_customer(PROVIDER, "update_customer", provider_customer_id)
+            return current
+        key = _key("update", after.id, idempotency_key)
+        return await self._update("update_customer", provider_customer_id, body, key)
+
+    async def delete(self, provider_customer_id: str, *, idempotency_key: str) -> None:
+        answer = await self._client.call(
+            "delete_customer",
+            lambda sdk, options: sdk.customer().delete(provider_customer_id, options),
+            key=_key("delete", provider_customer_id, idempotency_key),
+        )
+        if answer.ok or answer.status == 404:
+            return  # 404: already gone, the goal of the call is met
+        raise status_error("delete_customer", answer)
+
+    async def retrieve(self, provider_customer_id: str) -> ProviderCustomer | None:
+        return await self._retrieve("retrieve_customer", provider_customer_id)
+
+    async def adopt(
+        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
+    ) -> ProviderCustomer:
+        """Take over a customer created outside qzpay (one per email: see the module docstring).
+
+        Writes ``description = qzpay_customer_id:<id>`` (replacing any description it had) and
+        every field MercadoPago holds, cleared ones as ``""``; its email stays as it is
+        (MercadoPago refuses changes, and it matches case-insensitively). A customer that
+        carries another qzpay customer's id is refused with MercadoPagoEmailTaken.
+        """
+        adoptable(
+            PROVIDER,
+            provider_customer_id,
+            await self._retrieve("adopt_customer", provider_customer_id),
+            customer,
+            taken=MercadoPagoEmailTaken,
+        )
+        body = mapping.adopt_body(customer)
+        key = _key("adopt", customer.id, idempotency_key)
+        return await self._update("adopt_customer", provider_customer_id, body, key)
+
+    async def release(
+        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
+    ) -> None:
+        """Clear ``description`` if it carries ``customer.id``; the fields adoption wrote stay."""
+        if not carries(await self._retrieve("release_customer", provider_customer_id), customer):
+            return
+        answer = await self._client.call(
+            "release_customer",
+            lambda sdk, options: sdk.customer().update(
+                provider_customer_id, {"description": ""}, options
+            ),
+            key=_key("release", customer.id, idempotency_key),
+        )
+        if not answer.ok and answer.status != 404:
+            raise status_error("release_customer", answer)
+
+    async def find(self, customer: Customer) -> ProviderCustomer | None:
+        """The customer among those searched by this exact email whose ``description`` carries
+        ``customer.id``; the oldest if several ever do.
+
+        A customer with the same email but no qzpay id is *not* returned: the service deletes
+        what this finds when it undoes a create. :meth:`find_unmanaged` reports that case.
+        """
+        matches = [
+            found
+            async for found in self._search("find_customer", email=customer.email)
+            if found[1].qzpay_customer_id == customer.id
+        ]
+        return min(matches, key=lambda match: match[0])[1] if matches else None
+
+    async def find_unmanaged(self, customer: Customer) -> ProviderCustomer | None:
+        """The one customer with this email (case-insensitively) that carries no qzpay id.
+
+        None when there is none, or when the email is ambiguous (several such customers). The
+        provider cannot tell whether that customer is linked to another qzpay customer: the
+        caller must check its links before adopting it.
+        """
+        wanted = customer.email.casefold()
+        candidates = [
+            found
+            async for _, found in self._search("find_customer", email=customer.email)
+            if (found.email or "").casefold() == wanted
+        ]
+        unmanaged = [c for c in candidates if c.qzpay_customer_id is None]
+        return unmanaged[0] if len(unmanaged) == 1 else None
+
+    @staticmethod
+    def held_view(customer: Customer) -> Customer:
+        """``customer`` reduced to what MercadoPago holds of it (for drift comparisons)."""
+        return mapping.held_view(customer)
+
+    def merge_remote(self, local: Customer, remote: ProviderCustomer) -> Customer:
+        """MercadoPago's name, phone, street and zip code over ``local``; the rest stays."""
+        return mapping.merge_remote(local, remote)
+
+    async def list(self) -> AsyncIterator[ProviderCustomer]:
+        """Every customer, oldest first, page by page through the search API.
+
+        The search pages by offset: a customer deleted during the walk shifts the later pages,
+        so one customer may be missed (the next reconcile sees it) and one seen twice is
+        reported once.
+        """
+        seen: set[str] = set()
+        async for _, found in self._search("list_customers"):
+            if found.id not in seen:
+                seen.add(found.id)
+                yield found
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _retrieve(self, operation: str, provider_customer_id: str) -> ProviderCustomer | None:
+        answer = await self._client.call(
+            operation, lambda sdk, options: sdk.customer().get(provider_customer_id, options)
+        )
+        if answer.status == 404:
+            return None
+        if not answer.ok:
+            raise status_error(operation, answer)
+        return _parsed(operation, answer)
+
+    async def _update(
+        self, operation: str, provider_customer_id: str, body: dict[str, Any], key: str
+    ) -> ProviderCustomer:
+        answer = await self._client.call(
+            operation,
+            lambda sdk, options: sdk.customer().update(provider_customer_id, body, options),
+            key=key,
+        )
+        if answer.ok:
+            return _parsed(operation, answer)
+        if answer.status == 404:
+            raise missing_customer(PROVIDER, operation, provider_customer_id)
+        raise status_error(operation, answer)
+
+    async def _search(
+        self, operation: str, *, email: str | None = None
+    ) -> AsyncIterator[tuple[tuple[str, str], ProviderCustomer]]:
+        """Matching customers with a sort key (date_created, id), one page request at a time."""
+        offset = 0
+        while True:
+            filters: dict[str, Any] = {"limit": self._page_size, "offset": offset}
+            if email is not None:
+                filters["email"] = email
+            answer = await self._search_page(operation, filters)
+            page = answer.object
+            results = page.get("results") if page is not None else None
+            if not answer.ok or not isinstance(results, list):
+                raise status_error(operation, answer)
+            for item in results:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    created = item.get("date_created")
+                    sort_key = (created if isinstance(created, str) else "", item["id"])
+                    yield sort_key, mapping.provider_customer(item)
+            offset += len(results)
+            paging = page.get("paging") if page is not None else None
+            total = paging.get("total") if isinstance(paging, dict) else None
+            if not results or (isinstance(total, int) and offset >= total):
+                return
+
+    async def _search_page(self, operation: str, filters: dict[str, Any]) -> Answer:
+        return await self._client.call(
+            operation, lambda sdk, options: sdk.customer().search(filters, options)
+        )
+
+    async def _resolve_taken_email(self, customer: Customer) -> ProviderCustomer:
+        """After "customer already exists": return ours, or raise MercadoPagoEmailTaken."""
+        wanted = customer.email.casefold()
+        try:
+            holders = [
+                found
+                async for found in self._search("create_customer", email=customer.email)
+                if (found[1].email or "").casefold() == wanted
+            ]
+        except ProviderSyncError as failure:
+            # The email is taken, perhaps by our own earlier attempt: the caller must look.
+            raise ProviderSyncError(
+                f"{PROVIDER} create_customer: the email of {customer.id} is taken and the "
+                f"search for its holder failed ({failure.message}); it may be ours",
+                provider=PROVIDER,
+                operation="create_customer",
+                cause=failure,
+                ambiguous=True,
+            ) from failure
+        mine = [found for found in holders if found[1].qzpay_customer_id == customer.id]
+        if mine:
+            return min(mine, key=lambda match: match[0])[1]
+        existing = min(holders, key=lambda match: match[0])[1] if holders else None
+        if existing is None:
+            whose = "a customer its search does not return"
+        elif existing.qzpay_customer_id is None:
+            whose = f"customer {existing.id}, which qzpay did not create (link it explicitly)"
+        else:
+            whose = f"customer {existing.id} of qzpay customer {existing.qzpay_customer_id}"
+        raise MercadoPagoEmailTaken(
+            f"{PROVIDER} already has {whose} with the email of {customer.id}; "
+            "it allows one customer per email",
+            existing=existing,
+        )
+
+
+def _key(operation: str, subject: str, caller_key: str) -> str:
+    # The methods' ``idempotency_key`` parameter hides the function of that name.
+    return idempotency_key(operation, subject, caller_key)
+
+
+def _parsed(operation: str, answer: Answer) -> ProviderCustomer:
+    data = answer.object
+    if data is None or not isinstance(data.get("id"), str):
+        raise unreadable_success(operation, answer)
+    return mapping.provider_customer(data)

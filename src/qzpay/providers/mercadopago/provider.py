@@ -1,0 +1,89 @@
+"""MercadoPagoProvider: the object a Billing is given, holding one adapter per MercadoPago
+resource on one shared client (and so one thread pool)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from qzpay.errors import QZPayError
+from qzpay.providers.base import ClosingContext, ProviderEvent
+from qzpay.providers.common import check_client_settings
+from qzpay.providers.mercadopago.customers import MercadoPagoCustomers
+from qzpay.providers.mercadopago.transport import PROVIDER, MercadoPagoClient
+from qzpay.providers.mercadopago.webhooks import parse_webhook
+
+MAX_PAGE_SIZE: Final = 100
+
+
+class MercadoPagoProvider(ClosingContext):
+    """MercadoPago. One instance owns one thread pool; ``close()`` it when done.
+
+    ``api_base`` points the SDK at another server (a local test double). ``timeout`` bounds
+    each wait for the server (connect excepted: ``connect_timeout``, after which the request is
+    known not to have been sent); a slow trickle of bytes can take longer in total.
+    ``webhook_tolerance`` (seconds), when set, rejects notifications whose signed ``ts`` is
+    further from now; it is off by default, as in the SDK: MercadoPago's documentation does not
+    say whether a redelivery is signed anew, and a replay only makes qzpay re-fetch.
+    """
+
+    name: str = PROVIDER
+
+    def __init__(
+        self,
+        access_token: str,
+        webhook_secret: str | None = None,
+        api_base: str | None = None,
+        *,
+        timeout: float = 20.0,
+        connect_timeout: float = 5.0,
+        webhook_tolerance: int | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_workers: int = 4,
+    ) -> None:
+        check_client_settings(
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            page_size=page_size,
+            max_page_size=MAX_PAGE_SIZE,
+        )
+        if webhook_tolerance is not None and webhook_tolerance <= 0:
+            raise ValueError("webhook_tolerance must be a positive number of seconds or None")
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._webhook_secret = webhook_secret
+        self._webhook_tolerance = webhook_tolerance
+        self._client = MercadoPagoClient(
+            access_token,
+            api_base,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_workers=max_workers,
+        )
+        self.customers = MercadoPagoCustomers(self._client, page_size=page_size)
+
+    def parse_webhook(
+        self,
+        payload: bytes,
+        headers: Mapping[str, str],
+        *,
+        query: Mapping[str, str] | None = None,
+    ) -> ProviderEvent:
+        """Verify and parse a notification; ``query`` holds the signed ``data.id`` (see
+        :func:`~qzpay.providers.mercadopago.webhooks.parse_webhook`)."""
+        if self._webhook_secret is None:
+            raise QZPayError(
+                "MercadoPagoProvider was created without webhook_secret; it cannot verify webhooks",
+                code="configuration_error",
+            )
+        return parse_webhook(
+            payload,
+            headers,
+            query,
+            secret=self._webhook_secret,
+            tolerance=self._webhook_tolerance,
+        )
+
+    async def close(self) -> None:
+        """Stop the thread pool, letting requests in flight finish (their timeouts bound it)."""
+        await self._client.close()

@@ -1,0 +1,13 @@
+"""Stripe behind the PaymentProvider protocol, via the official SDK's async client.
+
+``provider.py`` holds the provider object, ``transport.py`` the SDK client (retries off) and
+its error classification, ``customers.py`` the customer adapter, ``mapping.py`` the field
+mapping and ``webhooks.py`` the signature check. Only plain Python values leave this package;
+SDK objects and errors are converted inside it.
+"""
+
+from qzpay.providers.stripe.customers import StripeCustomers
+from qzpay.providers.stripe.provider import MAX_PAGE_SIZE, StripeProvider
+from qzpay.providers.stripe.webhooks import DEFAULT_WEBHOOK_TOLERANCE
+
+__all__ = ["DEFAULT_WEBHOOK_TOLERANCE", "MAX_PAGE_SIZE", "StripeCustomers", "StripeProvider"]

@@ -1,0 +1,3 @@
+from qzpay.relay.cli import main
+
+main()

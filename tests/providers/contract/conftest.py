@@ -1,0 +1,31 @@
+"""``provider_kit``: each contract test runs once per provider, against its test server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.providers.contract.kit import MercadoPagoKit, ProviderKit, StripeKit
+from tests.support import fake_mercadopago, stripe_fixtures
+from tests.support.stripe_sdk import stripe_sdk
+
+__all__ = ["provider_kit", "stripe_sdk"]
+
+
+@pytest.fixture(params=["stripe", "mercadopago"])
+def provider_kit(request: pytest.FixtureRequest) -> ProviderKit:
+    """One provider, its test server, a fault proxy in front of it, and ways to read the
+    server's copy and sign deliveries without the provider (see ``kit.py``)."""
+    if request.param == "stripe":
+        return StripeKit(
+            request.getfixturevalue("make_stripe_provider"),
+            request.getfixturevalue("fault_proxy"),
+            request.getfixturevalue("stripe_sdk"),
+            request.getfixturevalue("localstripe_url"),
+            stripe_fixtures.WEBHOOK_SECRET,
+        )
+    return MercadoPagoKit(
+        request.getfixturevalue("make_mercadopago_provider"),
+        request.getfixturevalue("mercadopago_proxy"),
+        request.getfixturevalue("fake_mercadopago"),
+        fake_mercadopago.WEBHOOK_SECRET,
+    )
