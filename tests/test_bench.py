@@ -32,3 +32,28 @@ def test_tiny_run_reports_every_phase(capsys: pytest.CaptureFixture[str]) -> Non
 def test_rejects_unknown_backend() -> None:
     with pytest.raises(SystemExit):
         main(["--backends", "oracle"])
+
+
+def test_tiny_memory_ops_run_checks_every_phase() -> None:
+    """bench/memory_ops.py verifies each phase's results itself; a tiny run keeps it working."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.memory_ops", "--n", "40", "--rounds", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    phases = json.loads(done.stdout)["memory_ops"]
+    assert set(phases) == {
+        "create",
+        "get",
+        "get_by_external_id",
+        "list_offset",
+        "list_email",
+        "list_metadata",
+        "update",
+    }
+    assert all(row["ops_per_s"] > 0 for row in phases.values())

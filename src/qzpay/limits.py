@@ -38,3 +38,15 @@ MAX_SYNC_BATCH = 1000
 # Errors and requests.
 MAX_FIELD_ERRORS = 100  # problems listed in one ValidationError; the rest are counted
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # HTTP request bodies, webhooks included
+
+# Catalog: plans and prices (Stripe's limits, the strictest provider's).
+MAX_SLUG_LENGTH = 64  # plan keys, entitlements, limit names: [a-z0-9][a-z0-9_-]{0,63}
+MAX_DESCRIPTION_LENGTH = 40_000  # a plan's description (a Stripe Product's)
+MAX_ENTITLEMENTS = 100  # per plan, counted after de-duplication
+MAX_PLAN_LIMITS = 100  # keys of a plan's ``limits``
+MAX_LIMIT_VALUE = 2**63 - 1  # a plan limit's value (PostgreSQL bigint)
+MAX_UNIT_AMOUNT = 99_999_999  # a price's amount, in the currency's minor unit
+MAX_TRIAL_DAYS = 730
+MAX_LOOKUP_KEY_LENGTH = 200
+# A price's whole billing period (interval_count x interval) is at most three years.
+MAX_PRICE_PERIOD = {"day": 1095, "week": 156, "month": 36, "year": 3}

@@ -31,9 +31,10 @@ def _task(n: int, links: dict[str, str], *, committed: bool = False) -> SyncTask
         deleted_at=None,
     )
     return SyncTask(
-        customer_id=customer.id,
+        resource="customer",
+        record_id=customer.id,
         operation="create",
-        customer=customer,
+        record=customer,
         committed=committed,
         idempotency_key=None,
         request_fingerprint=None,
@@ -87,14 +88,14 @@ class TestFindSyncTaskByLink:
     async def test_follows_replaced_and_deleted_tasks(self, storage: Storage) -> None:
         task = _task(1, {"stripe": "cus_old"})
         await _put(storage, task)
-        snapshot = task.customer.model_copy(update={"provider_customer_ids": {"stripe": "cus_new"}})
-        relinked = replace(task, customer=snapshot, attempts=1)
+        snapshot = task.record.model_copy(update={"provider_customer_ids": {"stripe": "cus_new"}})
+        relinked = replace(task, record=snapshot, attempts=1)
         await _put(storage, relinked)
         assert await storage.find_sync_task_by_link("stripe", "cus_old") is None
         assert await storage.find_sync_task_by_link("stripe", "cus_new") == relinked
 
         async with storage.transaction() as tx:
-            await tx.delete_sync_task(task.customer_id)
+            await tx.delete_sync_task(task.record_id)
         assert await storage.find_sync_task_by_link("stripe", "cus_new") is None
 
     async def test_ids_and_providers_are_matched_exactly(self, storage: Storage) -> None:
@@ -126,7 +127,7 @@ class TestFindSyncTaskByLink:
             ("mercadopago", f"mp{i}") for i in range(4)
         ]:
             scanned = next(
-                (t for t in listed if t.customer.provider_customer_ids.get(provider) == pcid),
+                (t for t in listed if t.links.get(provider) == pcid),
                 None,
             )
             assert await storage.find_sync_task_by_link(provider, pcid) == scanned
@@ -141,6 +142,6 @@ class TestCountSyncTasks:
         assert await storage.count_sync_tasks() == len(await storage.list_sync_tasks(limit=100))
 
         async with storage.transaction() as tx:
-            await tx.delete_sync_task(tasks[0].customer_id)
-            await tx.delete_sync_task(tasks[3].customer_id)
+            await tx.delete_sync_task(tasks[0].record_id)
+            await tx.delete_sync_task(tasks[3].record_id)
         assert await storage.count_sync_tasks() == 3

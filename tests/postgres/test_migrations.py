@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from qzpay import Billing
+from qzpay.customers.models import Customer
 from qzpay.errors import StorageError
 from qzpay.storage import migrations
 from qzpay.storage.postgres import PostgresStorage
@@ -18,6 +20,7 @@ pytestmark = pytest.mark.postgres
 
 Scratch = Callable[[], Awaitable[str]]
 LATEST = migrations.load("postgres")[-1][0]
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -179,3 +182,58 @@ class TestPool:
     def test_rejects_other_arguments(self) -> None:
         with pytest.raises(TypeError):
             PostgresStorage(42)  # type: ignore[arg-type]
+
+
+class TestSyncTaskResource:
+    """Migration 0006: sync tasks name their resource; tasks stored before are customers'."""
+
+    async def test_tasks_stored_before_stay_valid(
+        self, scratch_database: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        url = await scratch_database()
+        before = [script for script in migrations.load("postgres") if script[0] < 6]
+        monkeypatch.setattr(migrations, "load", lambda dialect: before)
+        storage = PostgresStorage(url)
+        try:
+            assert await storage.upgrade() == 5
+        finally:
+            await storage.close()
+        monkeypatch.undo()
+
+        customer = Customer(
+            id="cus_01J00000000000000000000000",
+            email="old@example.com",
+            metadata={},
+            provider_customer_ids={"mercadopago": "123-abc"},
+            created_at=EPOCH,
+            updated_at=EPOCH,
+        )
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "INSERT INTO sync_tasks (customer_id, operation, customer, committed, "
+                "idempotency_key, request_fingerprint, lease_owner, lease_until, attempts, "
+                "last_error, created_at) VALUES ($1, 'create', $2::jsonb, false, 'k', 'fp', "
+                "NULL, $3, 0, NULL, $3)",
+                customer.id,
+                customer.model_dump_json(),
+                EPOCH,
+            )
+        finally:
+            await connection.close()
+
+        storage = PostgresStorage(url)
+        try:
+            assert await storage.upgrade() == LATEST
+            task = await storage.find_sync_task_by_link("mercadopago", "123-abc")
+            assert task is not None
+            assert (task.resource, task.record_id) == ("customer", customer.id)
+            assert task.record == customer
+            assert await storage.find_sync_task_by_link("mercadopago", "123") is None
+            async with storage.transaction() as tx:
+                assert await tx.find_sync_task_by_key("k") == task
+        finally:
+            await storage.close()
+        indexes = (await _schema(url)).indexes
+        assert "sync_tasks_provider_ids" not in indexes
+        assert "gin (links jsonb_path_ops)" in indexes["sync_tasks_links"]

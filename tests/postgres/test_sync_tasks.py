@@ -33,9 +33,10 @@ def _task(n: int, *, key: str | None = None, owner: str | None = None) -> SyncTa
         deleted_at=None,
     )
     return SyncTask(
-        customer_id=customer.id,
+        resource="customer",
+        record_id=customer.id,
         operation="create",
-        customer=customer,
+        record=customer,
         committed=False,
         idempotency_key=key,
         request_fingerprint=None,
@@ -68,10 +69,10 @@ class TestSyncTasks:
                 await tx.put_sync_task(task)
         assert await storage.list_sync_tasks(limit=10) == tasks
         async with storage.transaction() as tx:
-            assert await tx.get_sync_task(tasks[1].customer_id) == tasks[1]
+            assert await tx.get_sync_task(tasks[1].record_id) == tasks[1]
             assert await tx.find_sync_task_by_key("k3") == tasks[3]
-            await tx.delete_sync_task(tasks[0].customer_id)
-            assert await tx.get_sync_task(tasks[0].customer_id) is None
+            await tx.delete_sync_task(tasks[0].record_id)
+            assert await tx.get_sync_task(tasks[0].record_id) is None
         assert await storage.list_sync_tasks(limit=2) == tasks[1:3]
 
     async def test_a_key_held_by_another_task_conflicts_at_the_call(
@@ -108,12 +109,12 @@ class TestSyncTasks:
                 return claimed
 
         first, second = await asyncio.gather(claim(one, "a"), claim(two, "b"))
-        ids_first = {t.customer_id for t in first}
-        ids_second = {t.customer_id for t in second}
+        ids_first = {t.record_id for t in first}
+        ids_second = {t.record_id for t in second}
         assert not ids_first & ids_second
         assert len(ids_first | ids_second) == 30
         stored = await one.list_sync_tasks(limit=100)
-        assert {t.customer_id: t.lease_owner for t in stored} == {
+        assert {t.record_id: t.lease_owner for t in stored} == {
             **dict.fromkeys(ids_first, "a"),
             **dict.fromkeys(ids_second, "b"),
         }
@@ -122,7 +123,7 @@ class TestSyncTasks:
             again = await tx.claim_sync_tasks(
                 owner="c", now=now, lease_until=now, stale_owners=frozenset({"b"}), limit=100
             )
-        assert {t.customer_id for t in again} == ids_second
+        assert {t.record_id for t in again} == ids_second
 
 
 class TestWebhookEvents:
@@ -178,9 +179,10 @@ async def test_a_task_written_twice_in_one_transaction(postgres_url: str) -> Non
         deleted_at=None,
     )
     task = SyncTask(
-        customer_id=customer.id,
+        resource="customer",
+        record_id=customer.id,
         operation="create",
-        customer=customer,
+        record=customer,
         committed=False,
         idempotency_key=None,
         request_fingerprint=None,

@@ -224,9 +224,10 @@ class TestCrashRecovery:
         )
         created = await stripe_provider.customers.create(orphan, idempotency_key="dead-1")
         dead = SyncTask(
-            customer_id=orphan.id,
+            resource="customer",
+            record_id=orphan.id,
             operation="create",
-            customer=orphan,
+            record=orphan,
             committed=False,
             idempotency_key=None,
             request_fingerprint=None,

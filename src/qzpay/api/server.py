@@ -89,6 +89,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(create_router(billing, auth=resolved, max_body_bytes=max_body_bytes))
+    # The admin console (HTML pages, its own sign-in with the same API keys) at /admin.
+    from qzpay.admin import create_admin_router
+
+    app.include_router(create_admin_router(billing, auth=resolved), prefix="/admin")
 
     # Errors outside the router's routes (unknown path, wrong method, middleware failures)
     # are problem+json too.

@@ -109,7 +109,7 @@ async def reconcile(
             report.unmanaged.append(remote.id)
         else:
             by_qzpay.setdefault(remote.qzpay_customer_id, []).append(remote)
-    pending = {t.customer_id for t in await storage.list_sync_tasks(limit=100_000)}
+    pending = {t.record_id for t in await storage.list_sync_tasks(limit=100_000)}
     seen: set[str] = set()
     async for local in customers.iterate(include_deleted=True, page_size=500):
         report.local_customers += 1

@@ -26,7 +26,7 @@ from qzpay.customers.reads import (
     single_owner,
 )
 from qzpay.customers.reconcile import ReconcileReport, reconcile
-from qzpay.customers.resource import CUSTOMERS, AdoptionLedger, CustomerRemote
+from qzpay.customers.resource import CUSTOMERS, AdoptionLedger
 from qzpay.customers.sync import ProviderSet
 from qzpay.engine.core import Engine
 from qzpay.engine.intents import fingerprint
@@ -71,7 +71,7 @@ class CustomerService:
         self._providers = providers
         self._engine = Engine(CUSTOMERS, storage, bus)
         self._adoptions = AdoptionLedger(self._engine)
-        remote = None if providers is None else CustomerRemote(providers, self._adoptions)
+        remote = None if providers is None else providers.customers(self._adoptions)
         self._strategy = choose(self._engine, remote, sync_errors)
         self._metadata_limit = MAX_METADATA_KEYS - (1 if providers else 0)
 

@@ -8,8 +8,8 @@ behaviour is one strategy object chosen at construction (``strategy``); and ``sy
 finishes or undoes whatever was left (``pending``). ``core.Engine`` holds the shared parts.
 
 A resource plugs in by declaring its model (a ``resource.Record``), a ``resource.Resource``
-description (name, links field, storage calls, how a task carries it) and a
-``resource.Remote`` for its providers, then::
+description (name, model, links field, storage calls) and a ``resource.Remote`` for its
+providers (usually a ``fanout.Fanout`` over their adapters for it), then::
 
     engine = Engine(MY_RESOURCE, storage, bus)
     strategy = choose(engine, remote_or_none, sync_errors)

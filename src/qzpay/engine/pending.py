@@ -68,6 +68,7 @@ class Pending(Generic[R]):
                 lease_until=tasks.leases.until(),
                 stale_owners=tasks.stale_owners(pending),
                 limit=limit,
+                resource=engine.resource.name,
             )
         completed = failed = 0
         for task in claimed:

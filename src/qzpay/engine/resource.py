@@ -4,11 +4,11 @@ A resource plugs into the engine by declaring three things:
 
 * its model: a frozen pydantic model satisfying :class:`Record` (an ``id``, ``updated_at``,
   ``deleted_at``, and ``changed_fields`` for an event's ``previous``);
-* a :class:`Resource` description: its name (events are ``<name>.created`` and so on), the
-  field holding its provider links, how it is read and written in a storage transaction, and
-  how it rides in a sync task;
-* a :class:`Remote`: the provider side, one call per kind of provider work, with the failure
-  rules of the resource (adoption, compensation) inside it.
+* a :class:`Resource` description: its name (events are ``<name>.created`` and so on), its
+  model (registered under that name in :mod:`qzpay.records`, so storage can decode it), the
+  field holding its provider links, and how it is read and written in a storage transaction;
+* a :class:`Remote`: the provider side, one call per kind of provider work; usually the
+  engine's :class:`~qzpay.engine.fanout.Fanout` over the providers' adapters for it.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ class Resource(ABC, Generic[R]):
     links_field: str
     """The field mapping provider name to the provider's id of the record."""
 
+    model: type[R]
+    """The record model, registered under ``name`` in :mod:`qzpay.records` (how storage decodes
+    a task's snapshot)."""
+
     def __init__(self) -> None:
         self.created = f"{self.name}.created"
         self.updated = f"{self.name}.updated"
@@ -94,13 +98,16 @@ class Resource(ABC, Generic[R]):
         """The record a create with this key made, and that request's fingerprint."""
 
     # -- sync tasks ---------------------------------------------------------------------------
-    @abstractmethod
     def task_fields(self, record: R) -> dict[str, Any]:
-        """The SyncTask fields that name and carry ``record`` (its id and snapshot)."""
+        """The SyncTask fields that name and carry ``record`` (its resource, id and snapshot)."""
+        return {"resource": self.name, "record_id": record.id, "record": record}
 
-    @abstractmethod
     def snapshot(self, task: SyncTask) -> R:
         """The record a task carries."""
+        record = task.record
+        if task.resource != self.name or not isinstance(record, self.model):
+            raise TypeError(f"the task of {task.resource} {task.record_id} carries no {self.name}")
+        return record
 
 
 Links = dict[str, str]

@@ -2,9 +2,8 @@
 
 A record has at most one pending task. An uncommitted ``create`` task is the intent of a create
 not committed locally yet; committed tasks belong to live records whose provider copies lag.
-Tasks are stored as today's SyncTask; what names and carries the record goes through the
-resource description (``task_fields``, ``snapshot``), so only :meth:`TaskBook.key` reads a
-resource-shaped field.
+A SyncTask names its resource and carries the record's snapshot; the resource description
+builds and reads those fields (``task_fields``, ``snapshot``).
 """
 
 from __future__ import annotations
@@ -33,8 +32,8 @@ class TaskBook(Generic[R]):
 
     @staticmethod
     def key(task: SyncTask) -> str:
-        """The id of the record ``task`` is about (SyncTask still names it ``customer_id``)."""
-        return task.customer_id
+        """The id of the record ``task`` is about."""
+        return task.record_id
 
     def record(self, task: SyncTask) -> R:
         return self._resource.snapshot(task)

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
+from pydantic import BaseModel
+
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
+from qzpay.records import record_type
 
 
 def email_key(email: str) -> str:
@@ -48,15 +51,21 @@ SyncOperation: TypeAlias = Literal["create", "push", "delete"]
 class SyncTask:
     """Provider work recorded durably before it is attempted, so a crash cannot lose it.
 
+    A task is about one record of any resource: ``resource`` names it (``"customer"``, a name
+    registered in :mod:`qzpay.records`), ``record_id`` is the record's id and ``record`` its
+    snapshot (an instance of that resource's model). Record ids carry their resource's prefix,
+    so a record id names one task across resources.
+
     ``create`` with ``committed=False`` is the intent of a create that has not committed
     locally yet (invisible to get/list/events); ``sync_pending`` finishes or undoes it.
-    ``committed=True`` tasks belong to live local customers whose provider copy lags
+    ``committed=True`` tasks belong to live local records whose provider copies lag
     (``provider_sync_errors="log"``). A task is worked on only by the holder of its lease.
     """
 
-    customer_id: str
+    resource: str
+    record_id: str
     operation: SyncOperation
-    customer: Customer
+    record: BaseModel
     committed: bool
     idempotency_key: str | None
     request_fingerprint: str | None
@@ -65,6 +74,23 @@ class SyncTask:
     attempts: int
     last_error: str | None
     created_at: datetime
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The provider links of the snapshot (the resource's links field)."""
+        return record_type(self.resource).links(self.record)
+
+    @property
+    def customer_id(self) -> str:
+        """Deprecated: ``record_id`` (for callers written when tasks carried only customers)."""
+        return self.record_id
+
+    @property
+    def customer(self) -> Customer:
+        """Deprecated: ``record`` of a customer task (for callers not moved to ``record``)."""
+        if not isinstance(self.record, Customer):
+            raise TypeError(f"a {self.resource} task carries no customer")
+        return self.record
 
 
 class Transaction(Protocol):
@@ -97,16 +123,19 @@ class Transaction(Protocol):
 
     async def append_event(self, event: Event) -> None: ...
 
-    async def get_sync_task(self, customer_id: str) -> SyncTask | None: ...
+    async def get_sync_task(self, record_id: str) -> SyncTask | None:
+        """The task of the record ``record_id`` (of any resource), read for change."""
+        ...
 
     async def find_sync_task_by_key(self, idempotency_key: str) -> SyncTask | None: ...
 
     async def put_sync_task(self, task: SyncTask) -> None:
-        """Insert or replace the customer's task. ConflictError(code="idempotency_key_reused")
-        when another task holds the same idempotency key."""
+        """Insert or replace the record's task. ConflictError(code="idempotency_key_reused")
+        when another task holds the same idempotency key. The resource must be registered
+        in :mod:`qzpay.records`."""
         ...
 
-    async def delete_sync_task(self, customer_id: str) -> None: ...
+    async def delete_sync_task(self, record_id: str) -> None: ...
 
     async def claim_sync_tasks(
         self,
@@ -116,8 +145,10 @@ class Transaction(Protocol):
         lease_until: datetime,
         stale_owners: frozenset[str],
         limit: int,
+        resource: str | None = None,
     ) -> list[SyncTask]:
-        """Take the lease of up to ``limit`` tasks whose lease ended or whose owner is stale."""
+        """Take the lease of up to ``limit`` tasks whose lease ended or whose owner is stale,
+        oldest first; only tasks of ``resource`` if it is given."""
         ...
 
     async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:
@@ -181,10 +212,11 @@ class Storage(Protocol):
         ...
 
     async def find_sync_task_by_link(
-        self, provider: str, provider_customer_id: str
+        self, provider: str, provider_id: str, *, resource: str = "customer"
     ) -> SyncTask | None:
-        """The task whose customer snapshot links ``provider_customer_id`` at ``provider`` (an
-        unfinished create adopting it, say); the oldest if several do. Committed data only."""
+        """The task of ``resource`` whose snapshot links ``provider_id`` at ``provider`` (in
+        the resource's links field: an unfinished create adopting it, say); the oldest if
+        several do. Committed data only."""
         ...
 
     async def count_sync_tasks(self) -> int:

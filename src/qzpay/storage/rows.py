@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeAlias
 
 from qzpay.customers.models import Address, Customer
 from qzpay.events import Event
+from qzpay.records import record_type
 from qzpay.storage.base import SyncTask, email_key
 
 # Read back in this order by customer_mapper (the idempotency fingerprint, where a query adds
@@ -30,11 +31,16 @@ CUSTOMER_INSERT_COLUMNS = (
     "id, email, email_key, name, phone, address, metadata, provider_ids, "
     "created_at, updated_at, deleted_at, idempotency_key, request_fingerprint"
 )
-# Both read by task_mapper and written by task_args in this order.
+# Read by task_mapper in this order. A task's record id and snapshot keep the column names
+# they had when tasks carried only customers (customer_id, customer); ``resource`` names the
+# record's kind (rows from before it default to 'customer').
 TASK_COLUMNS = (
     "customer_id, operation, customer, committed, idempotency_key, request_fingerprint, "
-    "lease_owner, lease_until, attempts, last_error, created_at"
+    "lease_owner, lease_until, attempts, last_error, created_at, resource"
 )
+# Written by task_args in this order: the read columns and the snapshot's provider links (the
+# resource's links field, copied so that one look-up serves every resource).
+TASK_WRITE_COLUMNS = f"{TASK_COLUMNS}, links"
 EVENT_COLUMNS = "id, type, customer_id, payload, created_at"  # as written by event_args
 # Set by customer_update_sql from customer_update_args, whose first argument is the id.
 CUSTOMER_UPDATE_COLUMNS = (
@@ -84,13 +90,16 @@ def customer_mapper(*, decode_time: Decode, decode_json: Decode) -> Callable[[Ro
 
 
 def task_mapper(*, decode_time: Decode) -> Callable[[Row], SyncTask]:
-    """Row (TASK_COLUMNS) -> SyncTask; the customer snapshot arrives as JSON text."""
+    """Row (TASK_COLUMNS) -> SyncTask; the record snapshot arrives as JSON text, decoded as
+    its resource's model (qzpay.records)."""
 
     def task(row: Row) -> SyncTask:
+        resource = row[11]
         return SyncTask(
-            customer_id=row[0],
+            resource=resource,
+            record_id=row[0],
             operation=row[1],
-            customer=Customer.model_validate_json(row[2]),
+            record=record_type(resource).decode(row[2]),
             committed=bool(row[3]),
             idempotency_key=row[4],
             request_fingerprint=row[5],
@@ -161,11 +170,11 @@ def customer_update_args(customer: Customer, *, encode_time: EncodeTime) -> list
 
 
 def task_args(task: SyncTask, *, encode_time: EncodeTime) -> tuple[object, ...]:
-    """The arguments of a write of TASK_COLUMNS (SQLite stores the bool as 0 or 1)."""
+    """The arguments of a write of TASK_WRITE_COLUMNS (SQLite stores the bool as 0 or 1)."""
     return (
-        task.customer_id,
+        task.record_id,
         task.operation,
-        task.customer.model_dump_json(),
+        task.record.model_dump_json(),
         task.committed,
         task.idempotency_key,
         task.request_fingerprint,
@@ -174,6 +183,8 @@ def task_args(task: SyncTask, *, encode_time: EncodeTime) -> tuple[object, ...]:
         task.attempts,
         task.last_error,
         encode_time(task.created_at),
+        task.resource,
+        dump_json(task.links),
     )
 
 

@@ -72,5 +72,12 @@ def copy_event(event: Event) -> Event:
     return event_with(event, copy_customer(event.data))
 
 
+def copy_record(record: BaseModel) -> BaseModel:
+    """A private copy of any resource's record (a customer the fast way)."""
+    if isinstance(record, Customer):
+        return copy_customer(record)
+    return record.model_copy(deep=True)
+
+
 def copy_task(task: SyncTask) -> SyncTask:
-    return replace(task, customer=copy_customer(task.customer))
+    return replace(task, record=copy_record(task.record))

@@ -83,10 +83,12 @@ class MemoryReader:
             oldest = heapq.nsmallest(max(0, limit), self._state.tasks.values(), key=task_order)
         return [copy_task(t) for t in oldest]
 
-    def find_sync_task_by_link(self, provider: str, provider_customer_id: str) -> SyncTask | None:
+    def find_sync_task_by_link(
+        self, provider: str, provider_id: str, *, resource: str = "customer"
+    ) -> SyncTask | None:
         state = self._state
         with state.lock:
-            holders = state.task_links.get((provider, provider_customer_id))
+            holders = state.task_links.get((resource, provider, provider_id))
             if not holders:
                 return None
             task = min((state.tasks[cid] for cid in holders), key=task_order)

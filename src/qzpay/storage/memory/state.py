@@ -16,11 +16,12 @@ from qzpay.storage.base import SyncTask
 from qzpay.storage.memory.indexes import CustomerIndex
 
 Link = tuple[str, str]  # (provider, provider customer id)
+TaskLink = tuple[str, str, str]  # (resource, provider, provider id) in a task's snapshot
 
 
 def task_order(task: SyncTask) -> tuple[datetime, str]:
     """Oldest first, as the SQL backends order tasks."""
-    return task.created_at, task.customer_id
+    return task.created_at, task.record_id
 
 
 class WriteSet:
@@ -47,8 +48,8 @@ class MemoryState:
         self.events: list[Event] = []
         self.event_at: dict[str, int] = {}
         self.tasks: dict[str, SyncTask] = {}
-        self.task_keys: dict[str, str] = {}  # idempotency key -> customer id
-        self.task_links: dict[Link, set[str]] = {}  # link in a task's snapshot -> customer ids
+        self.task_keys: dict[str, str] = {}  # idempotency key -> record id
+        self.task_links: dict[TaskLink, set[str]] = {}  # link in a task's snapshot -> record ids
         self.webhooks: set[tuple[str, str]] = set()
 
     def apply(self, writes: WriteSet) -> None:
@@ -64,8 +65,8 @@ class MemoryState:
                 self.event_at[event.id] = len(self.events)
                 self.events.append(event)
             if writes.tasks:
-                for customer_id, task in writes.tasks.items():
-                    self._put_task(customer_id, task)
+                for record_id, task in writes.tasks.items():
+                    self._put_task(record_id, task)
             if writes.webhooks:
                 self.webhooks.update(writes.webhooks)
 
@@ -87,21 +88,22 @@ class MemoryState:
                 self.links[provider, pcid] = customer_id
                 self.owners.setdefault(pcid, {})[provider] = customer_id
 
-    def _put_task(self, customer_id: str, task: SyncTask | None) -> None:
-        old = self.tasks.pop(customer_id, None)
+    def _put_task(self, record_id: str, task: SyncTask | None) -> None:
+        old = self.tasks.pop(record_id, None)
         if old is not None:
             key = old.idempotency_key
-            if key is not None and self.task_keys.get(key) == customer_id:
+            if key is not None and self.task_keys.get(key) == record_id:
                 del self.task_keys[key]
-            for link in old.customer.provider_customer_ids.items():
+            for provider, provider_id in old.links.items():
+                link = (old.resource, provider, provider_id)
                 holders = self.task_links[link]
-                holders.discard(customer_id)
+                holders.discard(record_id)
                 if not holders:
                     del self.task_links[link]
         if task is None:
             return
-        self.tasks[customer_id] = task
+        self.tasks[record_id] = task
         if task.idempotency_key is not None:
-            self.task_keys[task.idempotency_key] = customer_id
-        for link in task.customer.provider_customer_ids.items():
-            self.task_links.setdefault(link, set()).add(customer_id)
+            self.task_keys[task.idempotency_key] = record_id
+        for provider, provider_id in task.links.items():
+            self.task_links.setdefault((task.resource, provider, provider_id), set()).add(record_id)

@@ -71,9 +71,9 @@ class MemoryStorage:
         return self._reader.list_sync_tasks(limit=limit)
 
     async def find_sync_task_by_link(
-        self, provider: str, provider_customer_id: str
+        self, provider: str, provider_id: str, *, resource: str = "customer"
     ) -> SyncTask | None:
-        return self._reader.find_sync_task_by_link(provider, provider_customer_id)
+        return self._reader.find_sync_task_by_link(provider, provider_id, resource=resource)
 
     async def count_sync_tasks(self) -> int:
         return self._reader.count_sync_tasks()

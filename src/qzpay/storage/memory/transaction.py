@@ -17,6 +17,7 @@ from types import TracebackType
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
+from qzpay.records import record_type
 from qzpay.storage.base import IdempotentCreate, SyncTask
 from qzpay.storage.memory.copies import copy_customer, copy_task, event_with
 from qzpay.storage.memory.state import Link, MemoryState, WriteSet, task_order
@@ -121,11 +122,11 @@ class MemoryTransaction(WriteSet, AbstractAsyncContextManager["MemoryTransaction
         self.events.append(event_with(event, stored))
 
     # -- sync tasks: the transaction's own over the committed ones ----------------------------
-    def _task(self, customer_id: str) -> SyncTask | None:
+    def _task(self, record_id: str) -> SyncTask | None:
         staged = self.tasks
-        if staged is not None and customer_id in staged:
-            return staged[customer_id]
-        return self._state.tasks.get(customer_id)
+        if staged is not None and record_id in staged:
+            return staged[record_id]
+        return self._state.tasks.get(record_id)
 
     def _task_by_key(self, idempotency_key: str) -> SyncTask | None:
         staged = self.tasks
@@ -138,28 +139,29 @@ class MemoryTransaction(WriteSet, AbstractAsyncContextManager["MemoryTransaction
             return None  # a staged task replaced it (and was checked above) or deleted it
         return self._state.tasks[holder]
 
-    async def get_sync_task(self, customer_id: str) -> SyncTask | None:
-        task = self._task(customer_id)
+    async def get_sync_task(self, record_id: str) -> SyncTask | None:
+        task = self._task(record_id)
         return None if task is None else copy_task(task)
 
     async def find_sync_task_by_key(self, idempotency_key: str) -> SyncTask | None:
         task = self._task_by_key(idempotency_key)
         return None if task is None else copy_task(task)
 
-    def _stage_task(self, customer_id: str, task: SyncTask | None) -> None:
+    def _stage_task(self, record_id: str, task: SyncTask | None) -> None:
         if self.tasks is None:
             self.tasks = {}
-        self.tasks[customer_id] = task
+        self.tasks[record_id] = task
 
     async def put_sync_task(self, task: SyncTask) -> None:
         if task.idempotency_key is not None:
             holder = self._task_by_key(task.idempotency_key)
-            if holder is not None and holder.customer_id != task.customer_id:
+            if holder is not None and holder.record_id != task.record_id:
                 raise ConflictError("idempotency key already used", code="idempotency_key_reused")
-        self._stage_task(task.customer_id, copy_task(task))
+        record_type(task.resource)  # as the SQL backends, refuse a resource nobody registered
+        self._stage_task(task.record_id, copy_task(task))
 
-    async def delete_sync_task(self, customer_id: str) -> None:
-        self._stage_task(customer_id, None)
+    async def delete_sync_task(self, record_id: str) -> None:
+        self._stage_task(record_id, None)
 
     async def claim_sync_tasks(
         self,
@@ -169,6 +171,7 @@ class MemoryTransaction(WriteSet, AbstractAsyncContextManager["MemoryTransaction
         lease_until: datetime,
         stale_owners: frozenset[str],
         limit: int,
+        resource: str | None = None,
     ) -> list[SyncTask]:
         merged: dict[str, SyncTask | None] = {**self._state.tasks, **(self.tasks or {})}
         claimable = sorted(
@@ -176,13 +179,14 @@ class MemoryTransaction(WriteSet, AbstractAsyncContextManager["MemoryTransaction
                 t
                 for t in merged.values()
                 if t is not None
+                and (resource is None or t.resource == resource)
                 and (t.lease_until <= now or t.lease_owner is None or t.lease_owner in stale_owners)
             ),
             key=task_order,
         )[: max(0, limit)]
         claimed = [replace(t, lease_owner=owner, lease_until=lease_until) for t in claimable]
         for task in claimed:
-            self._stage_task(task.customer_id, task)
+            self._stage_task(task.record_id, task)
         return [copy_task(task) for task in claimed]
 
     async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:

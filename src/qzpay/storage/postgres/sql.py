@@ -20,6 +20,7 @@ from qzpay.storage.rows import (
     CUSTOMER_INSERT_COLUMNS,
     EVENT_COLUMNS,
     TASK_COLUMNS,
+    TASK_WRITE_COLUMNS,
     as_is,
     customer_mapper,
     customer_update_sql,
@@ -118,10 +119,10 @@ INSERT_EVENT_CHECKED: Part = (
     None,
 )
 PUT_TASK: Part = (
-    f"INSERT INTO sync_tasks ({TASK_COLUMNS}) "
-    "VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11) "
+    f"INSERT INTO sync_tasks ({TASK_WRITE_COLUMNS}) "
+    "VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb) "
     "ON CONFLICT (customer_id) DO UPDATE SET "
-    + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in TASK_COLUMNS.split(",")[1:]),
+    + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in TASK_WRITE_COLUMNS.split(",")[1:]),
     None,
 )
 DELETE_TASK: Part = ("DELETE FROM sync_tasks WHERE customer_id = $1", "")
@@ -131,7 +132,8 @@ GET_TASK_BY_KEY = f"SELECT {TASK_COLUMNS} FROM sync_tasks WHERE idempotency_key 
 CLAIM_TASKS = f"""
     WITH claimable AS (
         SELECT customer_id FROM sync_tasks
-        WHERE lease_until <= $1 OR lease_owner IS NULL OR lease_owner = ANY($2::text[])
+        WHERE (lease_until <= $1 OR lease_owner IS NULL OR lease_owner = ANY($2::text[]))
+            AND ($6::text IS NULL OR resource = $6)
         ORDER BY created_at, customer_id LIMIT $3
         FOR UPDATE SKIP LOCKED
     )
@@ -140,12 +142,12 @@ CLAIM_TASKS = f"""
     RETURNING {", ".join(f"t.{c.strip()}" for c in TASK_COLUMNS.split(","))}"""
 LIST_TASKS = f"SELECT {TASK_COLUMNS} FROM sync_tasks ORDER BY created_at, customer_id LIMIT $1"
 COUNT_TASKS = "SELECT count(*) FROM sync_tasks"
-# Containment, so the GIN index of migration 0003 answers it; the matches are taken first
+# Containment, so the GIN index of migration 0006 answers it; the matches are taken first
 # (MATERIALIZED), so the planner never walks sync_tasks_created hoping for an early match.
 TASK_BY_LINK = f"""
     WITH linked AS MATERIALIZED (
         SELECT {TASK_COLUMNS} FROM sync_tasks
-        WHERE customer -> 'provider_customer_ids' @> jsonb_build_object($1::text, $2::text)
+        WHERE links @> jsonb_build_object($1::text, $2::text) AND resource = $3
     )
     SELECT * FROM linked ORDER BY created_at, customer_id LIMIT 1"""
 WEBHOOK_SEEN = "SELECT 1 FROM webhook_events WHERE provider = $1 AND event_id = $2"

@@ -291,9 +291,9 @@ class PostgresStorage:
         return [task_from_row(row) for row in rows]
 
     async def find_sync_task_by_link(
-        self, provider: str, provider_customer_id: str
+        self, provider: str, provider_id: str, *, resource: str = "customer"
     ) -> SyncTask | None:
-        args = (provider, provider_customer_id)
+        args = (provider, provider_id, resource)
         row = await self._read(lambda c: c.fetchrow(sql.TASK_BY_LINK, *args))
         return None if row is None else task_from_row(row)
 

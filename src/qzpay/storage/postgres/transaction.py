@@ -415,8 +415,8 @@ class PostgresTransaction:
         write = Write((sql.INSERT_EVENT,), event_args(event, encode_time=as_is), customer=False)
         await self._write(write, may_conflict=False)
 
-    async def get_sync_task(self, customer_id: str) -> SyncTask | None:
-        row = await self._fetchrow(sql.GET_TASK, customer_id)
+    async def get_sync_task(self, record_id: str) -> SyncTask | None:
+        row = await self._fetchrow(sql.GET_TASK, record_id)
         return None if row is None else task_from_row(row)
 
     async def find_sync_task_by_key(self, idempotency_key: str) -> SyncTask | None:
@@ -427,8 +427,8 @@ class PostgresTransaction:
         write = Write((sql.PUT_TASK,), task_args(task, encode_time=as_is), customer=False)
         await self._write(write, may_conflict=task.idempotency_key is not None)
 
-    async def delete_sync_task(self, customer_id: str) -> None:
-        write = Write((sql.DELETE_TASK,), (customer_id,), customer=False)
+    async def delete_sync_task(self, record_id: str) -> None:
+        write = Write((sql.DELETE_TASK,), (record_id,), customer=False)
         await self._write(write, may_conflict=False)
 
     async def claim_sync_tasks(
@@ -439,17 +439,17 @@ class PostgresTransaction:
         lease_until: datetime,
         stale_owners: frozenset[str],
         limit: int,
+        resource: str | None = None,
     ) -> list[SyncTask]:
         connection = await self._begin()
         await self._flush(connection)
+        args = (now, sorted(stale_owners), limit, owner, lease_until, resource)
         try:
-            rows = await connection.fetch(
-                sql.CLAIM_TASKS, now, sorted(stale_owners), limit, owner, lease_until
-            )
+            rows = await connection.fetch(sql.CLAIM_TASKS, *args)
         except DRIVER_ERRORS as exc:
             raise driver_error(exc) from exc
         claimed = (task_from_row(row) for row in rows)
-        return sorted(claimed, key=lambda t: (t.created_at, t.customer_id))
+        return sorted(claimed, key=lambda t: (t.created_at, t.record_id))
 
     async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:
         # Deliveries of one event queue on an advisory lock and then look, so a duplicate

@@ -136,14 +136,16 @@ class Reader:
         )
         return [task_from_row(row) for row in rows]
 
-    def find_sync_task_by_link(self, provider: str, provider_customer_id: str) -> SyncTask | None:
+    def find_sync_task_by_link(
+        self, provider: str, provider_id: str, *, resource: str = "customer"
+    ) -> SyncTask | None:
         # json_each rather than a JSON path: a provider name needs no quoting as a key here.
         # No index can serve a key chosen per query; the scan is of pending work only.
         rows = self._query(
-            f"SELECT {TASK_COLUMNS} FROM sync_tasks WHERE EXISTS ("
-            "SELECT 1 FROM json_each(customer, '$.provider_customer_ids') "
+            f"SELECT {TASK_COLUMNS} FROM sync_tasks WHERE resource = ? AND EXISTS ("
+            "SELECT 1 FROM json_each(links) "
             "WHERE key = ? AND value = ?) ORDER BY created_at, customer_id LIMIT 1",
-            (provider, provider_customer_id),
+            (resource, provider, provider_id),
         )
         return task_from_row(rows[0]) if rows else None
 

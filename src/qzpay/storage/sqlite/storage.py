@@ -220,10 +220,10 @@ class SQLiteStorage:
         return (await self._loop_reader()).list_sync_tasks(limit=limit)
 
     async def find_sync_task_by_link(
-        self, provider: str, provider_customer_id: str
+        self, provider: str, provider_id: str, *, resource: str = "customer"
     ) -> SyncTask | None:
         reader = await self._loop_reader()
-        return reader.find_sync_task_by_link(provider, provider_customer_id)
+        return reader.find_sync_task_by_link(provider, provider_id, resource=resource)
 
     async def count_sync_tasks(self) -> int:
         return (await self._loop_reader()).count_sync_tasks()

@@ -17,6 +17,7 @@ from qzpay.storage.rows import (
     CUSTOMER_INSERT_COLUMNS,
     EVENT_COLUMNS,
     TASK_COLUMNS,
+    TASK_WRITE_COLUMNS,
     customer_args,
     customer_update_args,
     customer_update_sql,
@@ -35,7 +36,10 @@ _INSERT_CUSTOMER = (
 )
 _UPDATE_CUSTOMER = customer_update_sql(lambda number: f"?{number}")
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_marks(EVENT_COLUMNS)})"
-_PUT_TASK = f"INSERT OR REPLACE INTO sync_tasks ({TASK_COLUMNS}) VALUES ({_marks(TASK_COLUMNS)})"
+_PUT_TASK = (
+    f"INSERT OR REPLACE INTO sync_tasks ({TASK_WRITE_COLUMNS}) "
+    f"VALUES ({_marks(TASK_WRITE_COLUMNS)})"
+)
 _SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM sync_tasks"
 _INSERT_LINKS = (
     "INSERT INTO customer_links (provider, provider_customer_id, customer_id) VALUES (?, ?, ?)"
@@ -137,8 +141,8 @@ class SQLiteTransaction:
     async def append_event(self, event: Event) -> None:
         self._db.execute(_INSERT_EVENT, event_args(event, encode_time=to_micros))
 
-    async def get_sync_task(self, customer_id: str) -> SyncTask | None:
-        row = self._db.execute(f"{_SELECT_TASKS} WHERE customer_id = ?", (customer_id,)).fetchone()
+    async def get_sync_task(self, record_id: str) -> SyncTask | None:
+        row = self._db.execute(f"{_SELECT_TASKS} WHERE customer_id = ?", (record_id,)).fetchone()
         return None if row is None else task_from_row(row)
 
     async def find_sync_task_by_key(self, idempotency_key: str) -> SyncTask | None:
@@ -153,12 +157,12 @@ class SQLiteTransaction:
                 "SELECT customer_id FROM sync_tasks WHERE idempotency_key = ?",
                 (task.idempotency_key,),
             ).fetchone()
-            if holder is not None and holder[0] != task.customer_id:
+            if holder is not None and holder[0] != task.record_id:
                 raise ConflictError("idempotency key already used", code="idempotency_key_reused")
         self._db.execute(_PUT_TASK, task_args(task, encode_time=to_micros))
 
-    async def delete_sync_task(self, customer_id: str) -> None:
-        self._db.execute("DELETE FROM sync_tasks WHERE customer_id = ?", (customer_id,))
+    async def delete_sync_task(self, record_id: str) -> None:
+        self._db.execute("DELETE FROM sync_tasks WHERE customer_id = ?", (record_id,))
 
     async def claim_sync_tasks(
         self,
@@ -168,21 +172,22 @@ class SQLiteTransaction:
         lease_until: datetime,
         stale_owners: frozenset[str],
         limit: int,
+        resource: str | None = None,
     ) -> list[SyncTask]:
         stale = sorted(stale_owners)
         marks = ", ".join("?" * len(stale))
         stale_clause = f" OR lease_owner IN ({marks})" if stale else ""
         rows = self._db.execute(
-            f"{_SELECT_TASKS} WHERE lease_until <= ? "
-            f"OR lease_owner IS NULL{stale_clause} ORDER BY created_at, customer_id LIMIT ?",
-            (to_micros(now), *stale, limit),
+            f"{_SELECT_TASKS} WHERE (lease_until <= ? OR lease_owner IS NULL{stale_clause}) "
+            "AND (? IS NULL OR resource = ?) ORDER BY created_at, customer_id LIMIT ?",
+            (to_micros(now), *stale, resource, resource, limit),
         ).fetchall()
         claimed = [
             replace(task_from_row(row), lease_owner=owner, lease_until=lease_until) for row in rows
         ]
         self._db.executemany(
             "UPDATE sync_tasks SET lease_owner = ?, lease_until = ? WHERE customer_id = ?",
-            [(owner, to_micros(lease_until), task.customer_id) for task in claimed],
+            [(owner, to_micros(lease_until), task.record_id) for task in claimed],
         )
         return claimed
 

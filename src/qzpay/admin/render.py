@@ -1,0 +1,88 @@
+"""Rendering: the package's Jinja2 templates, security headers, provider dashboard links."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from qzpay.admin.session import Session
+
+DASHBOARDS: Final = {"stripe": "https://dashboard.stripe.com/customers/{id}"}
+"""Provider dashboard pages by provider name; MercadoPago has no customer page to link to, so
+its ids (and those of any other provider) are shown as plain text."""
+
+_ENV = Environment(
+    loader=PackageLoader("qzpay.admin", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def dashboard_url(provider: str, provider_customer_id: str) -> str | None:
+    template = DASHBOARDS.get(provider)
+    return None if template is None else template.format(id=quote(provider_customer_id, safe=""))
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _as_json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+_ENV.filters["when"] = _when
+_ENV.filters["as_json"] = _as_json
+_ENV.globals["dashboard_url"] = dashboard_url
+
+
+def security_headers(response: Response, nonce: str | None = None) -> Response:
+    style = "'self'" + (f" 'nonce-{nonce}'" if nonce else "")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src {style}; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def admin_path(
+    request: Request, name: str, query: dict[str, Any] | None = None, **params: str
+) -> str:
+    """The path of an admin route (wherever the router is mounted), with a query string."""
+    path = request.url_for(f"qzpay_admin_{name}", **params).path
+    kept = {k: v for k, v in (query or {}).items() if v not in (None, "", False)}
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
+def page(
+    request: Request,
+    template: str,
+    *,
+    session: Session | None,
+    status: int = 200,
+    title: str,
+    **context: Any,
+) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(12) if session is None else None
+
+    def url(name: str, query: dict[str, Any] | None = None, **params: str) -> str:
+        return admin_path(request, name, query, **params)
+
+    body = _ENV.get_template(template).render(
+        url=url, session=session, title=title, nonce=nonce, request=request, **context
+    )
+    response = HTMLResponse(body, status_code=status)
+    security_headers(response, nonce)
+    return response

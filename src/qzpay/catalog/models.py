@@ -1,0 +1,140 @@
+"""The public catalog objects: plans (what a customer subscribes to) and their prices.
+
+A plan or price is never deleted, only archived: ``active=False``. An archived record stays
+readable (subscriptions made on it keep pointing at it) and keeps its provider links.
+
+For the engine (``qzpay.engine.resource.Record``), which soft-deletes through ``deleted_at``,
+catalog records are never deleted: ``deleted_at`` is a property that is always None, so the
+models satisfy ``Record`` and the engine's checks ("deleted records cannot change") never
+block them. Archiving is an ordinary change of ``active`` (:func:`archive_changes`) through the
+engine's update path; what the engine must add for it is the event's name: ``<name>.archived``
+when ``active`` goes from True to False (a Stripe webhook deactivating a price included),
+``<name>.updated`` otherwise. An archived record can still change (a price's ``lookup_key``
+and ``metadata``; what a provider's dashboard changes), and the engine's delete path must not
+be used for these resources.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from qzpay.catalog.currencies import to_major_units
+from qzpay.ids import IdGenerator
+
+Interval = Literal["day", "week", "month", "year"]
+INTERVALS: Final[tuple[Interval, ...]] = ("day", "week", "month", "year")
+
+plan_ids = IdGenerator("plan_")
+price_ids = IdGenerator("price_")
+
+
+class Plan(BaseModel):
+    """A plan as stored. Immutable: changes go through ``billing.plans.update``.
+
+    ``entitlements`` are feature keys (de-duplicated, in the order given); ``limits`` maps a
+    limit's name to a non-negative integer (``{"seats": 5}``). ``metadata``, ``limits``,
+    ``entitlements`` and ``provider_plan_ids`` are copies; mutating them changes nothing stored.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    key: str
+    name: str
+    description: str | None = None
+    entitlements: list[str]
+    limits: dict[str, int]
+    metadata: dict[str, str]
+    active: bool = True
+    provider_plan_ids: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    def changed_fields(self, other: Plan) -> dict[str, Any]:
+        """The user-visible fields whose values differ in ``other``, with this record's values."""
+        return _changed(self, other, PLAN_FIELDS)
+
+    @property
+    def deleted_at(self) -> None:
+        """Always None: archived (``active=False``), never deleted (see the module docstring)."""
+        return None
+
+
+class Price(BaseModel):
+    """A recurring price of a plan. ``unit_amount`` counts the currency's minor unit (cents).
+
+    Amount, currency, interval, interval count and trial days never change: a new price
+    replaces an old one. Only ``lookup_key``, ``metadata`` and ``active`` (archiving) change.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    plan_id: str
+    currency: str
+    unit_amount: int
+    interval: Interval
+    interval_count: int = 1
+    trial_days: int | None = None
+    lookup_key: str | None = None
+    metadata: dict[str, str]
+    active: bool = True
+    provider_price_ids: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    def changed_fields(self, other: Price) -> dict[str, Any]:
+        """The user-visible fields whose values differ in ``other``, with this record's values."""
+        return _changed(self, other, PRICE_FIELDS)
+
+    @property
+    def deleted_at(self) -> None:
+        """Always None: archived (``active=False``), never deleted (see the module docstring)."""
+        return None
+
+    def major_amount(self) -> Decimal:
+        """``unit_amount`` in major units (``Decimal("19.99")`` for 1999 USD cents)."""
+        return to_major_units(self.unit_amount, self.currency)
+
+
+def archive_changes(now: datetime) -> dict[str, Any]:
+    """The fields archiving sets (what the engine's soft delete sets for customers)."""
+    return {"active": False, "updated_at": now}
+
+
+def _changed(before: BaseModel, after: BaseModel, fields: tuple[str, ...]) -> dict[str, Any]:
+    previous: dict[str, Any] = {}
+    for field in fields:
+        old = getattr(before, field)
+        if old != getattr(after, field):
+            previous[field] = old
+    return previous
+
+
+# Fields reported in an event's ``previous``; timestamps are bookkeeping, not changes.
+PLAN_FIELDS: Final = (
+    "key",
+    "name",
+    "description",
+    "entitlements",
+    "limits",
+    "metadata",
+    "active",
+    "provider_plan_ids",
+)
+PRICE_FIELDS: Final = (
+    "plan_id",
+    "currency",
+    "unit_amount",
+    "interval",
+    "interval_count",
+    "trial_days",
+    "lookup_key",
+    "metadata",
+    "active",
+    "provider_price_ids",
+)
