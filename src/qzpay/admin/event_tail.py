@@ -17,7 +17,7 @@ from typing import Final
 from qzpay.errors import NotFoundError
 from qzpay.event_log import EventLog
 from qzpay.events import Event
-from qzpay.limits import MAX_EVENT_PAGE
+from qzpay.limits import DEFAULT_EVENT_PAGE, MAX_EVENT_PAGE
 
 DEFAULT_WINDOW: Final = 5_000
 
@@ -49,7 +49,11 @@ class EventTail:
                     return
 
     async def latest(
-        self, *, event_type: str | None = None, customer_id: str | None = None, limit: int = 100
+        self,
+        *,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        limit: int = DEFAULT_EVENT_PAGE,
     ) -> list[Event]:
         """Up to ``limit`` of the window's events, newest first, matching the filters."""
         await self.refresh()

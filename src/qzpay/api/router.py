@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from qzpay.api.auth import APIKeyAuth, require_api_key
 from qzpay.api.problems import problem_responses
-from qzpay.api.routing import operation_id, problems, route_class
+from qzpay.api.routing import problem_router, problems, route_class
 from qzpay.api.schemas import (
     CustomerCreate,
     CustomerList,
@@ -115,19 +115,14 @@ def create_router(
     it in its lifespan).
     """
     capped = route_class(max_body_bytes)
-    secured = [Depends(require_api_key(auth))] if auth is not None else []
-    public = APIRouter(route_class=capped, generate_unique_id_function=operation_id)
-    api = APIRouter(
-        route_class=capped,
-        generate_unique_id_function=operation_id,
-        dependencies=secured,
-        responses=problem_responses(401) if auth is not None else {},
-    )
+    # One router per tag (the tag said once); all but health's go under ``api``, the key's.
+    health_routes = problem_router(capped, tags=["health"])
+    customer_routes = problem_router(capped, tags=["customers"])
+    event_routes = problem_router(capped, tags=["events"])
 
-    @public.get(
+    @health_routes.get(
         "/health",
         response_model=Health,
-        tags=["health"],
         summary="Liveness and storage reachability (no API key needed)",
         responses=problem_responses(500, 503),
     )
@@ -138,11 +133,10 @@ def create_router(
 
     # -- customers -------------------------------------------------------------------------
 
-    @api.post(
+    @customer_routes.post(
         "/customers",
         status_code=201,
         response_model=Customer,
-        tags=["customers"],
         summary="Create a customer",
         responses=problems(400, 409, 413, 422, 502),
     )
@@ -175,10 +169,9 @@ def create_router(
         )
         return customer
 
-    @api.get(
+    @customer_routes.get(
         "/customers",
         response_model=CustomerList,
-        tags=["customers"],
         summary="List customers, newest first",
         responses=problems(422),
         openapi_extra={"parameters": [METADATA_PARAMETER]},
@@ -217,14 +210,8 @@ def create_router(
                 metadata=metadata,
                 include_deleted=include_deleted,
             )
-            return CustomerList(
-                data=page.data,
-                total=page.total,
-                limit=page.limit,
-                offset=page.offset,
-                has_more=page.has_more,
-                next_cursor=page.data[-1].id if page.has_more and page.data else None,
-            )
+            cursor = page.data[-1].id if page.has_more and page.data else None
+            return CustomerList.from_page(page, cursor)
         if offset is not None:
             raise ValidationError(
                 [
@@ -251,10 +238,9 @@ def create_router(
             next_cursor=data[-1].id if has_more else None,
         )
 
-    @api.get(
+    @customer_routes.get(
         "/customers/by-provider-id/{provider_customer_id}",
         response_model=Customer,
-        tags=["customers"],
         summary="Find the customer a payment provider knows by this id",
         responses=problems(404, 409, 422),
     )
@@ -278,11 +264,10 @@ def create_router(
             raise NotFoundError(f"no customer is linked to {provider_customer_id!r}")
         return customer
 
-    @api.get(
+    @customer_routes.get(
         "/customers/{customer_id}",
         name="qzpay_get_customer",
         response_model=Customer,
-        tags=["customers"],
         summary="Get a customer (deleted ones too, with `deleted_at` set)",
         responses=problems(404, 422),
     )
@@ -292,21 +277,19 @@ def create_router(
             raise NotFoundError(f"no customer {customer_id!r}")
         return customer
 
-    @api.patch(
+    @customer_routes.patch(
         "/customers/{customer_id}",
         response_model=Customer,
-        tags=["customers"],
         summary="Update a customer (absent fields unchanged, null clears, metadata merges)",
         responses=problems(400, 404, 409, 413, 422, 502),
     )
     async def update_customer(customer_id: CustomerId, body: CustomerUpdate) -> Customer:
         return await billing.customers.update(customer_id, **body.changes())
 
-    @api.delete(
+    @customer_routes.delete(
         "/customers/{customer_id}",
         status_code=204,
         response_class=Response,
-        tags=["customers"],
         summary="Delete a customer (soft; deleting twice is a no-op)",
         responses=problems(404, 422, 502),
     )
@@ -316,10 +299,9 @@ def create_router(
 
     # -- events ----------------------------------------------------------------------------
 
-    @api.get(
+    @event_routes.get(
         "/events",
         response_model=EventList,
-        tags=["events"],
         summary="Read the durable event log, in commit order",
         responses=problems(404, 422),
     )
@@ -341,10 +323,20 @@ def create_router(
 
     # -- webhooks --------------------------------------------------------------------------
     # On ``public``: providers cannot send our API key; the signature is the authentication.
+    public = problem_router(capped)
+    public.include_router(health_routes)
     if webhooks:
         public.include_router(create_webhook_router(billing, max_body_bytes=max_body_bytes))
 
-    router = APIRouter(route_class=capped, generate_unique_id_function=operation_id)
+    api = problem_router(
+        capped,
+        dependencies=[Depends(require_api_key(auth))] if auth is not None else [],
+        responses=problem_responses(401) if auth is not None else {},
+    )
+    api.include_router(customer_routes)
+    api.include_router(event_routes)
+
+    router = problem_router(capped)
     router.include_router(public)
     router.include_router(api)
     return router

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
-from fastapi import HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Message, Receive
 
@@ -92,6 +92,12 @@ def route_class(max_body_bytes: int) -> type[ProblemRoute]:
 def operation_id(route: APIRoute) -> str:
     """OpenAPI operationIds are the handlers' names: ``create_customer``, ``list_events``..."""
     return route.endpoint.__name__
+
+
+def problem_router(route: type[ProblemRoute], **options: Any) -> APIRouter:
+    """An APIRouter whose routes are ``route``s, named by their handlers (``options`` as for
+    APIRouter: ``tags``, ``dependencies``...)."""
+    return APIRouter(route_class=route, generate_unique_id_function=operation_id, **options)
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

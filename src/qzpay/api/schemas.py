@@ -14,6 +14,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from qzpay.customers.models import Address, Customer
 from qzpay.events import Event
+from qzpay.page import Page
 
 _METADATA_RULES = (
     "At most 50 keys; keys 1–40 characters without `[` or `]`; values strings of at most "
@@ -102,6 +103,12 @@ class CustomerList(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `starting_after` to get the next page; null on the last page."
     )
+
+    @classmethod
+    def from_page(cls, page: Page[Customer], next_cursor: str | None) -> CustomerList:
+        """``page`` as the response body, with the cursor to the page after it."""
+        fields = {name: getattr(page, name) for name in Page.model_fields}
+        return cls(**fields, next_cursor=next_cursor)
 
 
 class EventList(BaseModel):

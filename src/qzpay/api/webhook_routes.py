@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from qzpay.api.routing import operation_id, problems, route_class
+from qzpay.api.routing import problem_router, problems, route_class
 from qzpay.api.schemas import WebhookReceipt
 from qzpay.billing import Billing
 from qzpay.errors import NotFoundError, ValidationError
@@ -54,15 +54,12 @@ def create_webhook_router(
     this one yourself when the rest of the API sits behind your own authentication.
 
     A delivery over ``max_body_bytes`` (1 MiB by default) is a 413, and is not read."""
-    router = APIRouter(
-        route_class=route_class(max_body_bytes), generate_unique_id_function=operation_id
-    )
+    router = problem_router(route_class(max_body_bytes), tags=["webhooks"])
 
     @router.post(
         "/webhooks/{provider}",
         name="qzpay_receive_webhook",
         response_model=WebhookReceipt,
-        tags=["webhooks"],
         summary="Receive a payment provider's webhook (no API key: the signature is checked)",
         description=(
             "Point the provider's webhook endpoint here (`/webhooks/stripe`). The delivery is "

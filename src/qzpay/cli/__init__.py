@@ -37,6 +37,7 @@ from qzpay.cli.options import (
     sync_billing,
 )
 from qzpay.cli.provider_sync import customers_reconcile, customers_sync_pending, provider_billing
+from qzpay.cli.relay import relay_command
 from qzpay.cli.rendering import (
     reconcile_json,
     show_customer,
@@ -46,7 +47,6 @@ from qzpay.cli.rendering import (
     show_sync_report,
 )
 from qzpay.cli.serve import demo, serve
-from qzpay.relay.cli import relay_command
 
 __all__ = [
     "DATABASE_URL_ENV",

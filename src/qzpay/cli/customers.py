@@ -9,74 +9,44 @@ from typing import Annotated, Any
 
 import typer
 
-from qzpay.billing import DEFAULT_STORAGE
-from qzpay.cli.handling import EXIT_ERROR, fail, handled
-from qzpay.cli.options import (
-    City,
-    Country,
-    DatabaseUrl,
-    Debug,
-    JsonOutput,
-    Line1,
-    Line2,
-    MetadataPairs,
-    PostalCode,
-    State,
-    address_from,
-    parse_pairs,
-    provider_config,
-    sync_billing,
-)
+from qzpay.cli.handling import EXIT_ERROR, fail
+from qzpay.cli.options import AddressOptions, Common, MetadataPairs, command, parse_pairs
 from qzpay.cli.rendering import show_customer, show_customers
 from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 
 CustomerId = Annotated[str, typer.Argument(help="The customer id (cus_...).")]
 
 
+@command
 def customers_create(
     email: Annotated[str, typer.Option(help="Email address (required).")],
     name: Annotated[str | None, typer.Option(help="Full name.")] = None,
     phone: Annotated[
         str | None, typer.Option(help="International form, e.g. +14155552671.")
     ] = None,
-    line1: Line1 = None,
-    line2: Line2 = None,
-    city: City = None,
-    state: State = None,
-    postal_code: PostalCode = None,
-    country: Country = None,
+    *,
+    address: AddressOptions,
     metadata: MetadataPairs = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Makes a retry return the first call's customer.")
     ] = None,
-    database_url: DatabaseUrl = DEFAULT_STORAGE,
-    as_json: JsonOutput = False,
-    debug: Debug = False,
+    common: Common,
 ) -> None:
     """Create a customer."""
     pairs = parse_pairs(metadata)
-    with (
-        handled(debug=debug, as_json=as_json),
-        sync_billing(database_url, provider_config(as_json=as_json)) as billing,
-    ):
+    with common.billing(providers=True) as billing:
         customer = billing.customers.create(
             email=email,
             name=name,
             phone=phone,
-            address=address_from(
-                line1=line1,
-                line2=line2,
-                city=city,
-                state=state,
-                postal_code=postal_code,
-                country=country,
-            ),
+            address=address.given(),
             metadata=pairs,
             idempotency_key=idempotency_key,
         )
-        show_customer(customer, as_json=as_json)
+        show_customer(customer, as_json=common.as_json)
 
 
+@command
 def customers_get(
     customer_id: Annotated[
         str | None, typer.Argument(help="The customer id (cus_...).", show_default=False)
@@ -87,14 +57,13 @@ def customers_get(
     provider: Annotated[
         str | None, typer.Option(help="With --provider-id: the provider (stripe, ...).")
     ] = None,
-    database_url: DatabaseUrl = DEFAULT_STORAGE,
-    as_json: JsonOutput = False,
-    debug: Debug = False,
+    *,
+    common: Common,
 ) -> None:
     """Show a customer, by id or by provider id (deleted ones too)."""
     if (customer_id is None) == (provider_id is None):
         raise typer.BadParameter("give either CUSTOMER_ID or --provider-id")
-    with handled(debug=debug, as_json=as_json), sync_billing(database_url) as billing:
+    with common.billing() as billing:
         if customer_id is not None:
             customer = billing.customers.get(customer_id)
             missing = f"no customer {customer_id!r}"
@@ -103,10 +72,11 @@ def customers_get(
             customer = billing.customers.get_by_external_id(provider_id, provider=provider)
             missing = f"no customer is linked to {provider_id!r}"
         if customer is None:
-            fail(missing, EXIT_ERROR, as_json=as_json, details={"code": "not_found"})
-        show_customer(customer, as_json=as_json)
+            fail(missing, EXIT_ERROR, as_json=common.as_json, details={"code": "not_found"})
+        show_customer(customer, as_json=common.as_json)
 
 
+@command
 def customers_list(
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_LIST_LIMIT, help="Page size.")
@@ -118,13 +88,12 @@ def customers_list(
     all_: Annotated[
         bool, typer.Option("--all", help="Every match (paged by keyset), not one page.")
     ] = False,
-    database_url: DatabaseUrl = DEFAULT_STORAGE,
-    as_json: JsonOutput = False,
-    debug: Debug = False,
+    *,
+    common: Common,
 ) -> None:
     """List customers, newest first."""
     pairs = parse_pairs(metadata) or None
-    with handled(debug=debug, as_json=as_json), sync_billing(database_url) as billing:
+    with common.billing() as billing:
         if all_:
             found = list(
                 billing.customers.iterate(
@@ -137,7 +106,7 @@ def customers_list(
                 limit=len(found),
                 offset=0,
                 has_more=False,
-                as_json=as_json,
+                as_json=common.as_json,
             )
             return
         page = billing.customers.list(
@@ -153,10 +122,11 @@ def customers_list(
             limit=page.limit,
             offset=page.offset,
             has_more=page.has_more,
-            as_json=as_json,
+            as_json=common.as_json,
         )
 
 
+@command
 def customers_update(
     customer_id: CustomerId,
     email: Annotated[str | None, typer.Option(help="New email.")] = None,
@@ -164,12 +134,8 @@ def customers_update(
     clear_name: Annotated[bool, typer.Option(help="Remove the name.")] = False,
     phone: Annotated[str | None, typer.Option(help="New phone.")] = None,
     clear_phone: Annotated[bool, typer.Option(help="Remove the phone.")] = False,
-    line1: Line1 = None,
-    line2: Line2 = None,
-    city: City = None,
-    state: State = None,
-    postal_code: PostalCode = None,
-    country: Country = None,
+    *,
+    address: AddressOptions,
     clear_address: Annotated[
         bool, typer.Option(help="Remove the address.", rich_help_panel="Address")
     ] = False,
@@ -178,9 +144,7 @@ def customers_update(
         list[str] | None,
         typer.Option("--unset-metadata", help="KEY to remove; repeat for several."),
     ] = None,
-    database_url: DatabaseUrl = DEFAULT_STORAGE,
-    as_json: JsonOutput = False,
-    debug: Debug = False,
+    common: Common,
 ) -> None:
     """Change the given fields. Address options replace the whole address; --metadata merges
     into the stored metadata."""
@@ -192,13 +156,11 @@ def customers_update(
             raise typer.BadParameter(f"--{field} and --clear-{field} exclude each other")
         if value is not None or clear:
             changes[field] = value
-    address = address_from(
-        line1=line1, line2=line2, city=city, state=state, postal_code=postal_code, country=country
-    )
-    if address is not None and clear_address:
+    new_address = address.given()
+    if new_address is not None and clear_address:
         raise typer.BadParameter("address options and --clear-address exclude each other")
-    if address is not None or clear_address:
-        changes["address"] = address
+    if new_address is not None or clear_address:
+        changes["address"] = new_address
     patch: dict[str, str | None] = dict(parse_pairs(metadata))
     for key in unset_metadata or ():
         if key in patch:
@@ -206,26 +168,16 @@ def customers_update(
         patch[key] = None
     if patch:
         changes["metadata"] = patch
-    with (
-        handled(debug=debug, as_json=as_json),
-        sync_billing(database_url, provider_config(as_json=as_json)) as billing,
-    ):
+    with common.billing(providers=True) as billing:
         customer = billing.customers.update(customer_id, **changes)
-        show_customer(customer, as_json=as_json)
+        show_customer(customer, as_json=common.as_json)
 
 
-def customers_delete(
-    customer_id: CustomerId,
-    database_url: DatabaseUrl = DEFAULT_STORAGE,
-    as_json: JsonOutput = False,
-    debug: Debug = False,
-) -> None:
+@command
+def customers_delete(customer_id: CustomerId, *, common: Common) -> None:
     """Delete a customer (soft: the record stays, with deleted_at). Deleting twice is a no-op."""
-    with (
-        handled(debug=debug, as_json=as_json),
-        sync_billing(database_url, provider_config(as_json=as_json)) as billing,
-    ):
+    with common.billing(providers=True) as billing:
         billing.customers.delete(customer_id)
         customer = billing.customers.get(customer_id)
         assert customer is not None
-        show_customer(customer, as_json=as_json)
+        show_customer(customer, as_json=common.as_json)

@@ -6,15 +6,13 @@ import asyncio
 
 import typer
 
-from qzpay.billing import DEFAULT_STORAGE, Billing
-from qzpay.cli.handling import handled
-from qzpay.cli.options import DatabaseUrl, Debug, JsonOutput, redact
+from qzpay.billing import Billing
+from qzpay.cli.options import Common, checked_database_url, command, redact
 from qzpay.cli.rendering import print_json
 
 
-def db_upgrade(
-    database_url: DatabaseUrl = DEFAULT_STORAGE, as_json: JsonOutput = False, debug: Debug = False
-) -> None:
+@command
+def db_upgrade(*, common: Common) -> None:
     """Create or upgrade the schema (for deployments that run with migrate=False)."""
 
     async def upgrade(billing: Billing) -> int:
@@ -23,13 +21,10 @@ def db_upgrade(
         finally:
             await billing.close()
 
-    with handled(debug=debug, as_json=as_json):
-        try:
-            billing = Billing(database_url, migrate=False)
-        except (ValueError, TypeError) as exc:
-            raise typer.BadParameter(str(exc), param_hint="'--database-url'") from None
-        version = asyncio.run(upgrade(billing))
-        if as_json:
-            print_json({"schema_version": version})
-        else:
-            typer.echo(f"{redact(database_url)}: schema at version {version}")
+    with checked_database_url():
+        billing = Billing(common.database_url, migrate=False)
+    version = asyncio.run(upgrade(billing))
+    if common.as_json:
+        print_json({"schema_version": version})
+    else:
+        typer.echo(f"{redact(common.database_url)}: schema at version {version}")

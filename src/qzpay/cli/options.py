@@ -1,18 +1,22 @@
-"""What the commands share: options, and turning them into a storage URL, metadata and an
-open ``SyncBilling`` with the environment's payment providers."""
+"""What the commands share: options, option groups (``Common``, ``AddressOptions``) and the
+``command`` decorator that spreads them, and turning options into a storage URL, metadata and
+an open ``SyncBilling`` with the environment's payment providers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Annotated
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Annotated, Any, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from qzpay.billing import SyncBilling
-from qzpay.cli.handling import EXIT_USAGE, fail
+from qzpay.billing import DEFAULT_STORAGE, SyncBilling
+from qzpay.cli.handling import EXIT_USAGE, fail, handled
 from qzpay.config import ConfigError, ProviderConfig, providers_from_env
 from qzpay.providers.base import PaymentProvider
 
@@ -70,12 +74,6 @@ def parse_pairs(pairs: Sequence[str] | None, option: str = "--metadata") -> dict
     return result
 
 
-def address_from(**fields: str | None) -> dict[str, str | None] | None:
-    """The address options given, as an address (None when none was given)."""
-    given: dict[str, str | None] = {k: v for k, v in fields.items() if v is not None}
-    return given or None
-
-
 def provider_config(*, as_json: bool) -> ProviderConfig:
     """The providers the environment enables; a variable set wrong is a usage error (2)."""
     try:
@@ -96,17 +94,118 @@ def close_providers(providers: Sequence[PaymentProvider]) -> None:
 
 
 @contextmanager
+def checked_database_url(providers: Sequence[PaymentProvider] = ()) -> Iterator[None]:
+    """Around opening a Billing: a storage URL it refuses (ValueError, TypeError) is a usage
+    error on ``--database-url``, with ``providers`` (not yet handed over) closed first."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        close_providers(providers)
+        raise typer.BadParameter(str(exc), param_hint="'--database-url'") from None
+
+
+@contextmanager
 def sync_billing(url: str, config: ProviderConfig | None = None) -> Iterator[SyncBilling]:
     """A SyncBilling on ``url``, with ``config``'s providers (none without it)."""
     providers = config.providers if config is not None else []
-    try:
+    with checked_database_url(providers):
         billing = SyncBilling(
             url,
             provider=providers or None,
             provider_sync_errors=config.sync_errors if config is not None else "raise",
         )
-    except (ValueError, TypeError) as exc:
-        close_providers(providers)
-        raise typer.BadParameter(str(exc), param_hint="'--database-url'") from None
     with billing:
         yield billing
+
+
+# -- option groups ---------------------------------------------------------------------------
+# A command declares a group as one parameter (``common: Common``); ``option_groups`` puts the
+# group's options in its place on the command line and hands the body the group, built.
+
+
+@dataclasses.dataclass(frozen=True)
+class Common:
+    """The options every command that reads or writes the database ends with."""
+
+    database_url: DatabaseUrl = DEFAULT_STORAGE
+    as_json: JsonOutput = False
+    debug: Debug = False
+
+    def billing(self, *, providers: bool = False) -> AbstractContextManager[SyncBilling]:
+        """``sync_billing`` on ``--database-url``; with ``providers``, the environment's."""
+        config = provider_config(as_json=self.as_json) if providers else None
+        return sync_billing(self.database_url, config)
+
+
+@dataclasses.dataclass(frozen=True)
+class AddressOptions:
+    """The address options (the "Address" panel of ``--help``)."""
+
+    line1: Line1 = None
+    line2: Line2 = None
+    city: City = None
+    state: State = None
+    postal_code: PostalCode = None
+    country: Country = None
+
+    def given(self) -> dict[str, str | None] | None:
+        """The options given, as an address (None when none was given)."""
+        fields = dataclasses.asdict(self).items()
+        given: dict[str, str | None] = {k: v for k, v in fields if v is not None}
+        return given or None
+
+
+def option_groups(body: Callable[..., None]) -> Callable[..., None]:
+    """``body`` as typer is to see it: a parameter typed with an option group (a dataclass of
+    options, such as ``Common``) stands for the group's options, in its place, and ``body`` is
+    given the group built from them."""
+    signature = inspect.signature(body, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    groups: dict[str, type[Any]] = {}
+    for parameter in signature.parameters.values():
+        group = parameter.annotation
+        if not (isinstance(group, type) and dataclasses.is_dataclass(group)):
+            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+            continue
+        groups[parameter.name] = group
+        hints = get_type_hints(group, include_extras=True)
+        parameters += [
+            inspect.Parameter(
+                field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=field.default,
+                annotation=hints[field.name],
+            )
+            for field in dataclasses.fields(group)
+        ]
+    names = [parameter.name for parameter in parameters]
+    if len(set(names)) != len(names):
+        raise TypeError(f"{body.__name__}: an option is named twice")
+
+    @functools.wraps(body)
+    def run(**options: Any) -> None:
+        for name, group in groups.items():
+            fields = dataclasses.fields(group)
+            options[name] = group(**{field.name: options.pop(field.name) for field in fields})
+        body(**options)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    return run
+
+
+def command(body: Callable[..., None]) -> Callable[..., None]:
+    """A command on the database: ``option_groups(body)``, run inside ``handled`` with the
+    ``--debug`` and ``--json`` of its ``Common`` parameter."""
+    parameters = inspect.signature(body, eval_str=True).parameters.values()
+    common = [parameter.name for parameter in parameters if parameter.annotation is Common]
+    if len(common) != 1:
+        raise TypeError(f"{body.__name__}: a command takes one Common parameter")
+
+    @functools.wraps(body)
+    def run(**options: Any) -> None:
+        shared: Common = options[common[0]]
+        with handled(debug=shared.debug, as_json=shared.as_json):
+            body(**options)
+
+    return option_groups(run)

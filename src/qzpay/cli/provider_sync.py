@@ -18,16 +18,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from qzpay.billing import DEFAULT_STORAGE, SyncBilling
-from qzpay.cli.handling import EXIT_DIFFERENCES, EXIT_ERROR, EXIT_USAGE, fail, handled
-from qzpay.cli.options import (
-    DatabaseUrl,
-    Debug,
-    JsonOutput,
-    close_providers,
-    provider_config,
-    sync_billing,
-)
+from qzpay.billing import SyncBilling
+from qzpay.cli.handling import EXIT_DIFFERENCES, EXIT_ERROR, EXIT_USAGE, fail
+from qzpay.cli.options import Common, close_providers, command, provider_config, sync_billing
 from qzpay.cli.rendering import print_json, reconcile_json, show_reconcile, show_sync_report
 from qzpay.config import PROVIDER_ENV, ProviderConfig
 from qzpay.customers.reconcile import ReconcileReport
@@ -74,6 +67,7 @@ def _require_provider(config: ProviderConfig, name: str | None, *, as_json: bool
     fail(message, EXIT_USAGE, as_json=as_json, details={"code": "provider_not_configured"})
 
 
+@command
 def customers_reconcile(
     provider: ProviderName,
     fix: Annotated[
@@ -83,9 +77,8 @@ def customers_reconcile(
         bool,
         typer.Option("--check", help="Exit 3 when not in sync (for cron; not with --fix)."),
     ] = False,
-    database_url: DatabaseUrl = DEFAULT_STORAGE,
-    as_json: JsonOutput = False,
-    debug: Debug = False,
+    *,
+    common: Common,
 ) -> None:
     """Compare qzpay's customers with PROVIDER's and report every difference.
 
@@ -97,15 +90,14 @@ def customers_reconcile(
     """
     if fix and check:
         raise typer.BadParameter("--check reports without changing anything: not with --fix")
-    with handled(debug=debug, as_json=as_json):
-        with provider_billing(database_url, provider, as_json=as_json) as billing:
-            report = _reconcile_with_progress(billing, provider, fix=fix)
-        if as_json:
-            print_json(reconcile_json(report))
-        else:
-            show_reconcile(report, fixed_now=fix)
-        if check and not report.in_sync:
-            raise typer.Exit(EXIT_DIFFERENCES)
+    with provider_billing(common.database_url, provider, as_json=common.as_json) as billing:
+        report = _reconcile_with_progress(billing, provider, fix=fix)
+    if common.as_json:
+        print_json(reconcile_json(report))
+    else:
+        show_reconcile(report, fixed_now=fix)
+    if check and not report.in_sync:
+        raise typer.Exit(EXIT_DIFFERENCES)
 
 
 def _reconcile_with_progress(billing: SyncBilling, provider: str, *, fix: bool) -> ReconcileReport:
@@ -135,13 +127,13 @@ def _reconcile_with_progress(billing: SyncBilling, provider: str, *, fix: bool) 
         return billing.customers.reconcile(provider, fix=fix, on_progress=on_progress)
 
 
+@command
 def customers_sync_pending(
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_SYNC_BATCH, help="Work on at most this many tasks.")
     ] = DEFAULT_SYNC_BATCH,
-    database_url: DatabaseUrl = DEFAULT_STORAGE,
-    as_json: JsonOutput = False,
-    debug: Debug = False,
+    *,
+    common: Common,
 ) -> None:
     """Finish (or undo) provider work left pending by failures, crashes or "log" mode.
 
@@ -149,14 +141,13 @@ def customers_sync_pending(
     failed again (they stay pending for the next run); safe to run from cron, and from
     several hosts at once.
     """
-    with handled(debug=debug, as_json=as_json):
-        with provider_billing(database_url, None, as_json=as_json) as billing:
-            report = billing.customers.sync_pending(limit=limit)
-        show_sync_report(report, as_json=as_json)
-        if report.failed:
-            fail(
-                f"{report.failed} pending sync(s) failed again and stay pending",
-                EXIT_ERROR,
-                as_json=as_json,
-                details={"code": "sync_failed"},
-            )
+    with provider_billing(common.database_url, None, as_json=common.as_json) as billing:
+        report = billing.customers.sync_pending(limit=limit)
+    show_sync_report(report, as_json=common.as_json)
+    if report.failed:
+        fail(
+            f"{report.failed} pending sync(s) failed again and stay pending",
+            EXIT_ERROR,
+            as_json=common.as_json,
+            details={"code": "sync_failed"},
+        )

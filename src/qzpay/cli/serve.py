@@ -9,7 +9,7 @@ import typer
 
 from qzpay.billing import DEFAULT_STORAGE, Billing
 from qzpay.cli.handling import EXIT_ERROR, fail, handled
-from qzpay.cli.options import DatabaseUrl, Debug, close_providers, provider_config, redact
+from qzpay.cli.options import DatabaseUrl, Debug, checked_database_url, provider_config, redact
 from qzpay.config import MAX_BODY_BYTES_ENV
 from qzpay.limits import DEFAULT_MAX_BODY_BYTES
 
@@ -85,15 +85,12 @@ def serve(
         config = provider_config(as_json=False)
         for warning in config.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        try:
+        with checked_database_url(config.providers):
             billing = Billing(
                 database_url,
                 provider=config.providers or None,
                 provider_sync_errors=config.sync_errors,
             )
-        except (ValueError, TypeError) as exc:
-            close_providers(config.providers)
-            raise typer.BadParameter(str(exc), param_hint="'--database-url'") from None
         # Connect (and migrate) once up front, so an unreachable or outdated database is a
         # one-line error here rather than a traceback from the server's startup.
         asyncio.run(_preflight(database_url))

@@ -117,16 +117,22 @@ def check_email(value: object, problems: Problems, field: str = "email") -> str 
     return value
 
 
-def check_name(value: object, problems: Problems) -> str | None:
-    """Trimmed; blank is an error (pass None to have no name)."""
+def _optional_text(value: object, problems: Problems, field: str) -> str | None:
+    """``value`` when it is text fit to store; None when it is None, or is not (reported)."""
     if value is None:
         return None
     if not isinstance(value, str):
-        problems.add("name", "invalid_type", f"must be a string or None, not {_type_name(value)}")
+        problems.add(field, "invalid_type", f"must be a string or None, not {_type_name(value)}")
         return None
-    if not check_text(value, problems, "name"):
+    return value if check_text(value, problems, field) else None
+
+
+def check_name(value: object, problems: Problems) -> str | None:
+    """Trimmed; blank is an error (pass None to have no name)."""
+    given = _optional_text(value, problems, "name")
+    if given is None:
         return None
-    name = value.strip()
+    name = given.strip()
     if not name:
         problems.add("name", "blank", "must not be blank (pass None to clear it)")
         return None
@@ -138,15 +144,11 @@ def check_name(value: object, problems: Problems) -> str | None:
 
 def check_phone(value: object, problems: Problems) -> str | None:
     """A valid number in international form, returned in E.164 (``+14155552671``)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        problems.add("phone", "invalid_type", f"must be a string or None, not {_type_name(value)}")
-        return None
-    if not check_text(value, problems, "phone"):
+    given = _optional_text(value, problems, "phone")
+    if given is None:
         return None
     try:
-        parsed = phonenumbers.parse(value, None)
+        parsed = phonenumbers.parse(given, None)
     except phonenumbers.NumberParseException:
         parsed = None
     if parsed is None or not phonenumbers.is_valid_number(parsed):

@@ -1,14 +1,15 @@
-"""What the provider packages share: settings checks, header reading, failure messages and
-the adoption rule. Nothing here knows an SDK."""
+"""What the provider packages share: the provider objects' base class, settings checks, header
+reading, failure messages and the adoption rule. Nothing here knows an SDK."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from qzpay.customers.models import Customer
-from qzpay.errors import ProviderSyncError, WebhookSignatureError
-from qzpay.providers.base import ProviderCustomer, ProviderEmailTaken
+from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
+from qzpay.providers.base import ClosingContext, ProviderCustomer, ProviderEmailTaken, ProviderEvent
 
 MAX_SIGNATURE_HEADER: Final = 4096  # a few signatures during a secret rotation, and then some
 
@@ -21,6 +22,49 @@ def check_client_settings(
         raise ValueError("timeouts must be positive")
     if not 1 <= page_size <= max_page_size:
         raise ValueError(f"page_size must be from 1 to {max_page_size}")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A webhook delivery as it arrived: the raw body, its headers, its query parameters."""
+
+    payload: bytes
+    headers: Mapping[str, str]
+    query: Mapping[str, str] | None = None
+
+
+class WebhookProvider(ClosingContext):
+    """What every provider object does alike: it verifies a webhook delivery only when it was
+    given a webhook secret, and ``async with provider:`` closes it.
+
+    A subclass says how a delivery is verified (``_verify``) and how it closes (``close``).
+    """
+
+    name: str
+
+    def __init__(self, webhook_secret: str | None) -> None:
+        self._webhook_secret = webhook_secret
+
+    def parse_webhook(
+        self,
+        payload: bytes,
+        headers: Mapping[str, str],
+        *,
+        query: Mapping[str, str] | None = None,
+    ) -> ProviderEvent:
+        """Verify the delivery's signature and parse it (see the provider's ``_verify``); a
+        provider created without ``webhook_secret`` refuses with a configuration error."""
+        if self._webhook_secret is None:
+            raise QZPayError(
+                f"{type(self).__name__} was created without webhook_secret; "
+                "it cannot verify webhooks",
+                code="configuration_error",
+            )
+        return self._verify(Delivery(payload, headers, query), self._webhook_secret)
+
+    def _verify(self, delivery: Delivery, secret: str) -> ProviderEvent:
+        """The provider's check and parse of a delivery, with its webhook secret."""
+        raise NotImplementedError
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -63,6 +107,15 @@ def missing_customer(provider: str, operation: str, provider_customer_id: str) -
     )
 
 
+def existing(
+    provider: str, operation: str, provider_customer_id: str, current: ProviderCustomer | None
+) -> ProviderCustomer:
+    """``current``, read for a call that needs the customer: missing_customer when it is gone."""
+    if current is None:
+        raise missing_customer(provider, operation, provider_customer_id)
+    return current
+
+
 def adoptable(
     provider: str,
     provider_customer_id: str,
@@ -76,8 +129,7 @@ def adoptable(
     A customer that carries another qzpay customer's id is refused with ``taken``.
     """
     operation = "adopt_customer"
-    if current is None:
-        raise missing_customer(provider, operation, provider_customer_id)
+    current = existing(provider, operation, provider_customer_id, current)
     if current.qzpay_customer_id not in (None, customer.id):
         raise taken(
             f"{provider} customer {provider_customer_id} belongs to qzpay customer "

@@ -17,7 +17,7 @@ from typing import Any, Final
 from qzpay.customers.models import Customer
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderCustomer, ProviderEmailTaken
-from qzpay.providers.common import adoptable, carries, missing_customer
+from qzpay.providers.common import adoptable, carries, existing, missing_customer
 from qzpay.providers.mercadopago import mapping
 from qzpay.providers.mercadopago.transport import (
     PROVIDER,
@@ -96,9 +96,7 @@ class MercadoPagoCustomers:
         body = mapping.update_body(before, after)
         if not body:
             current = await self._retrieve("update_customer", provider_customer_id)
-            if current is None:
-                raise missing_customer(PROVIDER, "update_customer", provider_customer_id)
-            return current
+            return existing(PROVIDER, "update_customer", provider_customer_id, current)
         key = _key("update", after.id, idempotency_key)
         return await self._update("update_customer", provider_customer_id, body, key)
 

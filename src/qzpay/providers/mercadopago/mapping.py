@@ -207,13 +207,19 @@ def _read_name(first: str | None, last: str | None) -> str | None:
     return first or last
 
 
-def _read_phone(raw: object) -> str | None:
+def _texts(raw: object, *keys: str) -> tuple[str | None, ...] | None:
+    """The text at ``keys`` of a nested object; None when it is not one or all are blank."""
     if not isinstance(raw, Mapping):
         return None
-    area = text(raw.get("area_code"))
-    number = text(raw.get("number"))
-    if area is None and number is None:
+    values = tuple(text(raw.get(key)) for key in keys)
+    return None if all(value is None for value in values) else values
+
+
+def _read_phone(raw: object) -> str | None:
+    given = _texts(raw, "area_code", "number")
+    if given is None:
         return None
+    area, number = given
     if area is not None and number is not None and area.isdigit() and number.isdigit():
         candidate = f"+{area}{number}"
         try:
@@ -230,10 +236,8 @@ def _read_phone(raw: object) -> str | None:
 
 
 def _read_address(raw: object) -> Address | None:
-    if not isinstance(raw, Mapping):
+    given = _texts(raw, "street_name", "zip_code")
+    if given is None:
         return None
-    line1 = text(raw.get("street_name"))
-    postal_code = text(raw.get("zip_code"))
-    if line1 is None and postal_code is None:
-        return None
+    line1, postal_code = given
     return Address(line1=line1, postal_code=postal_code)

@@ -3,12 +3,10 @@ resource on one shared client (and so one thread pool)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
-from qzpay.errors import QZPayError
-from qzpay.providers.base import ClosingContext, ProviderEvent
-from qzpay.providers.common import check_client_settings
+from qzpay.providers.base import ProviderEvent
+from qzpay.providers.common import Delivery, WebhookProvider, check_client_settings
 from qzpay.providers.mercadopago.customers import MercadoPagoCustomers
 from qzpay.providers.mercadopago.transport import PROVIDER, MercadoPagoClient
 from qzpay.providers.mercadopago.webhooks import parse_webhook
@@ -16,7 +14,7 @@ from qzpay.providers.mercadopago.webhooks import parse_webhook
 MAX_PAGE_SIZE: Final = 100
 
 
-class MercadoPagoProvider(ClosingContext):
+class MercadoPagoProvider(WebhookProvider):
     """MercadoPago. One instance owns one thread pool; ``close()`` it when done.
 
     ``api_base`` points the SDK at another server (a local test double). ``timeout`` bounds
@@ -51,7 +49,7 @@ class MercadoPagoProvider(ClosingContext):
             raise ValueError("webhook_tolerance must be a positive number of seconds or None")
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
-        self._webhook_secret = webhook_secret
+        super().__init__(webhook_secret)
         self._webhook_tolerance = webhook_tolerance
         self._client = MercadoPagoClient(
             access_token,
@@ -62,25 +60,14 @@ class MercadoPagoProvider(ClosingContext):
         )
         self.customers = MercadoPagoCustomers(self._client, page_size=page_size)
 
-    def parse_webhook(
-        self,
-        payload: bytes,
-        headers: Mapping[str, str],
-        *,
-        query: Mapping[str, str] | None = None,
-    ) -> ProviderEvent:
-        """Verify and parse a notification; ``query`` holds the signed ``data.id`` (see
+    def _verify(self, delivery: Delivery, secret: str) -> ProviderEvent:
+        """Verify and parse a notification; its ``query`` holds the signed ``data.id`` (see
         :func:`~qzpay.providers.mercadopago.webhooks.parse_webhook`)."""
-        if self._webhook_secret is None:
-            raise QZPayError(
-                "MercadoPagoProvider was created without webhook_secret; it cannot verify webhooks",
-                code="configuration_error",
-            )
         return parse_webhook(
-            payload,
-            headers,
-            query,
-            secret=self._webhook_secret,
+            delivery.payload,
+            delivery.headers,
+            delivery.query,
+            secret=secret,
             tolerance=self._webhook_tolerance,
         )
 

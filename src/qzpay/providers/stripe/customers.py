@@ -17,7 +17,7 @@ from qzpay.providers.base import (
     ProviderCustomer,
     replace_all_fields,
 )
-from qzpay.providers.common import adoptable, carries, missing_customer
+from qzpay.providers.common import adoptable, carries, existing
 from qzpay.providers.stripe.mapping import (
     adopt_params,
     create_params,
@@ -60,9 +60,7 @@ class StripeCustomers:
         params = update_params(before, after)
         if not params:
             current = await self._retrieve("update_customer", provider_customer_id)
-            if current is None:
-                raise missing_customer(PROVIDER, "update_customer", provider_customer_id)
-            return current
+            return existing(PROVIDER, "update_customer", provider_customer_id, current)
         return await self._update("update_customer", provider_customer_id, params, idempotency_key)
 
     async def delete(self, provider_customer_id: str, *, idempotency_key: str) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
-from qzpay.errors import QZPayError
-from qzpay.providers.base import ClosingContext, ProviderEvent
-from qzpay.providers.common import check_client_settings
+from qzpay.providers.base import ProviderEvent
+from qzpay.providers.common import Delivery, WebhookProvider, check_client_settings
 from qzpay.providers.stripe.customers import StripeCustomers
 from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
 from qzpay.providers.stripe.webhooks import DEFAULT_WEBHOOK_TOLERANCE, parse_webhook
@@ -15,7 +13,7 @@ from qzpay.providers.stripe.webhooks import DEFAULT_WEBHOOK_TOLERANCE, parse_web
 MAX_PAGE_SIZE: Final = 100
 
 
-class StripeProvider(ClosingContext):
+class StripeProvider(WebhookProvider):
     """Stripe. One instance owns one connection pool; ``close()`` it when done.
 
     Use an instance from one event loop only: pooled connections belong to the loop that
@@ -49,33 +47,21 @@ class StripeProvider(ClosingContext):
         if webhook_tolerance <= 0:
             # The SDK treats a tolerance of 0 as "never expire"; refuse that silently weak setting.
             raise ValueError("webhook_tolerance must be a positive number of seconds")
-        self._webhook_secret = webhook_secret
+        super().__init__(webhook_secret)
         self._webhook_tolerance = webhook_tolerance
         self._transport = StripeTransport(
             api_key, api_base, timeout=timeout, connect_timeout=connect_timeout
         )
         self.customers = StripeCustomers(self._transport, page_size=page_size)
 
-    def parse_webhook(
-        self,
-        payload: bytes,
-        headers: Mapping[str, str],
-        *,
-        query: Mapping[str, str] | None = None,
-    ) -> ProviderEvent:
+    def _verify(self, delivery: Delivery, secret: str) -> ProviderEvent:
         """Verify and parse a delivery (see :func:`~qzpay.providers.stripe.webhooks.parse_webhook`).
 
-        ``query`` is unused (Stripe signs only the body); it is part of the protocol for
+        Its ``query`` is unused (Stripe signs only the body); it is part of the protocol for
         providers that sign query parameters.
         """
-        del query
-        if self._webhook_secret is None:
-            raise QZPayError(
-                "StripeProvider was created without webhook_secret; it cannot verify webhooks",
-                code="configuration_error",
-            )
         return parse_webhook(
-            payload, headers, secret=self._webhook_secret, tolerance=self._webhook_tolerance
+            delivery.payload, delivery.headers, secret=secret, tolerance=self._webhook_tolerance
         )
 
     async def close(self) -> None:
