@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -15,6 +16,11 @@ from qzpay.admin.render import admin_path, page, security_headers
 from qzpay.admin.session import COOKIE_NAME, Session, Sessions, SignInLimiter
 from qzpay.api.auth import APIKeyAuth
 from qzpay.billing import Billing
+
+Fields: TypeAlias = dict[str, str]
+Handler: TypeAlias = Callable[[Request, Session, Fields], Awaitable[Response]]
+"""A signed-in view: ``handler(request, session, fields)``."""
+Route: TypeAlias = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass
@@ -108,6 +114,30 @@ class Admin:
                 request, 403, "This form has expired or was not sent by this console.", session
             )
         return session, fields
+
+    async def visit(self, request: Request) -> tuple[Session, Fields] | Response:
+        """A signed-in request's session and fields (a form post's fields, a page's query), or
+        the way out: a page without a session goes to sign in, a refused form post gets 401,
+        403 or 413 (see ``form``)."""
+        if request.method != "POST":
+            found = self.page_session(request)
+            return found if isinstance(found, Response) else (found, dict(request.query_params))
+        got = await self.form(request)
+        if isinstance(got, Response):
+            return got
+        session, fields = got
+        assert session is not None  # form() refuses a signed-in post without one
+        return session, fields
+
+    def signed_in(self, handler: Handler) -> Route:
+        """The route of a console page or form: ``handler`` runs only for a signed-in visit
+        (path parameters are in ``request.path_params``)."""
+
+        async def route(request: Request) -> Response:
+            got = await self.visit(request)
+            return got if isinstance(got, Response) else await handler(request, *got)
+
+        return route
 
     def redirect(
         self, request: Request, name: str, query: dict[str, Any] | None = None, **params: str

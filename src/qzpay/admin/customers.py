@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeAlias
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from qzpay.admin.context import Admin
+from qzpay.admin.context import Admin, Fields, Handler
 from qzpay.admin.forms import ADDRESS_FIELDS, ADDRESS_LABELS, CustomerForm, address_value
 from qzpay.admin.render import page
 from qzpay.admin.session import Session
@@ -22,14 +23,13 @@ PAGE_SIZE: Final = 50
 TIMELINE_SIZE: Final = 50
 
 
-def _search(request: Request) -> dict[str, str]:
-    q = request.query_params
+def _search(query: Fields) -> dict[str, str]:
     return {
-        "email": q.get("email", "").strip(),
-        "metadata": q.get("metadata", "").strip(),
-        "provider_id": q.get("provider_id", "").strip(),
-        "deleted": "1" if q.get("deleted") in ("1", "on", "true") else "",
-        "before": q.get("before", "").strip(),
+        "email": query.get("email", "").strip(),
+        "metadata": query.get("metadata", "").strip(),
+        "provider_id": query.get("provider_id", "").strip(),
+        "deleted": "1" if query.get("deleted") in ("1", "on", "true") else "",
+        "before": query.get("before", "").strip(),
     }
 
 
@@ -49,31 +49,75 @@ def _plain(value: object) -> object:
     return address_value(value) if hasattr(value, "model_dump") else value  # type: ignore[arg-type]
 
 
+CustomerHandler: TypeAlias = Callable[[Request, Session, Fields, Customer], Awaitable[Response]]
+
+
 def add_customer_routes(router: APIRouter, admin: Admin) -> None:
     billing = admin.billing
 
-    def not_found(request: Request, session: Session, customer_id: str) -> Response:
+    def not_found(request: Request, session: Session) -> Response:
         return page(
             request,
             "refused.html",
             session=session,
             status=404,
             title="Not found",
-            message=f"There is no customer {customer_id!r}.",
+            message=f"There is no customer {request.path_params['customer_id']!r}.",
         )
 
-    async def load(customer_id: str) -> Customer | None:
-        try:
-            return await billing.customers.get(customer_id)
-        except ValidationError:
-            return None
+    def with_customer(handler: CustomerHandler) -> Handler:
+        """A view of the customer named by the path: ``handler`` gets it, or the page is a 404."""
+
+        async def view(request: Request, session: Session, fields: Fields) -> Response:
+            try:
+                found = await billing.customers.get(request.path_params["customer_id"])
+            except ValidationError:
+                found = None
+            if found is None:
+                return not_found(request, session)
+            return await handler(request, session, fields, found)
+
+        return view
+
+    def customer_route(
+        method: str, path: str, name: str
+    ) -> Callable[[CustomerHandler], CustomerHandler]:
+        """Serve ``handler`` at ``/customers/{customer_id}`` + ``path``: signed in, 404 when
+        there is no such customer."""
+
+        def register(handler: CustomerHandler) -> CustomerHandler:
+            view = admin.signed_in(with_customer(handler))
+            router.add_api_route(
+                "/customers/{customer_id}" + path, view, methods=[method], name=name
+            )
+            return handler
+
+        return register
+
+    def customer_page(
+        request: Request,
+        session: Session,
+        found: Customer,
+        template: str,
+        title: str,
+        status: int = 200,
+        **context: Any,
+    ) -> Response:
+        """A page about one customer (``customer`` in ``template``)."""
+        return page(
+            request,
+            template,
+            session=session,
+            status=status,
+            title=title,
+            customer=found,
+            **context,
+        )
 
     @router.get("/customers", name="qzpay_admin_customers")
-    async def customers(request: Request) -> Response:
-        session = admin.page_session(request)
-        if isinstance(session, Response):
-            return session
-        search = _search(request)
+    @admin.signed_in
+    async def customers(request: Request, session: Session, query: Fields) -> Response:
+        search = _search(query)
         errors: dict[str, str] = {}
         rows: list[Customer] = []
         has_more = False
@@ -106,7 +150,7 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
                 batch = await billing.customers.scan_page(filters, before, PAGE_SIZE + 1)
                 has_more = len(batch) > PAGE_SIZE
                 rows = batch[:PAGE_SIZE]
-        query = {k: v for k, v in search.items() if k != "before"}
+        kept = {k: v for k, v in search.items() if k != "before"}
         return page(
             request,
             "customers.html",
@@ -116,72 +160,54 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
             search=search,
             errors=errors,
             rows=rows,
-            next_query={**query, "before": rows[-1].id} if has_more and rows else None,
-            first_query=query if search["before"] else None,
-            done=request.query_params.get("done"),
+            next_query={**kept, "before": rows[-1].id} if has_more and rows else None,
+            first_query=kept if search["before"] else None,
+            done=query.get("done"),
         )
 
-    @router.get("/customers/{customer_id}", name="qzpay_admin_customer")
-    async def customer(request: Request, customer_id: str) -> Response:
-        session = admin.page_session(request)
-        if isinstance(session, Response):
-            return session
-        found = await load(customer_id)
-        if found is None:
-            return not_found(request, session, customer_id)
+    @customer_route("GET", "", "qzpay_admin_customer")
+    async def customer(
+        request: Request, session: Session, query: Fields, found: Customer
+    ) -> Response:
         task: SyncTask | None = None
         if await billing.storage.count_sync_tasks():  # cheap when nothing is pending
             async with billing.storage.transaction() as tx:
                 task = await tx.get_sync_task(found.id)
         events = await admin.tail.latest(customer_id=found.id, limit=TIMELINE_SIZE)
-        return page(
+        return customer_page(
             request,
+            session,
+            found,
             "customer.html",
-            session=session,
-            title=f"Customer {found.email}",
-            customer=found,
+            f"Customer {found.email}",
             address=address_value(found.address),
             task=task,
             timeline=timeline_rows(events),
             window=admin.tail.size,
-            done=request.query_params.get("done"),
+            done=query.get("done"),
         )
 
     def edit_page(
         request: Request, session: Session, found: Customer, form: CustomerForm, status: int = 200
     ) -> Response:
-        return page(
+        return customer_page(
             request,
+            session,
+            found,
             "edit.html",
-            session=session,
-            status=status,
-            title=f"Edit {found.email}",
-            customer=found,
+            f"Edit {found.email}",
+            status,
             form=form,
             address_fields=ADDRESS_FIELDS,
             address_labels=ADDRESS_LABELS,
         )
 
-    @router.get("/customers/{customer_id}/edit", name="qzpay_admin_edit")
-    async def edit_form(request: Request, customer_id: str) -> Response:
-        session = admin.page_session(request)
-        if isinstance(session, Response):
-            return session
-        found = await load(customer_id)
-        if found is None:
-            return not_found(request, session, customer_id)
+    @customer_route("GET", "/edit", "qzpay_admin_edit")
+    async def edit_form(request: Request, session: Session, _: Fields, found: Customer) -> Response:
         return edit_page(request, session, found, CustomerForm.of(found))
 
-    @router.post("/customers/{customer_id}/edit", name="qzpay_admin_edit_post")
-    async def edit(request: Request, customer_id: str) -> Response:
-        got = await admin.form(request)
-        if isinstance(got, Response):
-            return got
-        session, fields = got
-        assert session is not None
-        found = await load(customer_id)
-        if found is None:
-            return not_found(request, session, customer_id)
+    @customer_route("POST", "/edit", "qzpay_admin_edit_post")
+    async def edit(request: Request, session: Session, fields: Fields, found: Customer) -> Response:
         form = CustomerForm.parse(fields)
         changes = form.changes(found)
         if changes is None:
@@ -192,44 +218,24 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
             form.take_errors(exc.errors)
             return edit_page(request, session, found, form, 422)
         except NotFoundError:
-            return not_found(request, session, customer_id)
+            return not_found(request, session)
         except (ConflictError, ProviderSyncError) as exc:
             form.add_error("form", exc.message)
             return edit_page(request, session, found, form, 409)
         return admin.redirect(request, "customer", {"done": "updated"}, customer_id=found.id)
 
-    @router.get("/customers/{customer_id}/delete", name="qzpay_admin_delete")
-    async def delete_form(request: Request, customer_id: str) -> Response:
-        session = admin.page_session(request)
-        if isinstance(session, Response):
-            return session
-        found = await load(customer_id)
-        if found is None:
-            return not_found(request, session, customer_id)
-        return page(
-            request, "delete.html", session=session, title="Delete customer", customer=found
-        )
+    @customer_route("GET", "/delete", "qzpay_admin_delete")
+    async def delete_form(
+        request: Request, session: Session, _: Fields, found: Customer
+    ) -> Response:
+        return customer_page(request, session, found, "delete.html", "Delete customer")
 
-    @router.post("/customers/{customer_id}/delete", name="qzpay_admin_delete_post")
-    async def delete(request: Request, customer_id: str) -> Response:
-        got = await admin.form(request)
-        if isinstance(got, Response):
-            return got
-        session, _ = got
-        assert session is not None
-        found = await load(customer_id)
-        if found is None:
-            return not_found(request, session, customer_id)
+    @customer_route("POST", "/delete", "qzpay_admin_delete_post")
+    async def delete(request: Request, session: Session, _: Fields, found: Customer) -> Response:
         try:
             await billing.customers.delete(found.id)
         except (ConflictError, ProviderSyncError) as exc:
-            return page(
-                request,
-                "delete.html",
-                session=session,
-                status=409,
-                title="Delete customer",
-                customer=found,
-                error=exc.message,
+            return customer_page(
+                request, session, found, "delete.html", "Delete customer", 409, error=exc.message
             )
         return admin.redirect(request, "customer", {"done": "deleted"}, customer_id=found.id)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from qzpay.admin.context import Admin
+from qzpay.admin.context import Admin, Fields
 from qzpay.admin.render import page
 from qzpay.admin.session import Session
 from qzpay.customers.reconcile import ReconcileReport
@@ -17,33 +17,46 @@ from qzpay.events import EVENT_TYPES
 EVENT_LIMITS: Final = (50, 100, 500)
 SYNC_TASKS_SHOWN: Final = 500
 
-# (attribute, heading, what it means, whether its rows are local customer ids)
+
+class Category(NamedTuple):
+    """A section of a reconciliation report: the report's ``attribute`` listing its rows."""
+
+    attribute: str
+    heading: str
+    meaning: str
+    local: bool = True
+    """Whether its rows are local customer ids (linked to their pages)."""
+
+
 CATEGORIES: Final = (
-    ("unlinked", "Unlinked", "Local customers with no copy linked at the provider.", True),
-    (
+    Category("unlinked", "Unlinked", "Local customers with no copy linked at the provider."),
+    Category(
         "missing_at_provider",
         "Missing at the provider",
         "Linked copies the provider no longer has.",
-        True,
     ),
-    (
+    Category(
         "missing_locally",
         "Missing locally",
         "Provider customers naming a qzpay id nobody here has.",
-        False,
+        local=False,
     ),
-    ("unmanaged", "Unmanaged", "Provider customers qzpay did not create (reported only).", False),
-    ("duplicates", "Duplicates", "Live customers with several provider copies.", True),
-    (
+    Category(
+        "unmanaged",
+        "Unmanaged",
+        "Provider customers qzpay did not create (reported only).",
+        local=False,
+    ),
+    Category("duplicates", "Duplicates", "Live customers with several provider copies."),
+    Category(
         "deleted_locally_live_at_provider",
         "Deleted here, live there",
         "Deleted customers whose provider copy is still live.",
-        True,
     ),
-    ("drift", "Drift", "Linked customers whose provider copy differs.", True),
-    ("pending", "Pending", "Customers with provider work still pending (skipped).", True),
-    ("conflicts", "Conflicts", "Customers a fix could not create at the provider.", True),
-    ("fixed", "Fixed", "What this run repaired.", False),
+    Category("drift", "Drift", "Linked customers whose provider copy differs."),
+    Category("pending", "Pending", "Customers with provider work still pending (skipped)."),
+    Category("conflicts", "Conflicts", "Customers a fix could not create at the provider."),
+    Category("fixed", "Fixed", "What this run repaired.", local=False),
 )
 
 
@@ -86,19 +99,17 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
     billing = admin.billing
 
     @router.get("/events", name="qzpay_admin_events")
-    async def events(request: Request) -> Response:
-        session = admin.page_session(request)
-        if isinstance(session, Response):
-            return session
-        chosen = request.query_params.get("type", "")
+    @admin.signed_in
+    async def events(request: Request, session: Session, query: Fields) -> Response:
+        chosen = query.get("type", "")
         event_type = chosen if chosen in EVENT_TYPES else None
-        raw_limit = request.query_params.get("limit", "")
+        raw_limit = query.get("limit", "")
         limit = int(raw_limit) if raw_limit in {str(n) for n in EVENT_LIMITS} else EVENT_LIMITS[1]
         found = await admin.tail.latest(event_type=event_type, limit=limit)
-        return admin_page(
+        return page(
             request,
             "events.html",
-            session,
+            session=session,
             title="Events",
             events=found,
             event_types=EVENT_TYPES,
@@ -109,18 +120,15 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
             seen=admin.tail.seen,
         )
 
-    def admin_page(request: Request, template: str, session: Session, **context: Any) -> Response:
-        return page(request, template, session=session, **context)
-
     async def sync_page(
         request: Request, session: Session, *, report: Any = None, error: str | None = None
     ) -> Response:
         tasks = await billing.storage.list_sync_tasks(limit=SYNC_TASKS_SHOWN)
         total = await billing.storage.count_sync_tasks()
-        return admin_page(
+        return page(
             request,
             "sync.html",
-            session,
+            session=session,
             title="Sync",
             tasks=tasks,
             total=total,
@@ -130,19 +138,13 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
         )
 
     @router.get("/sync", name="qzpay_admin_sync")
-    async def sync(request: Request) -> Response:
-        session = admin.page_session(request)
-        if isinstance(session, Response):
-            return session
+    @admin.signed_in
+    async def sync(request: Request, session: Session, _: Fields) -> Response:
         return await sync_page(request, session)
 
     @router.post("/sync/retry", name="qzpay_admin_sync_retry")
-    async def retry(request: Request) -> Response:
-        got = await admin.form(request)
-        if isinstance(got, Response):
-            return got
-        session, _ = got
-        assert session is not None
+    @admin.signed_in
+    async def retry(request: Request, session: Session, _: Fields) -> Response:
         try:
             report = await billing.customers.sync_pending()
         except ProviderSyncError as exc:
@@ -155,10 +157,10 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
         context.setdefault("report", None)
         context.setdefault("error", None)
         context.setdefault("provider", "")
-        return admin_page(
+        return page(
             request,
             "reconcile.html",
-            session,
+            session=session,
             status=status,
             title="Reconcile",
             providers=admin.provider_names(),
@@ -166,26 +168,20 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
         )
 
     @router.get("/reconcile", name="qzpay_admin_reconcile")
-    async def reconcile_form(request: Request) -> Response:
-        session = admin.page_session(request)
-        if isinstance(session, Response):
-            return session
+    @admin.signed_in
+    async def reconcile_form(request: Request, session: Session, _: Fields) -> Response:
         return reconcile_page(request, session)
 
     @router.post("/reconcile", name="qzpay_admin_reconcile_post")
-    async def reconcile(request: Request) -> Response:
-        got = await admin.form(request)
-        if isinstance(got, Response):
-            return got
-        session, fields = got
-        assert session is not None
+    @admin.signed_in
+    async def reconcile(request: Request, session: Session, fields: Fields) -> Response:
         provider = fields.get("provider", "")
         fix = fields.get("action") == "fix"
         if fix and fields.get("confirm") != "yes":
-            return admin_page(
+            return page(
                 request,
                 "reconcile_confirm.html",
-                session,
+                session=session,
                 title="Confirm the fix",
                 provider=provider,
             )

@@ -7,7 +7,7 @@ from importlib.resources import files
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from qzpay.admin.context import Admin
+from qzpay.admin.context import Admin, Fields
 from qzpay.admin.customers import add_customer_routes
 from qzpay.admin.event_tail import DEFAULT_WINDOW, EventTail
 from qzpay.admin.operations import add_operation_routes
@@ -16,6 +16,7 @@ from qzpay.admin.session import (
     DEFAULT_SESSION_SECONDS,
     DEFAULT_SIGN_IN_ATTEMPTS,
     DEFAULT_SIGN_IN_WINDOW,
+    Session,
     Sessions,
     SignInLimiter,
     secret_from,
@@ -72,10 +73,8 @@ def create_admin_router(
     router = APIRouter(include_in_schema=False)
 
     @router.get("/", name="qzpay_admin_home")
-    async def home(request: Request) -> Response:
-        session = admin.page_session(request)
-        if isinstance(session, Response):
-            return session
+    @admin.signed_in
+    async def home(request: Request, _: Session, __: Fields) -> Response:
         return admin.redirect(request, "customers")
 
     @router.get("/static/admin.css", name="qzpay_admin_css")
@@ -129,13 +128,9 @@ def create_admin_router(
         return response
 
     @router.post("/sign-out", name="qzpay_admin_sign_out")
-    async def sign_out(request: Request) -> Response:
-        got = await admin.form(request)
-        if isinstance(got, Response):
-            return got
-        session, _ = got
-        if session is not None:
-            sessions.revoke(session)
+    @admin.signed_in
+    async def sign_out(request: Request, session: Session, _: Fields) -> Response:
+        sessions.revoke(session)
         response = admin.redirect(request, "sign_in", {"signed_out": "1"})
         admin.clear_cookie(request, response)
         return response

@@ -3,7 +3,8 @@ reads on the calling thread, so the checks must not live in the async service al
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 from qzpay.customers import validation as v
 from qzpay.customers.models import Customer
@@ -38,12 +39,8 @@ def list_filters(
     include_deleted: object,
     unknown: Mapping[str, object],
 ) -> CustomerFilter:
-    problems = v.Problems()
-    problems.unknown_arguments(unknown)
-    v.check_page(limit, offset, problems)
-    filters = _filters(email, metadata, include_deleted, problems)
-    problems.raise_if_any()
-    return filters
+    """``list``'s filters, after checking its page (``limit``, ``offset``)."""
+    return _filters(unknown, partial(v.check_page, limit, offset), email, metadata, include_deleted)
 
 
 def make_page(data: list[Customer], total: int, limit: int, offset: int) -> Page[Customer]:
@@ -59,30 +56,41 @@ def scan_filters(
     page_size: object,
     unknown: Mapping[str, object],
 ) -> CustomerFilter:
-    problems = v.Problems()
-    problems.unknown_arguments(unknown)
+    """``scan``'s filters, after checking its ``page_size``."""
+    return _filters(unknown, partial(_check_page_size, page_size), email, metadata, include_deleted)
+
+
+def _check_page_size(page_size: object, problems: v.Problems) -> None:
     if (
         isinstance(page_size, bool)
         or not isinstance(page_size, int)
         or not 1 <= page_size <= MAX_PAGE_SIZE
     ):
         problems.add("page_size", "out_of_range", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
-    filters = _filters(email, metadata, include_deleted, problems)
-    problems.raise_if_any()
-    return filters
 
 
 def _filters(
-    email: object, metadata: object, include_deleted: object, problems: v.Problems
+    unknown: Mapping[str, object],
+    check_page: Callable[[v.Problems], None],
+    email: object,
+    metadata: object,
+    include_deleted: object,
 ) -> CustomerFilter:
+    """The filters of a customer read; ValidationError lists every problem: the unknown
+    arguments, then the page's (``check_page``), then the filters'."""
+    problems = v.Problems()
+    problems.unknown_arguments(unknown)
+    check_page(problems)
     if email is not None and not isinstance(email, str):
         problems.add("email", "invalid_type", "must be a string")
     elif isinstance(email, str):
         v.check_text(email, problems, "email")
     if not isinstance(include_deleted, bool):
         problems.add("include_deleted", "invalid_type", "must be True or False")
-    return CustomerFilter(
+    filters = CustomerFilter(
         email=email if isinstance(email, str) else None,
         metadata={} if metadata is None else v.check_new_metadata(metadata, problems),
         include_deleted=include_deleted is True,
     )
+    problems.raise_if_any()
+    return filters

@@ -22,7 +22,8 @@ after. The rules, the same for every resource:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from typing import Generic, Protocol, TypeVar
 
 from qzpay.engine import keys
@@ -39,6 +40,34 @@ class IncompleteCompensation(ProviderSyncError):
 class PartiallyApplied(ProviderSyncError):
     """A change that cannot be undone (a delete) was applied at some providers before another
     failed; a task finishes it forward."""
+
+
+Step = tuple[str, Callable[[], Awaitable[object]]]
+"""A compensating call at one provider: (provider name, the call)."""
+
+
+async def _compensate(
+    steps: Iterable[Step], failure: ProviderSyncError, action: str, undoing: str
+) -> None:
+    """Undo what other providers did before ``failure``, one step each, in order. A step that
+    fails is logged (``could not {action} at {provider}``) and the rest still run; then, if
+    any failed, IncompleteCompensation (ambiguous) names them: a task finishes the job."""
+    failed: list[str] = []
+    for name, step in steps:
+        try:
+            await step()
+        except ProviderSyncError:
+            logger.exception("could not %s at %s", action, name)
+            failed.append(name)
+    if failed:
+        raise IncompleteCompensation(
+            f"{failure.message}; {undoing} at {', '.join(failed)} failed too, "
+            "it is left for sync_pending",
+            provider=failure.provider,
+            operation=failure.operation,
+            cause=failure,
+            ambiguous=True,
+        ) from failure
 
 
 class Copy(Protocol):
@@ -220,28 +249,18 @@ class Fanout(Generic[R, P]):
     ) -> None:
         """Delete what this create made and give back what it claimed; raise
         IncompleteCompensation if some of it could not be undone."""
-        failed: list[str] = []
+        steps: list[Step] = []
         for name, adapter in self._adapters.items():
             provider_id = links.get(name)
             if provider_id is None:
                 continue
-            try:
-                if name in claimed and self._conflicts is not None:
-                    await self._conflicts.give_back(name, provider_id, record)
-                else:
-                    await adapter.delete(provider_id, idempotency_key=keys.delete_key(provider_id))
-            except ProviderSyncError:
-                logger.exception("could not undo the create of %s at %s", self._what(record), name)
-                failed.append(name)
-        if failed:
-            raise IncompleteCompensation(
-                f"{failure.message}; undoing the create at {', '.join(failed)} failed too, "
-                "it is left for sync_pending",
-                provider=failure.provider,
-                operation=failure.operation,
-                cause=failure,
-                ambiguous=True,
-            ) from failure
+            if name in claimed and self._conflicts is not None:
+                steps.append((name, partial(self._conflicts.give_back, name, provider_id, record)))
+            else:
+                key = keys.delete_key(provider_id)
+                steps.append((name, partial(adapter.delete, provider_id, idempotency_key=key)))
+        what = self._what(record)
+        await _compensate(steps, failure, f"undo the create of {what}", "undoing the create")
 
     async def remove(self, record: R) -> None:
         """Undo an unfinished create: delete whatever an earlier attempt made, and give back
@@ -280,24 +299,21 @@ class Fanout(Generic[R, P]):
         self, before: R, after: R, done: list[str], failure: ProviderSyncError
     ) -> None:
         links = self._resource.links(after)
-        failed: list[str] = []
-        for name in done:
-            try:
-                await self._adapters[name].update(
-                    links[name], after, before, idempotency_key=keys.update_key(links[name])
-                )
-            except ProviderSyncError:
-                logger.exception("could not revert %s at %s", self._what(after), name)
-                failed.append(name)
-        if failed:
-            raise IncompleteCompensation(
-                f"{failure.message}; reverting the change at {', '.join(failed)} "
-                "failed too, it is left for sync_pending",
-                provider=failure.provider,
-                operation=failure.operation,
-                cause=failure,
-                ambiguous=True,
-            ) from failure
+        steps: list[Step] = [
+            (
+                name,
+                partial(
+                    self._adapters[name].update,
+                    links[name],
+                    after,
+                    before,
+                    idempotency_key=keys.update_key(links[name]),
+                ),
+            )
+            for name in done
+        ]
+        what = self._what(after)
+        await _compensate(steps, failure, f"revert {what}", "reverting the change")
 
     async def push(self, record: R) -> Links:
         """Make every provider's copy match the local record (creating missing ones)."""
