@@ -10,8 +10,9 @@ import pytest
 
 from qzpay import Billing, SyncBilling
 
-# Coroutine methods other services call (webhooks apply through customers); not user API.
-FOR_OTHER_SERVICES = {"scan_page", "apply_remote", "record_webhook"}
+# Coroutine methods other services call (webhooks apply through customers, catalog.apply
+# replaces prices); not user API.
+FOR_OTHER_SERVICES = {"scan_page", "apply_remote", "record_webhook", "replace"}
 
 
 def _public_methods(obj: object) -> Iterator[str]:
@@ -34,7 +35,9 @@ def pair(tmp_path) -> Iterator[tuple[Billing, SyncBilling]]:
         blocking.close()
 
 
-@pytest.mark.parametrize("resource", ["customers", "events", "webhooks"])
+@pytest.mark.parametrize(
+    "resource", ["customers", "plans", "prices", "catalog", "events", "webhooks"]
+)
 def test_every_async_method_has_a_blocking_twin_with_its_parameters(pair, resource):
     service, twin = (getattr(side, resource) for side in pair)
     names = [n for n in _public_methods(service) if n not in FOR_OTHER_SERVICES]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import inspect
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Never, Self, TypeVar, overload
+from typing import Any, Concatenate, Generic, Never, ParamSpec, Self, TypeVar, overload
 
-from qzpay.blocking import BlockingTwin, blocking, same_signature, walk_pages_blocking
+from qzpay.blocking import BlockingTwin, Item, blocking, same_signature, walk_pages_blocking
+from qzpay.catalog.plans import PlanService
+from qzpay.catalog.prices import PriceService
+from qzpay.catalog.reads import KeysetWalk
+from qzpay.catalog.service import CatalogService
 from qzpay.customers.models import Customer
 from qzpay.customers.service import (
     DEFAULT_PAGE_SIZE,
@@ -25,8 +29,8 @@ from qzpay.customers.service import (
 from qzpay.customers.sync import ProviderSet
 from qzpay.customers.validation import check_id
 from qzpay.event_log import EventLog
-from qzpay.events import EventBus, H, Handler
-from qzpay.limits import DEFAULT_LIST_LIMIT
+from qzpay.events import EventBus, Subscriptions
+from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_METADATA_KEYS
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
 from qzpay.storage import Storage, open_storage
@@ -35,9 +39,11 @@ from qzpay.webhooks import WebhookService
 
 DEFAULT_STORAGE = "sqlite:///qzpay.db"
 T = TypeVar("T")
+S = TypeVar("S")
+P = ParamSpec("P")
 
 
-class Billing:
+class Billing(Subscriptions):
     """The asynchronous API. ``storage`` is a URL (``memory://``, ``sqlite:///billing.db``,
     ``postgresql://...``) or a Storage object; it connects on first use. With ``migrate``
     (the default) a URL's schema is created or upgraded then; pass ``migrate=False`` where
@@ -62,26 +68,17 @@ class Billing:
             providers = ProviderSet([provider])
         self._providers = providers
         self.customers = CustomerService(self.storage, self._bus, providers, provider_sync_errors)
+        # The catalog is local for now, providers or not (qzpay.catalog.plans); one metadata
+        # slot is kept for qzpay's id at the providers, as for customers.
+        limit = MAX_METADATA_KEYS - (1 if providers else 0)
+        self.plans = PlanService(self.storage, self._bus, metadata_limit=limit)
+        self.prices = PriceService(self.storage, self._bus, metadata_limit=limit)
+        self.catalog = CatalogService(self.plans, self.prices, metadata_limit=limit)
         self.events = EventLog(self.storage)
         self.webhooks = WebhookService(self.customers, providers)
 
-    @overload
-    def on(self, pattern: str) -> Callable[[H], H]: ...
-    @overload
-    def on(self, pattern: str, handler: Handler) -> Callable[[], None]: ...
-
-    def on(
-        self, pattern: str, handler: Handler | None = None
-    ) -> Callable[[H], H] | Callable[[], None]:
-        """Run ``handler(event)`` after each committed change whose type matches ``pattern``
-        (``"customer.created"``, ``"customer.*"``, ``"*"``). Returns an unsubscribe function;
-        without ``handler``, returns a decorator that leaves the function unchanged."""
-        if handler is None:
-            return self._bus.on(pattern)
-        return self._bus.on(pattern, handler)
-
-    def off(self, pattern: str, handler: Handler) -> None:
-        self._bus.off(pattern, handler)
+    def _events(self) -> EventBus:
+        return self._bus
 
     async def open(self) -> None:
         """Connect and migrate now rather than on first use."""
@@ -99,12 +96,7 @@ class Billing:
         await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
 
@@ -115,14 +107,14 @@ def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> Non
         loop.close()
 
 
-class SyncBilling:
+class SyncBilling(Subscriptions):
     """The same API with blocking methods, for Django, Flask, scripts and the CLI.
 
     Safe to call from several threads. Writes run on one private event-loop thread, which is
     also where event handlers run; reads run on the calling thread when the backend can serve
     them there (memory, SQLite), which keeps a blocking read as fast as an awaited one. A
     handler must not write through the same SyncBilling (it would wait on itself); that raises
-    RuntimeError instead of hanging.
+    RuntimeError instead of hanging; ``on`` registers handlers to run on that thread.
     """
 
     def __init__(
@@ -147,6 +139,9 @@ class SyncBilling:
         # Checked once: isinstance against a runtime protocol costs microseconds per call.
         self._reads = self.storage if isinstance(self.storage, SupportsBlockingReads) else None
         self.customers = SyncCustomers(self, self._billing.customers)
+        self.plans = SyncPlans(self._run, self._billing.plans)
+        self.prices = SyncPrices(self._run, self._billing.prices)
+        self.catalog = SyncCatalog(self._run, self._billing.catalog)
         self.events = SyncEventLog(self._run, self._billing.events)
         self.webhooks = SyncWebhooks(self._run, self._billing.webhooks)
 
@@ -170,19 +165,8 @@ class SyncBilling:
             raise RuntimeError("SyncBilling is closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    @overload
-    def on(self, pattern: str) -> Callable[[H], H]: ...
-    @overload
-    def on(self, pattern: str, handler: Handler) -> Callable[[], None]: ...
-
-    def on(
-        self, pattern: str, handler: Handler | None = None
-    ) -> Callable[[H], H] | Callable[[], None]:
-        """As Billing.on; handlers run on SyncBilling's loop thread."""
-        return self._billing.on(pattern) if handler is None else self._billing.on(pattern, handler)
-
-    def off(self, pattern: str, handler: Handler) -> None:
-        self._billing.off(pattern, handler)
+    def _events(self) -> EventBus:
+        return self._billing._bus
 
     def open(self) -> None:
         self._run(self._billing.open())
@@ -200,12 +184,7 @@ class SyncBilling:
         self.open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
@@ -292,6 +271,73 @@ class SyncCustomers(BlockingTwin[CustomerService]):
             return reader.scan_customers(filters, before_id=before, limit=page_size)
 
         return walk_pages_blocking(page, page_size)
+
+
+class iterating(Generic[S, P, Item]):
+    """``iterate = iterating(Service.iterate)`` on a :class:`BlockingTwin`: the service's
+    keyset walk (its arguments checked at the call) as a blocking iterator whose pages are read
+    on the loop thread, with the same parameters."""
+
+    def __init__(self, method: Callable[Concatenate[S, P], KeysetWalk[Item]]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+        signature = inspect.signature(method)
+        returns = signature.return_annotation  # "KeysetWalk[Plan]": the twin's is an Iterator
+        self._signature = signature.replace(
+            parameters=list(signature.parameters.values())[1:],
+            return_annotation=str(returns).replace("KeysetWalk", "Iterator", 1),
+        )
+
+    @overload
+    def __get__(self, twin: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, twin: BlockingTwin[S], owner: type[Any]) -> Callable[P, Iterator[Item]]: ...
+
+    def __get__(
+        self, twin: BlockingTwin[S] | None, owner: type[Any]
+    ) -> Self | Callable[P, Iterator[Item]]:
+        if twin is None:
+            return self
+        method, service, run = self._method, twin._service, twin._run
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:
+            return method(service, *args, **kwargs).blocking(run)
+
+        call.__doc__ = method.__doc__
+        call.__name__ = getattr(method, "__name__", "iterate")
+        call.__signature__ = self._signature  # type: ignore[attr-defined]
+        return call
+
+
+class SyncPlans(BlockingTwin[PlanService]):
+    """Blocking twin of PlanService (reads too go through the loop thread)."""
+
+    create = blocking(PlanService.create)
+    update = blocking(PlanService.update)
+    archive = blocking(PlanService.archive)
+    get = blocking(PlanService.get)
+    get_by_key = blocking(PlanService.get_by_key)
+    get_by_external_id = blocking(PlanService.get_by_external_id)
+    list = blocking(PlanService.list)
+    iterate = iterating(PlanService.iterate)
+
+
+class SyncPrices(BlockingTwin[PriceService]):
+    """Blocking twin of PriceService (reads too go through the loop thread)."""
+
+    create = blocking(PriceService.create)
+    update = blocking(PriceService.update)
+    archive = blocking(PriceService.archive)
+    get = blocking(PriceService.get)
+    get_by_lookup_key = blocking(PriceService.get_by_lookup_key)
+    get_by_external_id = blocking(PriceService.get_by_external_id)
+    list = blocking(PriceService.list)
+    iterate = iterating(PriceService.iterate)
+
+
+class SyncCatalog(BlockingTwin[CatalogService]):
+    diff = blocking(CatalogService.diff)
+    apply = blocking(CatalogService.apply)
 
 
 class SyncWebhooks(BlockingTwin[WebhookService]):

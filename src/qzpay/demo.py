@@ -1,4 +1,5 @@
-"""``qzpay demo``: the Customers page walked end to end on a throwaway SQLite file."""
+"""``qzpay demo``: the Customers page walked end to end on a throwaway SQLite file, then a
+small catalog (plans and prices)."""
 
 from __future__ import annotations
 
@@ -68,10 +69,38 @@ async def run_demo(console: Console, directory: Path) -> None:
         remaining = await billing.customers.list()
         console.print(f"  list() now has {remaining.total} customer(s)")
 
-        console.print("\n[bold]7. The durable event log[/bold] (what another process would read)")
+        await _catalog(console, billing)
+
+        console.print("\n[bold]9. The durable event log[/bold] (what another process would read)")
         for event in await billing.events.list():
             console.print(f"  {event.id} {event.type} {event.data.id}")
     console.rule("[green]done")
+
+
+async def _catalog(console: Console, billing: Billing) -> None:
+    """Step 8: a free and a paid plan with a price each, a lookup, an archive."""
+    console.print("\n[bold]8. A small catalog[/bold] (plans with prices; amounts in cents)")
+    free = await billing.plans.create("free", "Free", entitlements=["api"], limits={"seats": 1})
+    pro = await billing.plans.create(
+        "pro", "Pro", entitlements=["api", "sso"], limits={"seats": 10}
+    )
+    await billing.prices.create(
+        free.id, currency="usd", unit_amount=0, interval="month", lookup_key="free_monthly"
+    )
+    pro_monthly = await billing.prices.create(
+        pro.id, currency="usd", unit_amount=1999, interval="month", lookup_key="pro_monthly"
+    )
+    for plan in (free, pro):
+        console.print(f"  plan {plan.key}: entitlements={plan.entitlements} limits={plan.limits}")
+    found = await billing.prices.get_by_lookup_key("pro_monthly")
+    if found is not None:
+        console.print(
+            f"  get_by_lookup_key('pro_monthly') -> {found.major_amount()} {found.currency} "
+            f"every {found.interval} (same price: {found == pro_monthly})"
+        )
+    archived = await billing.prices.archive(pro_monthly.id)
+    live = await billing.prices.list(active=True)
+    console.print(f"  archived pro_monthly: active={archived.active}; {live.total} active price(s)")
 
 
 def main(console: Console | None = None) -> None:

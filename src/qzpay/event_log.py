@@ -1,6 +1,9 @@
-"""Reading the durable event log."""
+"""Reading the durable event log: events of every registered resource, in commit order, each
+with its ``data`` decoded as its resource's model (``qzpay.events.event_class``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from qzpay.customers import validation as v
 from qzpay.events import Event
@@ -16,7 +19,7 @@ class EventLog:
 
     async def list(
         self, *, after: str | None = None, limit: int = DEFAULT_EVENT_PAGE
-    ) -> list[Event]:
+    ) -> list[Event[Any]]:
         """Events in commit order, starting after the event id ``after``."""
         if after is not None:
             v.check_id(after, "after")
@@ -28,5 +31,5 @@ class EventLog:
             v.fail("limit", "out_of_range", f"must be an integer from 1 to {MAX_EVENT_PAGE}")
         return await self._storage.list_events(after=after, limit=limit)
 
-    async def get(self, event_id: str) -> Event | None:
+    async def get(self, event_id: str) -> Event[Any] | None:
         return await self._storage.get_event(v.check_id(event_id, "event_id"))

@@ -25,25 +25,28 @@ class IdGenerator:
         self._lock = threading.Lock()
 
     def new(self) -> str:
-        candidate = (time.time_ns() // 1_000_000) << _RANDOM_BITS | int.from_bytes(
-            os.urandom(10), "big"
-        )
+        random = int.from_bytes(os.urandom(10), "big")  # one read per id
+        candidate = (time.time_ns() // 1_000_000) << _RANDOM_BITS | random
         with self._lock:
             if candidate <= self._last:
-                # Same millisecond (or a clock step back): stay above the last id.
-                candidate = self._last + 1 + (int.from_bytes(os.urandom(4), "big") >> 8)
+                # Same millisecond (or a clock step back): stay above the last id, by a random
+                # step of 24 bits (the draw's top bits, not used by ``candidate`` now).
+                candidate = self._last + 1 + (random >> (_RANDOM_BITS - 24))
                 if candidate > _MAX:  # pragma: no cover - needs a clock in the year 10889
                     raise OverflowError("id space exhausted")
             self._last = candidate
         return self.prefix + _encode(candidate)
 
 
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)  # 10 bits -> 2 digits
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
+
+
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """``value`` (< 2**128) as 26 Crockford base32 digits, most significant first, two digits
+    (10 bits) at a time."""
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
 customer_ids = IdGenerator("cus_")

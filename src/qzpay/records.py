@@ -3,11 +3,15 @@
 A sync task carries a snapshot of its record, stored as JSON with the resource's name
 (``"customer"``); storage decodes it through this registry, which imports only the models, so
 that storage needs neither the services nor the engine. A resource added later registers its
-model here, with the field holding its provider links (``find_sync_task_by_link`` reads it).
+model here, with the field holding its provider links (``find_sync_task_by_link`` reads it)
+and the verbs of its events: an event's type is ``<name>.<verb>`` (``customer.created``,
+``plan.archived``), and its ``data`` decodes to the model of the resource the type names
+(:func:`for_event`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,14 +19,25 @@ from pydantic import BaseModel
 
 from qzpay.customers.models import Customer
 
+DEFAULT_EVENTS: tuple[str, ...] = ("created", "updated", "deleted")
+"""The verbs of a resource's events unless it registers others (a catalog record is archived,
+never deleted: ``events=("created", "updated", "archived")``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RecordType:
-    """One resource's record: its name, its pydantic model and its links field."""
+    """One resource's record: its name, its pydantic model, its links field and the verbs of
+    its events."""
 
     name: str
     model: type[BaseModel]
     links_field: str
+    events: tuple[str, ...] = DEFAULT_EVENTS
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """Its event types: ``("customer.created", "customer.updated", "customer.deleted")``."""
+        return tuple(f"{self.name}.{verb}" for verb in self.events)
 
     def decode(self, data: str | bytes) -> BaseModel:
         """The record from its JSON text."""
@@ -39,14 +54,30 @@ class RecordType:
 
 
 _TYPES: dict[str, RecordType] = {}
+_WORD = re.compile(r"[a-z][a-z0-9_]*")
 
 
-def register(name: str, model: type[BaseModel], *, links_field: str) -> RecordType:
-    """Register a resource's record model (again with the same values is a no-op)."""
-    record_type = RecordType(name, model, links_field)
+def register(
+    name: str,
+    model: type[BaseModel],
+    *,
+    links_field: str,
+    events: tuple[str, ...] = DEFAULT_EVENTS,
+) -> RecordType:
+    """Register a resource's record model and the verbs of its events (again with the same
+    values is a no-op). A name or verb is lower case letters, digits and underscores."""
+    for word in (name, *events):
+        if not _WORD.fullmatch(word):
+            raise ValueError(f"{word!r} is not a resource name or event verb")
+    if not events or len(set(events)) != len(events):
+        raise ValueError(f"resource {name!r} needs distinct event verbs, not {events!r}")
+    record_type = RecordType(name, model, links_field, tuple(events))
     known = _TYPES.setdefault(name, record_type)
     if known != record_type:
-        raise ValueError(f"resource {name!r} is registered already, with {known.model.__name__}")
+        raise ValueError(
+            f"resource {name!r} is registered already, with {known.model.__name__} "
+            f"(events {', '.join(known.events)})"
+        )
     return known
 
 
@@ -58,9 +89,24 @@ def record_type(name: str) -> RecordType:
         raise ValueError(f"no resource named {name!r} is registered") from None
 
 
+def for_event(event_type: str) -> RecordType:
+    """The resource whose event ``event_type`` is (``"plan.archived"`` -> plans); ValueError
+    if no registered resource has that event."""
+    name, dot, verb = event_type.partition(".")
+    found = _TYPES.get(name)
+    if found is None or not dot or verb not in found.events:
+        raise ValueError(f"no registered resource has events of type {event_type!r}")
+    return found
+
+
 def names() -> list[str]:
     """The registered resource names, in registration order."""
     return list(_TYPES)
+
+
+def event_types() -> list[str]:
+    """Every registered resource's event types, in registration order."""
+    return [t for record_type in _TYPES.values() for t in record_type.event_types]
 
 
 CUSTOMER = register("customer", Customer, links_field="provider_customer_ids")

@@ -18,6 +18,20 @@ from tests.api.live import API_KEY, LiveServer, serving
 from tests.conftest import reset_postgres
 from tests.support.hostile_text import with_lone_surrogate
 
+CATALOG_OPERATIONS = {
+    ("post", "/plans"),
+    ("get", "/plans"),
+    ("get", "/plans/{plan_id}"),
+    ("get", "/plans/by-key/{key}"),
+    ("patch", "/plans/{plan_id}"),
+    ("post", "/plans/{plan_id}/archive"),
+    ("post", "/prices"),
+    ("get", "/prices"),
+    ("get", "/prices/{price_id}"),
+    ("get", "/prices/by-lookup-key/{lookup_key}"),
+    ("patch", "/prices/{price_id}"),
+    ("post", "/prices/{price_id}/archive"),
+}
 OPERATIONS = {
     ("get", "/health"),
     ("post", "/customers"),
@@ -28,6 +42,7 @@ OPERATIONS = {
     ("get", "/customers/by-provider-id/{provider_customer_id}"),
     ("get", "/events"),
     ("post", "/webhooks/{provider}"),
+    *CATALOG_OPERATIONS,
 }
 PUBLIC = {("get", "/health"), ("post", "/webhooks/{provider}")}  # no API key
 
@@ -76,6 +91,18 @@ class TestDocument:
             "delete_customer",
             "list_events",
             "receive_webhook",
+            "create_plan",
+            "list_plans",
+            "get_plan",
+            "get_plan_by_key",
+            "update_plan",
+            "archive_plan",
+            "create_price",
+            "list_prices",
+            "get_price",
+            "get_price_by_lookup_key",
+            "update_price",
+            "archive_price",
         }
 
     def test_errors_are_documented_as_problem_json(self, spec: dict[str, Any]) -> None:
@@ -100,6 +127,10 @@ class TestDocument:
     def test_schemas(self, spec: dict[str, Any]) -> None:
         schemas = spec["components"]["schemas"]
         for name in ("Customer", "CustomerCreate", "CustomerUpdate", "CustomerList", "EventList"):
+            assert name in schemas
+        for name in ("Plan", "PlanCreate", "PlanUpdate", "PlanList"):
+            assert name in schemas
+        for name in ("Price", "PriceCreate", "PriceUpdate", "PriceList"):
             assert name in schemas
         assert "HTTPValidationError" not in schemas  # FastAPI's default error body is not used
         update = schemas["CustomerUpdate"]
@@ -147,9 +178,15 @@ class TestDocument:
 # loader does not support pytest 9); the test sends its requests to the live server.
 DOCUMENT = create_app(Billing("memory://"), auth=APIKeyAuth(API_KEY)).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
+# The catalog's operations (plans, prices) get fewer examples, to keep the run short; the
+# rest keep the full count.
+CATALOG_TAGS = ["plans", "prices"]
+core_schema = schema.exclude(tag=CATALOG_TAGS)
+catalog_schema = schema.include(tag=CATALOG_TAGS)
 
 
-@schema.hook
+@catalog_schema.hook
+@core_schema.hook
 def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
     """One body in four gets a lone surrogate in one of its strings or keys (or a new key made
     of one): valid JSON (``"\\ud800"``) that schemathesis never generates by itself, and that no
@@ -159,7 +196,7 @@ def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrat
     )
 
 
-@schema.parametrize()
+@core_schema.parametrize()
 @settings(
     max_examples=100,
     deadline=None,
@@ -169,6 +206,19 @@ def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrat
 )
 def test_schemathesis(case: schemathesis.Case[Any], live: LiveServer) -> None:
     """Positive and negative data for every operation: never a 5xx, always as documented."""
+    _check(case, live)
+
+
+@catalog_schema.parametrize()
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
+def test_schemathesis_catalog(case: schemathesis.Case[Any], live: LiveServer) -> None:
+    """The same for the plans and prices operations, with fewer examples each."""
     _check(case, live)
 
 

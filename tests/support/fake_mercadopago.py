@@ -47,6 +47,9 @@ and ``reference/api-json/customers.json``):
   ``data.id``):
   https://www.mercadopago.com.br/developers/en/docs/checkout-api/additional-content/your-integrations/notifications/additional-info
 
+* Subscription plans (``/preapproval_plan``): see :mod:`tests.support.fake_mercadopago_plans`,
+  which this fake routes them to (same authorization, fault proxy and idempotency handling).
+
 Assumptions, where the documentation is silent (each pinned by a test of the fake):
 
 * ``DELETE /v1/customers/{id}`` (exposed by every official SDK, absent from the reference)
@@ -84,6 +87,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
+
+from tests.support.fake_mercadopago_plans import PlanRefusal, PreapprovalPlans
 
 ACCESS_TOKEN = "TEST-qzpay-fake-mercadopago-token"
 WEBHOOK_SECRET = "qzpay-fake-mercadopago-webhook-secret"
@@ -200,12 +205,24 @@ class FakeMercadoPago:
     access_token: str = ACCESS_TOKEN
     webhook_secret: str = WEBHOOK_SECRET
     honour_idempotency: bool = False
+    site_currency: str = "BRL"
+    """The one currency this account's site charges subscription plans in."""
     requests: list[FakeRequest] = field(default_factory=list)
     _customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     _replies: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
+    _plans: PreapprovalPlans | None = None
+
+    def __post_init__(self) -> None:
+        self._plans = PreapprovalPlans(collector_id=USER_ID, site_currency=self.site_currency)
+
+    @property
+    def plans(self) -> PreapprovalPlans:
+        """The account's subscription plans; read them with :meth:`preapproval_plans`."""
+        assert self._plans is not None
+        return self._plans
 
     @property
     def url(self) -> str:
@@ -261,6 +278,15 @@ class FakeMercadoPago:
         """Create a customer as another system would (through the same rules as the API)."""
         with self._lock:
             return copy.deepcopy(self._create(fields))
+
+    def preapproval_plans(self, external_reference: str | None = None) -> list[dict[str, Any]]:
+        """Subscription plans (copies), oldest first, optionally those with this reference."""
+        with self._lock:
+            return self.plans.all(external_reference)
+
+    def preapproval_plan(self, plan_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self.plans.get(plan_id)
 
     def matching(self, method: str, path: str) -> list[FakeRequest]:
         return [r for r in self.requests if r.method == method and r.path == path]
@@ -356,6 +382,12 @@ class FakeMercadoPago:
             return status, body
 
     def _route(self, request: FakeRequest) -> tuple[int, dict[str, Any]]:
+        if request.path.startswith("/preapproval_plan"):
+            body = _json_object(request.body) if request.method in ("POST", "PUT") else None
+            try:
+                return self.plans.route(request.method, request.path, request.query, body)
+            except PlanRefusal as refusal:
+                raise _Refusal(refusal.status, refusal.body) from None
         if request.path == "/v1/customers/search" and request.method == "GET":
             return 200, self._search(request.query)
         if request.path == "/v1/customers" and request.method == "POST":

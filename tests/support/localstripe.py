@@ -7,6 +7,8 @@ fixes two things about stock localstripe without touching site-packages:
 * stock localstripe pickles its whole store to ``/tmp/localstripe.pickle`` after every write
   (slow, and shared by every instance on the machine); this replaces the dump with a no-op
   and never loads the file, so each run starts empty and shares nothing.
+* stock localstripe has Products but no Prices, and sends no product update or delete events;
+  :mod:`tests.support.localstripe_prices` adds both (see there).
 
 It prints ``LISTENING <port>`` once the socket is bound and exits when its parent dies, so a
 killed test run leaves no server behind. The helpers below (:func:`start_localstripe` and the
@@ -189,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     _disable_pickle_store()
     from aiohttp import web
     from localstripe.server import app  # type: ignore[import-untyped]
+
+    from tests.support import localstripe_prices
+
+    localstripe_prices.install(app)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from qzpay.api.auth import APIKeyAuth, require_api_key
+from qzpay.api.catalog_routes import create_catalog_routers
 from qzpay.api.problems import problem_responses
 from qzpay.api.routing import problem_router, problems, route_class
 from qzpay.api.schemas import (
@@ -334,6 +335,9 @@ def create_router(
         responses=problem_responses(401) if auth is not None else {},
     )
     api.include_router(customer_routes)
+    plan_routes, price_routes = create_catalog_routers(billing, capped)
+    api.include_router(plan_routes)
+    api.include_router(price_routes)
     api.include_router(event_routes)
 
     router = problem_router(capped)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Address, Customer
 from qzpay.events import Event
 from qzpay.page import Page
@@ -112,9 +113,9 @@ class CustomerList(BaseModel):
 
 
 class EventList(BaseModel):
-    """Events in commit order."""
+    """Events in commit order: a customer's, a plan's or a price's (``data`` is the record)."""
 
-    data: list[Event]
+    data: list[Event[Customer] | Event[Plan] | Event[Price]]
     next_after: str | None = Field(
         description=(
             "Pass as `after` to continue: the last event's id, or the `after` you sent when "

@@ -9,7 +9,7 @@ qzpay's id in one of the record's metadata slots there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,25 +158,13 @@ def plan_update(
     """``plans.update``'s arguments: the fields to set (entitlements and limits replaced whole,
     ``description=None`` clears it) and the metadata patch (``None`` removes a key); apply the
     patch with :func:`merge_metadata` and check its size with :func:`check_metadata_size`."""
-    problems = v.Problems()
-    problems.unknown_arguments(unknown)
-    changes: dict[str, Any] = {}
-    if name is not UNSET:
-        changes["name"] = v.check_plan_name(name, problems)
-    if description is not UNSET:
-        changes["description"] = v.check_description(description, problems)
-    if entitlements is not UNSET:
-        changes["entitlements"] = v.check_entitlements(entitlements, problems)
-    if limits is not UNSET:
-        changes["limits"] = v.check_limits(limits, problems)
-    patch: dict[str, str | None] = {}
-    if metadata is not UNSET:
-        if metadata is None:
-            problems.add("metadata", "invalid_type", "must be a dict, not NoneType")
-        else:
-            patch = v.check_plan_metadata(metadata, problems, allow_none_values=True)
-    problems.raise_if_any()
-    return changes, patch
+    given = {
+        "name": (name, v.check_plan_name),
+        "description": (description, v.check_description),
+        "entitlements": (entitlements, v.check_entitlements),
+        "limits": (limits, v.check_limits),
+    }
+    return _update(given, metadata, unknown)
 
 
 def price_create(
@@ -222,11 +210,23 @@ def price_update(
 ) -> tuple[dict[str, Any], dict[str, str | None]]:
     """``prices.update``'s arguments: ``{"lookup_key": ...}`` if given (None removes it) and
     the metadata patch."""
+    return _update({"lookup_key": (lookup_key, v.check_lookup_key)}, metadata, unknown)
+
+
+def _update(
+    given: Mapping[str, tuple[object, Callable[[object, v.Problems], Any]]],
+    metadata: object,
+    unknown: Mapping[str, object],
+) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """An update's arguments: ``given`` maps a field to its argument and check (an argument
+    left UNSET is not changed), then the metadata patch (``None`` removes a key)."""
     problems = v.Problems()
     problems.unknown_arguments(unknown)
-    changes: dict[str, Any] = {}
-    if lookup_key is not UNSET:
-        changes["lookup_key"] = v.check_lookup_key(lookup_key, problems)
+    changes = {
+        field: check(value, problems)
+        for field, (value, check) in given.items()
+        if value is not UNSET
+    }
     patch: dict[str, str | None] = {}
     if metadata is not UNSET:
         if metadata is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,80 +30,6 @@ INTERVALS: Final[tuple[Interval, ...]] = ("day", "week", "month", "year")
 
 plan_ids = IdGenerator("plan_")
 price_ids = IdGenerator("price_")
-
-
-class Plan(BaseModel):
-    """A plan as stored. Immutable: changes go through ``billing.plans.update``.
-
-    ``entitlements`` are feature keys (de-duplicated, in the order given); ``limits`` maps a
-    limit's name to a non-negative integer (``{"seats": 5}``). ``metadata``, ``limits``,
-    ``entitlements`` and ``provider_plan_ids`` are copies; mutating them changes nothing stored.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    key: str
-    name: str
-    description: str | None = None
-    entitlements: list[str]
-    limits: dict[str, int]
-    metadata: dict[str, str]
-    active: bool = True
-    provider_plan_ids: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
-
-    def changed_fields(self, other: Plan) -> dict[str, Any]:
-        """The user-visible fields whose values differ in ``other``, with this record's values."""
-        return _changed(self, other, PLAN_FIELDS)
-
-    @property
-    def deleted_at(self) -> None:
-        """Always None: archived (``active=False``), never deleted (see the module docstring)."""
-        return None
-
-
-class Price(BaseModel):
-    """A recurring price of a plan. ``unit_amount`` counts the currency's minor unit (cents).
-
-    Amount, currency, interval, interval count and trial days never change: a new price
-    replaces an old one. Only ``lookup_key``, ``metadata`` and ``active`` (archiving) change.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    plan_id: str
-    currency: str
-    unit_amount: int
-    interval: Interval
-    interval_count: int = 1
-    trial_days: int | None = None
-    lookup_key: str | None = None
-    metadata: dict[str, str]
-    active: bool = True
-    provider_price_ids: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
-
-    def changed_fields(self, other: Price) -> dict[str, Any]:
-        """The user-visible fields whose values differ in ``other``, with this record's values."""
-        return _changed(self, other, PRICE_FIELDS)
-
-    @property
-    def deleted_at(self) -> None:
-        """Always None: archived (``active=False``), never deleted (see the module docstring)."""
-        return None
-
-    def major_amount(self) -> Decimal:
-        """``unit_amount`` in major units (``Decimal("19.99")`` for 1999 USD cents)."""
-        return to_major_units(self.unit_amount, self.currency)
-
-
-def archive_changes(now: datetime) -> dict[str, Any]:
-    """The fields archiving sets (what the engine's soft delete sets for customers)."""
-    return {"active": False, "updated_at": now}
 
 
 def _changed(before: BaseModel, after: BaseModel, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -138,3 +64,77 @@ PRICE_FIELDS: Final = (
     "active",
     "provider_price_ids",
 )
+
+
+class CatalogRecord(BaseModel):
+    """What plans and prices share: immutable, archived rather than deleted (``deleted_at`` is
+    always None, see the module docstring), their events reporting ``CHANGE_FIELDS``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    CHANGE_FIELDS: ClassVar[tuple[str, ...]]
+
+    def changed_fields(self, other: Self) -> dict[str, Any]:
+        """The user-visible fields whose values differ in ``other``, with this record's values."""
+        return _changed(self, other, self.CHANGE_FIELDS)
+
+    @property
+    def deleted_at(self) -> None:
+        """Always None: archived (``active=False``), never deleted (see the module docstring)."""
+        return None
+
+
+class Plan(CatalogRecord):
+    """A plan as stored. Immutable: changes go through ``billing.plans.update``.
+
+    ``entitlements`` are feature keys (de-duplicated, in the order given); ``limits`` maps a
+    limit's name to a non-negative integer (``{"seats": 5}``). ``metadata``, ``limits``,
+    ``entitlements`` and ``provider_plan_ids`` are copies; mutating them changes nothing stored.
+    """
+
+    CHANGE_FIELDS = PLAN_FIELDS
+
+    id: str
+    key: str
+    name: str
+    description: str | None = None
+    entitlements: list[str]
+    limits: dict[str, int]
+    metadata: dict[str, str]
+    active: bool = True
+    provider_plan_ids: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class Price(CatalogRecord):
+    """A recurring price of a plan. ``unit_amount`` counts the currency's minor unit (cents).
+
+    Amount, currency, interval, interval count and trial days never change: a new price
+    replaces an old one. Only ``lookup_key``, ``metadata`` and ``active`` (archiving) change.
+    """
+
+    CHANGE_FIELDS = PRICE_FIELDS
+
+    id: str
+    plan_id: str
+    currency: str
+    unit_amount: int
+    interval: Interval
+    interval_count: int = 1
+    trial_days: int | None = None
+    lookup_key: str | None = None
+    metadata: dict[str, str]
+    active: bool = True
+    provider_price_ids: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    def major_amount(self) -> Decimal:
+        """``unit_amount`` in major units (``Decimal("19.99")`` for 1999 USD cents)."""
+        return to_major_units(self.unit_amount, self.currency)
+
+
+def archive_changes(now: datetime) -> dict[str, Any]:
+    """The fields archiving sets (what the engine's soft delete sets for customers)."""
+    return {"active": False, "updated_at": now}

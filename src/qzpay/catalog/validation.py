@@ -112,15 +112,26 @@ def check_description(value: object, problems: Problems, field: str = "descripti
     return _text(value, problems, field, MAX_DESCRIPTION_LENGTH, " or None")
 
 
-def _text(value: object, problems: Problems, field: str, limit: int, alt: str) -> str | None:
+def _text(
+    value: object,
+    problems: Problems,
+    field: str,
+    limit: int,
+    alt: str,
+    *,
+    trim: bool = True,
+    blank: str = "must not be blank",
+) -> str | None:
+    """A string of safe text, not blank, at most ``limit`` characters: trimmed, or with
+    ``trim=False`` kept exactly as given. ``alt`` completes "must be a string"."""
     if not isinstance(value, str):
         problems.add(field, "invalid_type", f"must be a string{alt}, not {_type_name(value)}")
         return None
     if not check_text(value, problems, field):
         return None
-    text = value.strip()
-    if not text:
-        problems.add(field, "blank", "must not be blank")
+    text = value.strip() if trim else value
+    if not value.strip():
+        problems.add(field, "blank", blank)
         return None
     if len(text) > limit:
         problems.add(field, "too_long", f"must be at most {limit} characters")
@@ -202,17 +213,32 @@ def check_currency(value: object, problems: Problems, field: str = "currency") -
 
 def check_unit_amount(value: object, problems: Problems, field: str = "unit_amount") -> int | None:
     """An integer of minor units (cents) from 0 to ``MAX_UNIT_AMOUNT``; never a float or text."""
+    return _int_in(
+        value,
+        problems,
+        field,
+        (0, MAX_UNIT_AMOUNT),
+        "an integer in the currency's minor unit (1999 for 19.99)",
+        f"must be from 0 to {MAX_UNIT_AMOUNT}",
+    )
+
+
+def _int_in(
+    value: object,
+    problems: Problems,
+    field: str,
+    bounds: tuple[int, int],
+    kind: str,
+    out_of_range: str,
+) -> int | None:
+    """An integer (never a bool, float or text) within ``bounds``, both included; ``kind``
+    completes "must be", ``out_of_range`` is the message of a value outside them."""
     if not _is_int(value):
-        problems.add(
-            field,
-            "invalid_type",
-            f"must be an integer in the currency's minor unit (1999 for 19.99), "
-            f"not {_type_name(value)}",
-        )
+        problems.add(field, "invalid_type", f"must be {kind}, not {_type_name(value)}")
         return None
     assert isinstance(value, int)
-    if not 0 <= value <= MAX_UNIT_AMOUNT:
-        problems.add(field, "out_of_range", f"must be from 0 to {MAX_UNIT_AMOUNT}")
+    if not bounds[0] <= value <= bounds[1]:
+        problems.add(field, "out_of_range", out_of_range)
         return None
     return value
 
@@ -254,14 +280,8 @@ def check_interval_count(
 def check_trial_days(value: object, problems: Problems, field: str = "trial_days") -> int | None:
     if value is None:
         return None
-    if not _is_int(value):
-        problems.add(field, "invalid_type", f"must be an integer or None, not {_type_name(value)}")
-        return None
-    assert isinstance(value, int)
-    if not 1 <= value <= MAX_TRIAL_DAYS:
-        problems.add(field, "out_of_range", f"must be from 1 to {MAX_TRIAL_DAYS} (or None)")
-        return None
-    return value
+    out_of_range = f"must be from 1 to {MAX_TRIAL_DAYS} (or None)"
+    return _int_in(value, problems, field, (1, MAX_TRIAL_DAYS), "an integer or None", out_of_range)
 
 
 def check_lookup_key(
@@ -272,18 +292,8 @@ def check_lookup_key(
         if required:
             problems.add(field, "required", "every price of a catalog needs a lookup_key")
         return None
-    if not isinstance(value, str):
-        problems.add(field, "invalid_type", f"must be a string or None, not {_type_name(value)}")
-        return None
-    if not check_text(value, problems, field):
-        return None
-    if not value.strip():
-        problems.add(field, "blank", "must not be blank (pass None for no lookup key)")
-        return None
-    if len(value) > MAX_LOOKUP_KEY_LENGTH:
-        problems.add(field, "too_long", f"must be at most {MAX_LOOKUP_KEY_LENGTH} characters")
-        return None
-    return value
+    blank = "must not be blank (pass None for no lookup key)"
+    return _text(value, problems, field, MAX_LOOKUP_KEY_LENGTH, " or None", trim=False, blank=blank)
 
 
 # -- ids and filters ---------------------------------------------------------------------------

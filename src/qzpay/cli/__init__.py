@@ -10,15 +10,29 @@ Payment providers come from the environment (``qzpay.config``: ``STRIPE_API_KEY`
 commands that write (create, update, delete, sync-pending, reconcile, serve) use them.
 
 This module is the command tree; each command lives in the module of its group:
-``serve`` (demo, serve), ``customers``, ``provider_sync`` (reconcile, sync-pending),
-``events`` and ``db``, over ``options`` (shared options, providers), ``handling`` (errors and
-exit codes) and ``rendering`` (tables and JSON).
+``serve`` (demo, serve), ``customers``, ``catalog`` (plans, prices, catalog diff/apply),
+``provider_sync`` (reconcile, sync-pending), ``events`` and ``db``, over ``options`` (shared
+options, providers), ``handling`` (errors and exit codes) and ``rendering`` (tables and JSON).
 """
 
 from __future__ import annotations
 
 import typer
 
+from qzpay.cli.catalog import (
+    catalog_apply,
+    catalog_diff,
+    plans_archive,
+    plans_create,
+    plans_get,
+    plans_list,
+    plans_update,
+    prices_archive,
+    prices_create,
+    prices_get,
+    prices_list,
+    prices_update,
+)
 from qzpay.cli.customers import (
     customers_create,
     customers_delete,
@@ -55,12 +69,15 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "app",
+    "catalog_app",
     "customers_app",
     "db_app",
     "events_app",
     "handled",
     "main",
     "parse_pairs",
+    "plans_app",
+    "prices_app",
     "provider_billing",
     "provider_config",
     "reconcile_json",
@@ -99,6 +116,29 @@ customers_app.command("delete")(customers_delete)
 customers_app.command("reconcile")(customers_reconcile)
 customers_app.command("sync-pending")(customers_sync_pending)
 app.add_typer(customers_app, name="customers")
+
+plans_app = typer.Typer(help="Create, read, update and archive plans.", no_args_is_help=True)
+plans_app.command("create")(plans_create)
+plans_app.command("get")(plans_get)
+plans_app.command("list")(plans_list)
+plans_app.command("update")(plans_update)
+plans_app.command("archive")(plans_archive)
+app.add_typer(plans_app, name="plans")
+
+prices_app = typer.Typer(help="Create, read, update and archive prices.", no_args_is_help=True)
+prices_app.command("create")(prices_create)
+prices_app.command("get")(prices_get)
+prices_app.command("list")(prices_list)
+prices_app.command("update")(prices_update)
+prices_app.command("archive")(prices_archive)
+app.add_typer(prices_app, name="prices")
+
+catalog_app = typer.Typer(
+    help="Keep plans and prices in step with a catalog file.", no_args_is_help=True
+)
+catalog_app.command("diff")(catalog_diff)
+catalog_app.command("apply")(catalog_apply)
+app.add_typer(catalog_app, name="catalog")
 
 events_app = typer.Typer(help="Read the durable event log.", no_args_is_help=True)
 events_app.command("list")(events_list)

@@ -16,10 +16,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from qzpay.catalog.diff import CatalogDiff
+from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Customer
 from qzpay.customers.reconcile import ReconcileReport
 from qzpay.customers.service import SyncReport
 from qzpay.events import Event
+from qzpay.page import Page
 
 
 def console() -> Console:
@@ -123,6 +126,94 @@ def show_events(events: list[Event], *, as_json: bool) -> None:
             _cell(", ".join(sorted(e.previous)) if e.previous else None),
         )
     console().print(table)
+
+
+# -- plans, prices and the catalog ---------------------------------------------------------
+
+
+def _show_record(record: Plan | Price, *, as_json: bool) -> None:
+    if as_json:
+        print_json(record.model_dump(mode="json"))
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for field, value in record.model_dump(mode="json").items():
+        if isinstance(value, list):
+            value = ", ".join(value) or None
+        table.add_row(field, _cell(value))
+    console().print(table)
+
+
+def show_plan(plan: Plan, *, as_json: bool) -> None:
+    _show_record(plan, as_json=as_json)
+
+
+def show_price(price: Price, *, as_json: bool) -> None:
+    _show_record(price, as_json=as_json)
+
+
+def _page_footer(out: Console, page: Page[Any]) -> None:
+    shown = f"{page.offset + 1}-{page.offset + len(page.data)}" if page.data else "none"
+    more = f"; next page: --offset {page.offset + len(page.data)}" if page.has_more else ""
+    out.print(Text(f"{shown} of {page.total}{more}", style="dim"))
+
+
+def show_plans(page: Page[Plan], *, as_json: bool) -> None:
+    if as_json:
+        print_json(page.model_dump(mode="json"))
+        return
+    table = Table()
+    for column in ("id", "key"):
+        table.add_column(column, no_wrap=True)
+    for column in ("name", "active", "entitlements", "limits", "created_at"):
+        table.add_column(column, overflow="fold")
+    for plan in page.data:
+        table.add_row(
+            _cell(plan.id),
+            _cell(plan.key),
+            _cell(plan.name),
+            _cell("yes" if plan.active else "no"),
+            _cell(", ".join(plan.entitlements) or None),
+            _cell(plan.limits),
+            _cell(_when(plan.created_at)),
+        )
+    out = console()
+    out.print(table)
+    _page_footer(out, page)
+
+
+def show_prices(page: Page[Price], *, as_json: bool) -> None:
+    if as_json:
+        print_json(page.model_dump(mode="json"))
+        return
+    table = Table()
+    for column in ("id", "plan_id"):
+        table.add_column(column, no_wrap=True)
+    for column in ("amount", "every", "lookup_key", "active", "created_at"):
+        table.add_column(column, overflow="fold")
+    for price in page.data:
+        count = price.interval_count
+        table.add_row(
+            _cell(price.id),
+            _cell(price.plan_id),
+            _cell(f"{price.major_amount()} {price.currency}"),
+            _cell(price.interval if count == 1 else f"{count} {price.interval}s"),
+            _cell(price.lookup_key),
+            _cell("yes" if price.active else "no"),
+            _cell(_when(price.created_at)),
+        )
+    out = console()
+    out.print(table)
+    _page_footer(out, page)
+
+
+def show_catalog_diff(diff: CatalogDiff, *, as_json: bool) -> None:
+    """The diff as text (``str(diff)``: one line per change) or as ``diff.as_dict()``."""
+    if as_json:
+        print_json(diff.as_dict())
+        return
+    typer.echo(str(diff))
 
 
 # -- provider reports -----------------------------------------------------------------------

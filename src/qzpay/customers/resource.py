@@ -10,6 +10,9 @@ before it is written at the provider.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from qzpay.customers.models import Customer
 from qzpay.engine.core import Engine
 from qzpay.engine.resource import Resource
@@ -24,26 +27,32 @@ class CustomerResource(Resource[Customer]):
     links_field = CUSTOMER.links_field
     model = Customer
 
-    async def get(self, tx: Transaction, record_id: str) -> Customer | None:
-        return await tx.get_customer(record_id)
+    # The storage calls are handed back unawaited: the engine awaits them, and a coroutine
+    # around each would only add a frame to every write.
+    def get(self, tx: Transaction, record_id: str) -> Coroutine[Any, Any, Customer | None]:
+        return tx.get_customer(record_id)
 
-    async def get_committed(self, storage: Storage, record_id: str) -> Customer | None:
-        return await storage.get_customer(record_id)
+    def get_committed(
+        self, storage: Storage, record_id: str
+    ) -> Coroutine[Any, Any, Customer | None]:
+        return storage.get_customer(record_id)
 
-    async def insert(
+    def insert(
         self,
         tx: Transaction,
         record: Customer,
         *,
         idempotency_key: str | None,
         fingerprint: str | None,
-    ) -> None:
-        await tx.insert_customer(
+    ) -> Coroutine[Any, Any, None]:
+        return tx.insert_customer(
             record, idempotency_key=idempotency_key, request_fingerprint=fingerprint
         )
 
-    async def update(self, tx: Transaction, before: Customer, after: Customer) -> None:
-        await tx.update_customer(before, after)
+    def update(
+        self, tx: Transaction, before: Customer, after: Customer
+    ) -> Coroutine[Any, Any, None]:
+        return tx.update_customer(before, after)
 
     async def find_created(
         self, tx: Transaction, idempotency_key: str

@@ -59,6 +59,23 @@ __all__ = [  # the read rules are re-exported: billing, the API and tests import
 ]
 
 
+_new = object.__new__
+_set = object.__setattr__
+_CUSTOMER_FIELDS = tuple(Customer.model_fields)
+
+
+def _new_customer(fields: dict[str, Any]) -> Customer:
+    """``Customer.model_construct(**fields)`` given every field, in declaration order (the
+    model has no extra or private attributes), at about a third of its cost."""
+    assert tuple(fields) == _CUSTOMER_FIELDS
+    customer = _new(Customer)
+    _set(customer, "__dict__", fields)
+    _set(customer, "__pydantic_extra__", None)
+    _set(customer, "__pydantic_fields_set__", set(fields))
+    _set(customer, "__pydantic_private__", None)
+    return customer
+
+
 class CustomerService:
     def __init__(
         self,
@@ -107,17 +124,19 @@ class CustomerService:
         assert email_ is not None
 
         now = utcnow()
-        customer = Customer.model_construct(
-            id=customer_ids.new(),
-            email=email_,
-            name=name_,
-            phone=phone_,
-            address=address_,
-            metadata=metadata_,
-            provider_customer_ids={},
-            created_at=now,
-            updated_at=now,
-            deleted_at=None,
+        customer = _new_customer(
+            {
+                "id": customer_ids.new(),
+                "email": email_,
+                "name": name_,
+                "phone": phone_,
+                "address": address_,
+                "metadata": metadata_,
+                "provider_customer_ids": {},
+                "created_at": now,
+                "updated_at": now,
+                "deleted_at": None,
+            }
         )
         digest = None
         if key is not None:
@@ -171,9 +190,10 @@ class CustomerService:
                     merged.pop(key, None)
                 else:
                     merged[key] = value
-            size = v.Problems()
-            v.check_metadata_size(merged, size, limit=self._metadata_limit)
-            size.raise_if_any()
+            if len(merged) > self._metadata_limit:  # the only way check_metadata_size fails
+                size = v.Problems()
+                v.check_metadata_size(merged, size, limit=self._metadata_limit)
+                size.raise_if_any()
             return {**changes, "metadata": merged}
 
         return await self._strategy.modify(customer_id, change, remote_visible=True)

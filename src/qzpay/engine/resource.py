@@ -68,6 +68,11 @@ class Resource(ABC, Generic[R]):
         self.deleted = f"{self.name}.deleted"
 
     # -- the record ---------------------------------------------------------------------------
+    def update_event(self, before: R, after: R) -> str:
+        """The event type of a change from ``before`` to ``after``: ``<name>.updated``, unless
+        the resource names the change otherwise (a catalog record: ``<name>.archived``)."""
+        return self.updated
+
     def links(self, record: R) -> dict[str, str]:
         links: dict[str, str] = getattr(record, self.links_field)
         return links

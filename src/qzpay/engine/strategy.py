@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Generic, Literal, TypeAlias
 
 from qzpay._time import utcnow
-from qzpay.engine.core import Engine
+from qzpay.engine.core import Engine, copy_with
 from qzpay.engine.intents import Attempt, racing, replay, resume
 from qzpay.engine.pending import Pending, SyncReport, permanent, undo_intent
 from qzpay.engine.resource import Change, R, Remote
@@ -78,7 +78,7 @@ class Strategy(ABC, Generic[R]):
                 return before
             now = max(utcnow(), before.updated_at)
             if merge is None:
-                after = before.model_copy(update={"deleted_at": now, "updated_at": now})
+                after = copy_with(before, {"deleted_at": now, "updated_at": now})
                 await resource.update(tx, before, after)
                 await work.emit(resource.deleted, after)
             else:
@@ -86,7 +86,7 @@ class Strategy(ABC, Generic[R]):
                 previous = before.changed_fields(after)
                 if not previous:
                     return before
-                after = after.model_copy(update={"updated_at": now})
+                after = copy_with(after, {"updated_at": now})
                 await resource.update(tx, before, after)
                 await work.emit(resource.updated, after, previous)
             if others is not None:

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, cast
+from typing import Any, Protocol, Self, TypeVar
 
-from qzpay.events import Event, EventBus
+from qzpay.events import Event, EventBus, new_event
 from qzpay.ids import event_ids
 from qzpay.storage.base import Storage, SupportsOptimisticWrites, Transaction, WriteConflict
 
@@ -38,7 +38,7 @@ class UnitOfWork:
             else storage.transaction()
         )
         self._bus = bus
-        self._events: list[Event] = []
+        self._events: list[Event[Any]] = []
 
     async def __aenter__(self) -> Self:
         self.tx = await self._transaction.__aenter__()
@@ -58,13 +58,14 @@ class UnitOfWork:
 
     async def emit(
         self, event_type: str, data: Versioned, previous: dict[str, Any] | None = None
-    ) -> Event:
+    ) -> Event[Any]:
         """Append an event about ``data`` (stamped with its ``updated_at``) to the transaction;
-        its handlers run once the transaction has committed."""
-        event = Event.model_construct(
+        its handlers run once the transaction has committed. ``event_type`` is a registered
+        resource's (``qzpay.records``) and ``data`` that resource's record."""
+        event = new_event(
+            event_type,
+            data,
             id=event_ids.new(),
-            type=event_type,
-            data=cast(Any, data),  # Event.data is typed Customer until other resources emit
             previous=previous,
             created_at=data.updated_at,
         )

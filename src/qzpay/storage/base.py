@@ -15,6 +15,7 @@ from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from pydantic import BaseModel
 
+from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
@@ -34,6 +35,22 @@ class CustomerFilter:
     email: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     include_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFilter:
+    """Filters of ``list_plans`` / ``scan_plans``: ``active`` None means every plan."""
+
+    active: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceFilter:
+    """Filters of ``list_prices`` / ``scan_prices`` (``currency`` upper-case, as stored)."""
+
+    plan_id: str | None = None
+    active: bool | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +140,64 @@ class Transaction(Protocol):
 
     async def append_event(self, event: Event) -> None: ...
 
+    # -- the catalog (plans and prices are archived, never deleted) -------------------------
+    async def get_plan(self, plan_id: str) -> Plan | None:
+        """Read a plan for change; backends that can lock the row do so until commit."""
+        ...
+
+    async def find_idempotent_plan(self, idempotency_key: str) -> tuple[Plan, str] | None:
+        """The plan a create with this key made, and that request's fingerprint."""
+        ...
+
+    async def insert_plan(
+        self,
+        plan: Plan,
+        *,
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> None:
+        """Insert a new plan with its provider links. ConflictError codes: ``plan_key_taken``,
+        ``idempotency_key_reused``, ``provider_id_taken``."""
+        ...
+
+    async def update_plan(self, before: Plan, after: Plan) -> None:
+        """Store ``after`` over ``before`` (same id and key); ``provider_id_taken`` if a new
+        link is another plan's."""
+        ...
+
+    async def get_price(self, price_id: str) -> Price | None:
+        """Read a price for change; backends that can lock the row do so until commit."""
+        ...
+
+    async def find_idempotent_price(self, idempotency_key: str) -> tuple[Price, str] | None: ...
+
+    async def insert_price(
+        self,
+        price: Price,
+        *,
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> None:
+        """Insert a new price of an existing plan. ConflictError codes: ``lookup_key_taken``
+        (an active price holds it), ``idempotency_key_reused``, ``provider_id_taken``."""
+        ...
+
+    async def update_price(self, before: Price, after: Price) -> None:
+        """Store ``after`` over ``before``; ``lookup_key_taken`` if ``after`` is active with a
+        lookup key another active price holds (move it off that price first, in the same
+        transaction), ``provider_id_taken`` as for plans."""
+        ...
+
+    async def find_active_price(self, lookup_key: str) -> Price | None:
+        """The active price holding ``lookup_key`` as this transaction sees it (not locked:
+        read it for change with ``get_price``)."""
+        ...
+
+    async def active_prices(self, plan_id: str) -> list[Price]:
+        """The plan's active prices as this transaction sees them, newest first (not
+        locked). Read the plan for change first, so that no price is added meanwhile."""
+        ...
+
     async def get_sync_task(self, record_id: str) -> SyncTask | None:
         """The task of the record ``record_id`` (of any resource), read for change."""
         ...
@@ -193,6 +268,47 @@ class Storage(Protocol):
     ) -> list[Customer]:
         """Keyset page: matches with an id below ``before_id`` (all if None), newest first."""
         ...
+
+    # -- the catalog: committed reads, newest first -------------------------------------------
+    async def get_plan(self, plan_id: str) -> Plan | None: ...
+
+    async def get_plan_by_key(self, key: str) -> Plan | None: ...
+
+    async def find_plans_by_provider_id(
+        self, provider_plan_id: str, *, provider: str | None
+    ) -> list[Plan]:
+        """Plans linked to this provider id (at most one per provider)."""
+        ...
+
+    async def list_plans(
+        self, filters: PlanFilter, *, limit: int, offset: int
+    ) -> tuple[list[Plan], int]:
+        """One page, newest first, and the total number of matches."""
+        ...
+
+    async def scan_plans(
+        self, filters: PlanFilter, *, before_id: str | None, limit: int
+    ) -> list[Plan]:
+        """Keyset page: matches with an id below ``before_id`` (all if None), newest first."""
+        ...
+
+    async def get_price(self, price_id: str) -> Price | None: ...
+
+    async def get_price_by_lookup_key(self, lookup_key: str) -> Price | None:
+        """The active price holding ``lookup_key`` (archived prices are not looked up)."""
+        ...
+
+    async def find_prices_by_provider_id(
+        self, provider_price_id: str, *, provider: str | None
+    ) -> list[Price]: ...
+
+    async def list_prices(
+        self, filters: PriceFilter, *, limit: int, offset: int
+    ) -> tuple[list[Price], int]: ...
+
+    async def scan_prices(
+        self, filters: PriceFilter, *, before_id: str | None, limit: int
+    ) -> list[Price]: ...
 
     async def get_event(self, event_id: str) -> Event | None: ...
 

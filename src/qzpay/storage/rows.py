@@ -41,7 +41,8 @@ TASK_COLUMNS = (
 # Written by task_args in this order: the read columns and the snapshot's provider links (the
 # resource's links field, copied so that one look-up serves every resource).
 TASK_WRITE_COLUMNS = f"{TASK_COLUMNS}, links"
-EVENT_COLUMNS = "id, type, customer_id, payload, created_at"  # as written by event_args
+# As written by event_args; customer_id is the record id of an event of any resource.
+EVENT_COLUMNS = "id, type, customer_id, payload, created_at"
 # Set by customer_update_sql from customer_update_args, whose first argument is the id.
 CUSTOMER_UPDATE_COLUMNS = (
     "email, email_key, name, phone, address, metadata, provider_ids, updated_at, deleted_at"
@@ -188,8 +189,10 @@ def task_args(task: SyncTask, *, encode_time: EncodeTime) -> tuple[object, ...]:
     )
 
 
-def event_args(event: Event, *, encode_time: EncodeTime) -> tuple[object, ...]:
-    """The arguments of an insert into EVENT_COLUMNS."""
+def event_args(event: Event[Any], *, encode_time: EncodeTime) -> tuple[object, ...]:
+    """The arguments of an insert into EVENT_COLUMNS. An event of any resource: the column
+    ``customer_id`` (its name from when only customers had events) holds its record's id, and
+    readers decode ``payload`` by ``type`` (``qzpay.events.decode_event``)."""
     return (
         event.id,
         event.type,

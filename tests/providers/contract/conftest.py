@@ -10,6 +10,9 @@ from tests.support.stripe_sdk import stripe_sdk
 
 __all__ = ["provider_kit", "stripe_sdk"]
 
+BACK_URL = "https://example.com/subscribed"
+"""Where MercadoPago sends a subscriber back (needed for its subscription plans)."""
+
 
 @pytest.fixture(params=["stripe", "mercadopago"])
 def provider_kit(request: pytest.FixtureRequest) -> ProviderKit:
@@ -23,8 +26,9 @@ def provider_kit(request: pytest.FixtureRequest) -> ProviderKit:
             request.getfixturevalue("localstripe_url"),
             stripe_fixtures.WEBHOOK_SECRET,
         )
+    make_mercadopago = request.getfixturevalue("make_mercadopago_provider")
     return MercadoPagoKit(
-        request.getfixturevalue("make_mercadopago_provider"),
+        lambda **options: make_mercadopago(**{"back_url": BACK_URL, **options}),
         request.getfixturevalue("mercadopago_proxy"),
         request.getfixturevalue("fake_mercadopago"),
         fake_mercadopago.WEBHOOK_SECRET,

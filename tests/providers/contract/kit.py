@@ -23,12 +23,14 @@ from urllib.parse import parse_qsl
 
 import stripe
 
+from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Customer
 from qzpay.providers.base import QZPAY_CUSTOMER_ID_KEY, ProviderCustomer
 from qzpay.providers.mercadopago import MercadoPagoCustomers, MercadoPagoProvider
 from qzpay.providers.mercadopago import idempotency_key as mercadopago_key
 from qzpay.providers.stripe import StripeProvider
 from tests.factories import ADDRESS, idempotency_key, stored_customer
+from tests.providers.catalog_factories import stored_plan
 from tests.support.fake_mercadopago import FakeMercadoPago, NotificationReceiver
 from tests.support.fault_proxy import Fault, FaultProxy, RecordedRequest
 from tests.support.localstripe import mute_webhook, register_webhook
@@ -85,6 +87,26 @@ class ProviderKit(ABC):
             options["api_base"] = self.proxy.url
         provider: Provider = self._make(**options)
         return provider
+
+    # -- the catalog (prices at both providers; plans only where the provider has them) -----
+
+    price_currency: ClassVar[str]
+    """A currency the test account charges prices in."""
+    price_create_path: ClassVar[str]
+    price_update_method: ClassVar[str]
+
+    @abstractmethod
+    def price_path(self, provider_price_id: str) -> str:
+        """Where a price is read and updated."""
+
+    @abstractmethod
+    async def catalog_plan(self) -> Plan:
+        """A stored plan ready for prices here (linked to its provider object if the provider
+        has plans)."""
+
+    @abstractmethod
+    async def price_copies(self, price: Price) -> list[str]:
+        """The ids of the server's prices carrying ``price.id``, read without the provider."""
 
     @abstractmethod
     def is_later_page(self, query: str) -> bool:
@@ -193,6 +215,37 @@ class StripeKit(ProviderKit):
         self._sdk = sdk
         self._url = localstripe_url
         self._secret = webhook_secret
+
+    price_currency = "USD"
+    price_create_path = "/v1/prices"
+    price_update_method = "POST"
+
+    def price_path(self, provider_price_id: str) -> str:
+        return f"/v1/prices/{provider_price_id}"
+
+    async def catalog_plan(self) -> Plan:
+        plan = stored_plan()
+        assert isinstance(self.provider, StripeProvider)
+        made = await self.provider.plans.create(plan, idempotency_key=idempotency_key())
+        return plan.model_copy(update={"provider_plan_ids": {self.name: made.id}})
+
+    async def price_copies(self, price: Price) -> list[str]:
+        # Prices are listed by product; the price's plan is not at hand, so scan them all.
+        found: list[str] = []
+        starting_after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100}
+            if starting_after is not None:
+                params["starting_after"] = starting_after
+            page = await self._sdk.v1.prices.list_async(params)  # type: ignore[arg-type]
+            found += [
+                str(p.id)
+                for p in page.data
+                if (p.to_dict().get("metadata") or {}).get("qzpay_price_id") == price.id
+            ]
+            if not page.has_more or not page.data:
+                return found
+            starting_after = str(page.data[-1].id)
 
     def is_later_page(self, query: str) -> bool:
         return "starting_after" in dict(parse_qsl(query))
@@ -361,6 +414,19 @@ class MercadoPagoKit(ProviderKit):
         super().__init__(make, proxy)
         self._fake = fake
         self._secret = webhook_secret
+
+    price_currency = "BRL"
+    price_create_path = "/preapproval_plan"
+    price_update_method = "PUT"
+
+    def price_path(self, provider_price_id: str) -> str:
+        return f"/preapproval_plan/{provider_price_id}"
+
+    async def catalog_plan(self) -> Plan:
+        return stored_plan()  # a plan has no MercadoPago object
+
+    async def price_copies(self, price: Price) -> list[str]:
+        return [p["id"] for p in self._fake.preapproval_plans(external_reference=price.id)]
 
     def is_later_page(self, query: str) -> bool:
         return dict(parse_qsl(query)).get("offset", "0") != "0"

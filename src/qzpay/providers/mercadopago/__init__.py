@@ -9,6 +9,7 @@ values leave this package; SDK objects and errors are converted inside it.
 
 from qzpay.providers.mercadopago.customers import MercadoPagoCustomers, MercadoPagoEmailTaken
 from qzpay.providers.mercadopago.mapping import split_name
+from qzpay.providers.mercadopago.prices import MercadoPagoPrices
 from qzpay.providers.mercadopago.provider import MAX_PAGE_SIZE, MercadoPagoProvider
 from qzpay.providers.mercadopago.transport import idempotency_key
 from qzpay.providers.mercadopago.webhooks import sign_manifest
@@ -17,6 +18,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "MercadoPagoCustomers",
     "MercadoPagoEmailTaken",
+    "MercadoPagoPrices",
     "MercadoPagoProvider",
     "idempotency_key",
     "sign_manifest",

@@ -8,6 +8,7 @@ from typing import Final
 from qzpay.providers.base import ProviderEvent
 from qzpay.providers.common import Delivery, WebhookProvider, check_client_settings
 from qzpay.providers.mercadopago.customers import MercadoPagoCustomers
+from qzpay.providers.mercadopago.prices import MercadoPagoPrices
 from qzpay.providers.mercadopago.transport import PROVIDER, MercadoPagoClient
 from qzpay.providers.mercadopago.webhooks import parse_webhook
 
@@ -23,6 +24,11 @@ class MercadoPagoProvider(WebhookProvider):
     ``webhook_tolerance`` (seconds), when set, rejects notifications whose signed ``ts`` is
     further from now; it is off by default, as in the SDK: MercadoPago's documentation does not
     say whether a redelivery is signed anew, and a replay only makes qzpay re-fetch.
+
+    ``back_url`` is where MercadoPago sends a subscriber back after its checkout; MercadoPago
+    requires one on every subscription plan, so prices cannot be created without it
+    (``provider.prices``: a recurring price is a ``preapproval_plan``; qzpay plans have no
+    MercadoPago object, so this provider has no ``plans``).
     """
 
     name: str = PROVIDER
@@ -38,6 +44,7 @@ class MercadoPagoProvider(WebhookProvider):
         webhook_tolerance: int | None = None,
         page_size: int = MAX_PAGE_SIZE,
         max_workers: int = 4,
+        back_url: str | None = None,
     ) -> None:
         check_client_settings(
             timeout=timeout,
@@ -49,6 +56,8 @@ class MercadoPagoProvider(WebhookProvider):
             raise ValueError("webhook_tolerance must be a positive number of seconds or None")
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
+        if back_url is not None and not back_url.startswith(("https://", "http://")):
+            raise ValueError("back_url must be an http(s) URL")
         super().__init__(webhook_secret)
         self._webhook_tolerance = webhook_tolerance
         self._client = MercadoPagoClient(
@@ -59,6 +68,7 @@ class MercadoPagoProvider(WebhookProvider):
             max_workers=max_workers,
         )
         self.customers = MercadoPagoCustomers(self._client, page_size=page_size)
+        self.prices = MercadoPagoPrices(self._client, page_size=page_size, back_url=back_url)
 
     def _verify(self, delivery: Delivery, secret: str) -> ProviderEvent:
         """Verify and parse a notification; its ``query`` holds the signed ``data.id`` (see

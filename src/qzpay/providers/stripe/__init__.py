@@ -7,7 +7,16 @@ SDK objects and errors are converted inside it.
 """
 
 from qzpay.providers.stripe.customers import StripeCustomers
+from qzpay.providers.stripe.plans import StripePlans
+from qzpay.providers.stripe.prices import StripePrices
 from qzpay.providers.stripe.provider import MAX_PAGE_SIZE, StripeProvider
 from qzpay.providers.stripe.webhooks import DEFAULT_WEBHOOK_TOLERANCE
 
-__all__ = ["DEFAULT_WEBHOOK_TOLERANCE", "MAX_PAGE_SIZE", "StripeCustomers", "StripeProvider"]
+__all__ = [
+    "DEFAULT_WEBHOOK_TOLERANCE",
+    "MAX_PAGE_SIZE",
+    "StripeCustomers",
+    "StripePlans",
+    "StripePrices",
+    "StripeProvider",
+]

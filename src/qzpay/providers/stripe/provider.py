@@ -7,6 +7,8 @@ from typing import Final
 from qzpay.providers.base import ProviderEvent
 from qzpay.providers.common import Delivery, WebhookProvider, check_client_settings
 from qzpay.providers.stripe.customers import StripeCustomers
+from qzpay.providers.stripe.plans import StripePlans
+from qzpay.providers.stripe.prices import StripePrices
 from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
 from qzpay.providers.stripe.webhooks import DEFAULT_WEBHOOK_TOLERANCE, parse_webhook
 
@@ -53,6 +55,8 @@ class StripeProvider(WebhookProvider):
             api_key, api_base, timeout=timeout, connect_timeout=connect_timeout
         )
         self.customers = StripeCustomers(self._transport, page_size=page_size)
+        self.plans = StripePlans(self._transport, page_size=page_size)
+        self.prices = StripePrices(self._transport, page_size=page_size)
 
     def _verify(self, delivery: Delivery, secret: str) -> ProviderEvent:
         """Verify and parse a delivery (see :func:`~qzpay.providers.stripe.webhooks.parse_webhook`).

@@ -28,6 +28,12 @@ def _clone(model: M, **changes: Any) -> M:
         return model.model_copy(update=changes)  # pragma: no cover - not our models
     fields = model.__dict__.copy()
     fields.update(changes)
+    return _with_fields(model, fields)
+
+
+def _with_fields(model: M, fields: dict[str, Any]) -> M:
+    """A model like ``model`` (no extra or private attributes) holding ``fields`` as they are,
+    unvalidated, the way ``model_copy`` builds one."""
     clone = _new(type(model))
     _set(clone, "__dict__", fields)
     _set(clone, "__pydantic_extra__", None)
@@ -37,7 +43,7 @@ def _clone(model: M, **changes: Any) -> M:
 
 
 def copy_customer(customer: Customer) -> Customer:
-    """The hottest copy (20 per page of a list), so ``_clone`` written out."""
+    """The hottest copy (20 per page of a list): ``_clone`` without its keyword arguments."""
     if customer.__pydantic_extra__ is not None or customer.__pydantic_private__ is not None:
         return _clone(  # pragma: no cover - a subclass with extras
             customer,
@@ -47,12 +53,7 @@ def copy_customer(customer: Customer) -> Customer:
     fields = customer.__dict__.copy()
     fields["metadata"] = fields["metadata"].copy()
     fields["provider_customer_ids"] = fields["provider_customer_ids"].copy()
-    clone = _new(type(customer))
-    _set(clone, "__dict__", fields)
-    _set(clone, "__pydantic_extra__", None)
-    _set(clone, "__pydantic_fields_set__", customer.__pydantic_fields_set__.copy())
-    _set(clone, "__pydantic_private__", None)
-    return clone
+    return _with_fields(customer, fields)
 
 
 def _copy_previous(previous: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -63,13 +64,14 @@ def _copy_previous(previous: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: dict(v) if isinstance(v, dict) else v for k, v in previous.items()}
 
 
-def event_with(event: Event, data: Customer) -> Event:
-    """The event with ``data`` as its customer and a copy of its ``previous``."""
+def event_with(event: Event[Any], data: BaseModel) -> Event[Any]:
+    """The event with ``data`` as its record and a copy of its ``previous``."""
     return _clone(event, data=data, previous=_copy_previous(event.previous))
 
 
-def copy_event(event: Event) -> Event:
-    return event_with(event, copy_customer(event.data))
+def copy_event(event: Event[Any]) -> Event[Any]:
+    """A private copy of an event of any resource (its class, ``Event[Model]``, is kept)."""
+    return event_with(event, copy_record(event.data))
 
 
 def copy_record(record: BaseModel) -> BaseModel:

@@ -7,20 +7,26 @@ its total come from the same committed state.
 from __future__ import annotations
 
 import heapq
+import threading
 
 from qzpay.customers.models import Customer
 from qzpay.errors import NotFoundError
 from qzpay.events import Event
 from qzpay.storage.base import CustomerFilter, SyncTask
+from qzpay.storage.memory.catalog import CatalogState
+from qzpay.storage.memory.catalog_reads import CatalogReader
 from qzpay.storage.memory.copies import copy_customer, copy_event, copy_task
 from qzpay.storage.memory.state import MemoryState, task_order
 
 
-class MemoryReader:
+class MemoryReader(CatalogReader):
     __slots__ = ("_state",)
 
     def __init__(self, state: MemoryState) -> None:
         self._state = state
+
+    def _catalog(self) -> tuple[CatalogState, threading.Lock]:
+        return self._state.catalog, self._state.lock
 
     def get_customer(self, customer_id: str) -> Customer | None:
         customer = self._state.customers.get(customer_id)

@@ -13,6 +13,7 @@ from datetime import datetime
 from qzpay.customers.models import Customer
 from qzpay.events import Event
 from qzpay.storage.base import SyncTask
+from qzpay.storage.memory.catalog import CatalogState, CatalogWrites
 from qzpay.storage.memory.indexes import CustomerIndex
 
 Link = tuple[str, str]  # (provider, provider customer id)
@@ -27,7 +28,7 @@ def task_order(task: SyncTask) -> tuple[datetime, str]:
 class WriteSet:
     """What one transaction wrote: the new versions (private copies) and its appends."""
 
-    __slots__ = ("customers", "events", "idempotency", "tasks", "webhooks")
+    __slots__ = ("catalog", "customers", "events", "idempotency", "tasks", "webhooks")
 
     def __init__(self) -> None:
         self.customers: dict[str, Customer] = {}
@@ -35,6 +36,7 @@ class WriteSet:
         self.idempotency: dict[str, tuple[str, str]] | None = None
         self.tasks: dict[str, SyncTask | None] | None = None  # None value: deleted
         self.webhooks: set[tuple[str, str]] | None = None
+        self.catalog: CatalogWrites | None = None  # plans and prices (memory/catalog.py)
 
 
 class MemoryState:
@@ -51,6 +53,7 @@ class MemoryState:
         self.task_keys: dict[str, str] = {}  # idempotency key -> record id
         self.task_links: dict[TaskLink, set[str]] = {}  # link in a task's snapshot -> record ids
         self.webhooks: set[tuple[str, str]] = set()
+        self.catalog = CatalogState()
 
     def apply(self, writes: WriteSet) -> None:
         with self.lock:
@@ -69,6 +72,8 @@ class MemoryState:
                     self._put_task(record_id, task)
             if writes.webhooks:
                 self.webhooks.update(writes.webhooks)
+            if writes.catalog is not None:
+                self.catalog.apply(writes.catalog)
 
     def _relink(self, customer_id: str, old: Customer | None, new: Customer) -> None:
         before = {} if old is None else old.provider_customer_ids

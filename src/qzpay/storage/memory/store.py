@@ -14,12 +14,13 @@ import asyncio
 from qzpay.customers.models import Customer
 from qzpay.events import Event
 from qzpay.storage.base import CustomerFilter, SyncTask
+from qzpay.storage.memory.catalog_reads import CatalogStorage
 from qzpay.storage.memory.reader import MemoryReader
 from qzpay.storage.memory.state import MemoryState
 from qzpay.storage.memory.transaction import MemoryTransaction
 
 
-class MemoryStorage:
+class MemoryStorage(CatalogStorage):
     def __init__(self) -> None:
         self._state = MemoryState()
         self._reader = MemoryReader(self._state)
@@ -39,6 +40,9 @@ class MemoryStorage:
 
     def transaction(self) -> MemoryTransaction:
         return MemoryTransaction(self._state, self._writer)
+
+    def _catalog_reader(self) -> MemoryReader:
+        return self._reader
 
     def blocking_reader(self) -> MemoryReader:
         return self._reader

@@ -12,18 +12,21 @@ import asyncio
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime
-from types import TracebackType
+from typing import Any
 
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
 from qzpay.records import record_type
 from qzpay.storage.base import IdempotentCreate, SyncTask
-from qzpay.storage.memory.copies import copy_customer, copy_task, event_with
+from qzpay.storage.memory.catalog import CatalogState, CatalogTransaction
+from qzpay.storage.memory.copies import copy_customer, copy_record, copy_task, event_with
 from qzpay.storage.memory.state import Link, MemoryState, WriteSet, task_order
 
 
-class MemoryTransaction(WriteSet, AbstractAsyncContextManager["MemoryTransaction"]):
+class MemoryTransaction(
+    WriteSet, CatalogTransaction, AbstractAsyncContextManager["MemoryTransaction"]
+):
     def __init__(self, state: MemoryState, writer: asyncio.Lock) -> None:
         super().__init__()
         self._state = state
@@ -36,17 +39,15 @@ class MemoryTransaction(WriteSet, AbstractAsyncContextManager["MemoryTransaction
         await self._writer.acquire()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
             if exc_type is None:
                 self._state.apply(self)
         finally:
             self._writer.release()
+
+    def _committed(self) -> CatalogState:
+        return self._state.catalog
 
     def _customer(self, customer_id: str) -> Customer | None:
         staged = self.customers.get(customer_id)
@@ -114,12 +115,10 @@ class MemoryTransaction(WriteSet, AbstractAsyncContextManager["MemoryTransaction
         self._check_links(before, after)
         self._stage(after)
 
-    async def append_event(self, event: Event) -> None:
+    async def append_event(self, event: Event[Any]) -> None:
         data = event.data
         stored = self._stored if data is self._given else None
-        if stored is None:
-            stored = copy_customer(data)
-        self.events.append(event_with(event, stored))
+        self.events.append(event_with(event, copy_record(data) if stored is None else stored))
 
     # -- sync tasks: the transaction's own over the committed ones ----------------------------
     def _task(self, record_id: str) -> SyncTask | None:

@@ -46,7 +46,7 @@ _BY_PROVIDER_ID = (
     " WHERE l.provider_customer_id = $1"
 )
 _BY_PROVIDER = f"{_BY_PROVIDER_ID} AND l.provider = $2"
-GET_EVENT = "SELECT payload FROM events WHERE id = $1"
+GET_EVENT = "SELECT type, payload FROM events WHERE id = $1"
 EVENT_EXISTS = "SELECT 1 FROM events WHERE id = $1"
 
 # A write is one or more statements over the same arguments. Each part carries what makes
@@ -174,10 +174,12 @@ _EVENT_BOUND = """(
          WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere)),
         (SELECT pg_snapshot_xmax(s) FROM snap))
 )"""
-EVENTS_FIRST = f"SELECT payload FROM events WHERE txid < {_EVENT_BOUND} ORDER BY txid, seq LIMIT $1"
+EVENTS_FIRST = (
+    f"SELECT type, payload FROM events WHERE txid < {_EVENT_BOUND} ORDER BY txid, seq LIMIT $1"
+)
 EVENTS_AFTER = f"""
     WITH after_event AS MATERIALIZED (SELECT txid, seq FROM events WHERE id = $1)
-    SELECT payload FROM events
+    SELECT type, payload FROM events
     WHERE txid >= (SELECT txid FROM after_event)
       AND (txid, seq) > (SELECT txid, seq FROM after_event)
       AND txid < {_EVENT_BOUND}
@@ -383,8 +385,13 @@ def checked_statement(writes: Sequence[Write]) -> tuple[str, list[object]]:
 
 
 def same_row(first: Write, second: Write) -> bool:
-    """Whether two deferred writes may touch the same row (then they cannot share a statement)."""
+    """Whether two deferred writes may touch the same row (then they cannot share a statement),
+    or are two events: PostgreSQL runs the writes of one WITH in an order of its own and an
+    event takes its seq then, so a second event (a catalog change records several) is sent after
+    the first, and the log keeps the order the events were recorded in."""
     if first.customer and second.customer:
+        return True
+    if first.parts == second.parts == (INSERT_EVENT,):
         return True
     # Other writes are keyed by their first argument (a task's customer id, an event's id):
     # a CTE does not see another CTE's change, so an upsert then a delete must not share one.

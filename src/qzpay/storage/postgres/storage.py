@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
 from qzpay.customers.models import Customer
 from qzpay.errors import NotFoundError, StorageError
-from qzpay.events import Event
+from qzpay.events import Event, decode_event
 from qzpay.storage import migrations
 from qzpay.storage.base import CustomerFilter, SyncTask
 from qzpay.storage.postgres import sql
 from qzpay.storage.postgres.blocking import BlockingReader
+from qzpay.storage.postgres.catalog import CatalogStorage
 from qzpay.storage.postgres.connections import (
     CONNECTION_ERRORS,
     DRIVER_ERRORS,
@@ -34,7 +35,7 @@ from qzpay.storage.postgres.transaction import PostgresTransaction
 T = TypeVar("T")
 
 
-class PostgresStorage:
+class PostgresStorage(CatalogStorage):
     """Storage in a PostgreSQL database (13 or newer), through asyncpg.
 
     ``dsn_or_pool`` is a ``postgresql://`` DSN, whose connections this storage opens (at most
@@ -268,11 +269,12 @@ class PostgresStorage:
         rows = await self._read(lambda c: c.fetch(query, *params))
         return [customer_from_row(row) for row in rows]
 
-    async def get_event(self, event_id: str) -> Event | None:
-        payload = await self._read(lambda c: c.fetchval(sql.GET_EVENT, event_id))
-        return None if payload is None else Event.model_validate_json(payload)
+    # An event's data decodes as the model of the resource its type names (the type column).
+    async def get_event(self, event_id: str) -> Event[Any] | None:
+        row = await self._read(lambda c: c.fetchrow(sql.GET_EVENT, event_id))
+        return None if row is None else decode_event(row[1], row[0])
 
-    async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
+    async def list_events(self, *, after: str | None, limit: int) -> list[Event[Any]]:
         async def query(connection: Connection) -> list[asyncpg.Record] | None:
             if after is None:
                 return await connection.fetch(sql.EVENTS_FIRST, limit)
@@ -284,7 +286,7 @@ class PostgresStorage:
         rows = await self._read(query)
         if rows is None:
             raise NotFoundError(f"no event {after!r}")
-        return [Event.model_validate_json(row[0]) for row in rows]
+        return [decode_event(row[1], row[0]) for row in rows]
 
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         rows = await self._read(lambda c: c.fetch(sql.LIST_TASKS, limit))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
 
 import asyncpg
 
@@ -16,7 +15,7 @@ from qzpay.customers.models import Customer
 from qzpay.errors import StorageError
 from qzpay.events import Event
 from qzpay.storage.base import IdempotentCreate, SyncTask, WriteConflict
-from qzpay.storage.postgres import sql
+from qzpay.storage.postgres import catalog, sql
 from qzpay.storage.postgres.connections import (
     CONNECTION_ERRORS,
     DRIVER_ERRORS,
@@ -37,7 +36,17 @@ from qzpay.storage.rows import (
 )
 
 
-class PostgresTransaction:
+def _resend_failed(exc: BaseException) -> StorageError:
+    """A commit whose connection was lost, and whose resending failed too: its outcome is
+    unknown."""
+    return StorageError(
+        "the connection was lost while committing and sending the change again failed, "
+        f"so it may or may not have been saved: {exc!r}",
+        code="storage_unavailable",
+    )
+
+
+class PostgresTransaction(catalog.CatalogTransaction):
     """One transaction on one connection; also its own context manager.
 
     Writes that cannot conflict wait in ``_pending`` until the next read or the commit, which
@@ -65,12 +74,7 @@ class PostgresTransaction:
         self._connections = await self._opened()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         reuse = False
         try:
             if exc_type is None:
@@ -239,11 +243,7 @@ class PostgresTransaction:
             if events and await connection.fetchval(sql.EVENT_EXISTS, events[0]) is not None:
                 return
         except RESEND_ERRORS as exc:
-            raise StorageError(
-                "the connection was lost while committing and sending the change again failed, "
-                f"so it may or may not have been saved: {exc!r}",
-                code="storage_unavailable",
-            ) from lost
+            raise _resend_failed(exc) from lost
         if not events:
             raise StorageError(
                 "the connection was lost while committing, so the change may or may not have "
@@ -290,11 +290,7 @@ class PostgresTransaction:
             connection = await self._acquire()
             await connection.execute(statement, *args)
         except RESEND_ERRORS as exc:
-            raise StorageError(
-                "the connection was lost while committing and sending the change again failed, "
-                f"so it may or may not have been saved: {exc!r}",
-                code="storage_unavailable",
-            ) from lost
+            raise _resend_failed(exc) from lost
 
     async def _rollback(self) -> None:
         self._pending.clear()

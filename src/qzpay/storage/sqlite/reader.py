@@ -12,9 +12,10 @@ from typing import Any
 from qzpay._time import from_micros
 from qzpay.customers.models import Customer
 from qzpay.errors import NotFoundError, StorageError
-from qzpay.events import Event
+from qzpay.events import Event, decode_event
 from qzpay.storage.base import CustomerFilter, SyncTask, email_key
 from qzpay.storage.rows import CUSTOMER_COLUMNS, TASK_COLUMNS, customer_mapper, task_mapper
+from qzpay.storage.sqlite.catalog import CatalogReader
 
 SELECT = f"SELECT {CUSTOMER_COLUMNS} FROM customers"
 customer_from_row = customer_mapper(decode_time=from_micros, decode_json=json.loads)
@@ -49,7 +50,7 @@ def read_connection(path: Path) -> sqlite3.Connection:
     return connection
 
 
-class Reader:
+class Reader(CatalogReader):
     """Committed-data reads over one connection (each statement is its own read transaction)."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
@@ -112,22 +113,23 @@ class Reader:
         rows = self._query(f"{SELECT}{where} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [customer_from_row(row) for row in rows]
 
-    def get_event(self, event_id: str) -> Event | None:
-        rows = self._query("SELECT payload FROM events WHERE id = ?", (event_id,))
-        return Event.model_validate_json(rows[0][0]) if rows else None
+    # An event's data decodes as the model of the resource its type names (the type column).
+    def get_event(self, event_id: str) -> Event[Any] | None:
+        rows = self._query("SELECT type, payload FROM events WHERE id = ?", (event_id,))
+        return decode_event(rows[0][1], rows[0][0]) if rows else None
 
-    def list_events(self, *, after: str | None, limit: int) -> list[Event]:
+    def list_events(self, *, after: str | None, limit: int) -> list[Event[Any]]:
         if after is None:
-            rows = self._query("SELECT payload FROM events ORDER BY seq LIMIT ?", (limit,))
+            rows = self._query("SELECT type, payload FROM events ORDER BY seq LIMIT ?", (limit,))
         else:
             found = self._query("SELECT seq FROM events WHERE id = ?", (after,))
             if not found:
                 raise NotFoundError(f"no event {after!r}")
             rows = self._query(
-                "SELECT payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                 (found[0][0], limit),
             )
-        return [Event.model_validate_json(row[0]) for row in rows]
+        return [decode_event(row[1], row[0]) for row in rows]
 
     def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         rows = self._query(

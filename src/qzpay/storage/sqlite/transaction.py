@@ -24,6 +24,7 @@ from qzpay.storage.rows import (
     event_args,
     task_args,
 )
+from qzpay.storage.sqlite.catalog import CatalogTransaction
 from qzpay.storage.sqlite.reader import SELECT, customer_from_row, task_from_row
 
 
@@ -46,7 +47,7 @@ _INSERT_LINKS = (
 )
 
 
-class SQLiteTransaction:
+class SQLiteTransaction(CatalogTransaction):
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
 

@@ -1,0 +1,223 @@
+"""PlanService (``billing.plans``): the plan rules, on the engine (qzpay.engine).
+
+Every write commits the plan and its event (``plan.created``, ``plan.updated``,
+``plan.archived``) in one unit of work; handlers run after the commit. Archiving a plan
+archives its active prices in the same unit of work (``price.archived`` each), and an archived
+plan can neither change nor get new prices (ConflictError ``plan_archived``).
+
+Providers: plans are local records for now. With providers configured, ``billing.plans`` still
+writes locally only (the engine's NoProviders strategy) and pushes nothing to Stripe or
+MercadoPago; the provider adapters come in a later step of issue 12.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping
+from typing import Any, Never
+
+from qzpay._time import utcnow
+from qzpay._unset import UNSET, Unset
+from qzpay.catalog import inputs
+from qzpay.catalog import validation as v
+from qzpay.catalog.models import Plan, archive_changes, plan_ids
+from qzpay.catalog.reads import (
+    KeysetWalk,
+    check_external_lookup,
+    check_page_size,
+    check_record_id,
+    check_slug,
+    make_page,
+    single_owner,
+)
+from qzpay.catalog.resource import PLANS, PRICES, plan_archived
+from qzpay.engine.core import Engine
+from qzpay.engine.intents import fingerprint
+from qzpay.engine.strategy import choose
+from qzpay.engine.unit_of_work import UnitOfWork
+from qzpay.events import EventBus
+from qzpay.limits import DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, MAX_METADATA_KEYS
+from qzpay.page import Page
+from qzpay.storage.base import PlanFilter, Storage
+
+
+class PlanService:
+    """``billing.plans``: create, update, archive and read plans (see the module docstring)."""
+
+    def __init__(
+        self, storage: Storage, bus: EventBus, *, metadata_limit: int = MAX_METADATA_KEYS
+    ) -> None:
+        self._storage = storage
+        self._engine = Engine(PLANS, storage, bus)
+        self._strategy = choose(self._engine, None, "raise")  # local only, for now
+        self._metadata_limit = metadata_limit
+
+    # -- writes --------------------------------------------------------------------------
+    async def create(
+        self,
+        /,
+        key: str,
+        name: str,
+        *,
+        description: str | None = None,
+        entitlements: Iterable[str] = (),
+        limits: Mapping[str, int] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        **unknown: Never,
+    ) -> Plan:
+        """Create a plan. ``key`` is its unique stable slug (``"pro"``); ``entitlements`` are
+        feature keys (de-duplicated, order kept) and ``limits`` maps a limit to an integer
+        ≥ 0. A key another plan has (archived ones included) is ConflictError
+        ``plan_key_taken``.
+
+        With ``idempotency_key``, a retry returns the plan the first call created (no second
+        plan, no second event); the same key with different arguments is a ConflictError.
+        """
+        plan, key_ = inputs.plan_create(
+            key,
+            name,
+            description=description,
+            entitlements=entitlements,
+            limits=limits,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            unknown=unknown,
+            metadata_limit=self._metadata_limit,
+        )
+        now = utcnow()
+        record = Plan.model_construct(
+            id=plan_ids.new(),
+            **vars(plan),
+            active=True,
+            provider_plan_ids={},
+            created_at=now,
+            updated_at=now,
+        )
+        digest = None if key_ is None else fingerprint(**vars(plan))
+        return await self._strategy.create(record, key_, digest)
+
+    async def update(
+        self,
+        plan_id: str,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset | None = UNSET,
+        entitlements: Iterable[str] | Unset = UNSET,
+        limits: Mapping[str, int] | Unset = UNSET,
+        metadata: Mapping[str, str | None] | Unset = UNSET,
+        **unknown: Never,
+    ) -> Plan:
+        """Change the given fields. ``entitlements`` and ``limits`` are replaced whole;
+        ``description=None`` clears it; ``metadata`` is merged (a key set to ``None`` is
+        removed). An update that changes nothing writes nothing and emits no event. An
+        archived plan cannot change (ConflictError ``plan_archived``)."""
+        plan_id = check_record_id(plan_id, "plan_id")
+        changes, patch = inputs.plan_update(
+            name=name,
+            description=description,
+            entitlements=entitlements,
+            limits=limits,
+            metadata=metadata,
+            unknown=unknown,
+        )
+
+        async def change(before: Plan) -> dict[str, Any]:
+            if not before.active:
+                raise plan_archived(before.id)
+            merged = inputs.merge_metadata(before.metadata, patch, limit=self._metadata_limit)
+            return {**changes, "metadata": merged}
+
+        return await self._strategy.modify(plan_id, change, remote_visible=True)
+
+    async def archive(self, plan_id: str) -> Plan:
+        """Archive the plan (``active=False``) and its active prices, in one transaction:
+        ``plan.archived``, then ``price.archived`` for each price. Archiving an archived plan
+        changes nothing. Archived plans stay readable and cannot get new prices."""
+        plan_id = check_record_id(plan_id, "plan_id")
+        engine = self._engine
+        async with engine.unit() as work:
+            before = await engine.load(work.tx, plan_id)
+            if not before.active:
+                return before
+            now = max(utcnow(), before.updated_at)
+            after = before.model_copy(update=archive_changes(now))
+            await PLANS.update(work.tx, before, after)
+            await work.emit(PLANS.update_event(before, after), after, before.changed_fields(after))
+            await archive_prices(work, plan_id)
+        return after
+
+    # -- reads ---------------------------------------------------------------------------
+    async def get(self, plan_id: str) -> Plan | None:
+        """The plan, archived ones included; None if unknown."""
+        return await self._storage.get_plan(check_record_id(plan_id, "plan_id"))
+
+    async def get_by_key(self, key: str) -> Plan | None:
+        """The plan with this key (archived ones included); None if none has it."""
+        return await self._storage.get_plan_by_key(check_slug(key, "key"))
+
+    async def get_by_external_id(
+        self, provider_plan_id: str, *, provider: str | None = None
+    ) -> Plan | None:
+        """The plan a provider knows by ``provider_plan_id``; None if none is linked."""
+        checked = check_external_lookup(provider_plan_id, provider, "provider_plan_id")
+        found = await self._storage.find_plans_by_provider_id(checked, provider=provider)
+        return single_owner(found, checked)
+
+    async def list(
+        self,
+        /,
+        *,
+        active: bool | None = None,
+        limit: int = DEFAULT_LIST_LIMIT,
+        offset: int = 0,
+        **unknown: Never,
+    ) -> Page[Plan]:
+        """Newest first; ``active=True`` only live plans, ``False`` only archived ones."""
+        active_ = inputs.plan_list(active=active, limit=limit, offset=offset, unknown=unknown)
+        data, total = await self._storage.list_plans(
+            PlanFilter(active=active_), limit=limit, offset=offset
+        )
+        return make_page(data, total, limit, offset)
+
+    def iterate(
+        self,
+        /,
+        *,
+        active: bool | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        **unknown: Never,
+    ) -> KeysetWalk[Plan]:
+        """Every match, newest first, a page at a time by keyset. Arguments are checked now."""
+        filters = plan_scan_filters(active, page_size, unknown)
+        return KeysetWalk(lambda before: self.scan_page(filters, before, page_size), page_size)
+
+    async def scan_page(
+        self, filters: PlanFilter, before_id: str | None, limit: int
+    ) -> builtins.list[Plan]:
+        return await self._storage.scan_plans(filters, before_id=before_id, limit=limit)
+
+
+def plan_scan_filters(
+    active: object, page_size: object, unknown: Mapping[str, object]
+) -> PlanFilter:
+    problems = v.Problems()
+    check_page_size(page_size, unknown, problems)
+    active_ = v.check_active(active, problems)
+    problems.raise_if_any()
+    return PlanFilter(active=active_)
+
+
+async def archive_prices(work: UnitOfWork, plan_id: str) -> None:
+    """Archive the plan's active prices in ``work`` (the plan read for change already, so no
+    price can be added meanwhile), each with its ``price.archived``."""
+    tx = work.tx
+    for listed in await tx.active_prices(plan_id):
+        before = await tx.get_price(listed.id)
+        if before is None or not before.active:
+            continue
+        now = max(utcnow(), before.updated_at)
+        after = before.model_copy(update=archive_changes(now))
+        await PRICES.update(tx, before, after)
+        await work.emit(PRICES.update_event(before, after), after, before.changed_fields(after))

@@ -1,0 +1,141 @@
+"""CatalogService (``billing.catalog``): the declarative catalog, diffed against and applied to
+the stored plans and prices through ``billing.plans`` and ``billing.prices``.
+
+``diff(spec)`` returns what would change (:class:`~qzpay.catalog.diff.CatalogDiff`, rules in
+qzpay.catalog.diff); ``apply(spec)`` makes those changes, in the diff's order, each through
+the plan and price services (so each commits with its events). Applying the same spec again
+finds nothing to change and emits no event. A spec is a :class:`~qzpay.catalog.spec.CatalogSpec`,
+its dict form, or the path of a TOML file.
+
+Providers: the catalog is local for now (see qzpay.catalog.plans); a later step of issue 12
+adds the provider adapters and ``reconcile``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qzpay.catalog.changes import (
+    ArchivePlan,
+    ArchivePrice,
+    CreatePlan,
+    CreatePrice,
+    ReplacePrice,
+    UpdatePlan,
+    UpdatePrice,
+)
+from qzpay.catalog.diff import CatalogDiff, diff
+from qzpay.catalog.inputs import PriceInput
+from qzpay.catalog.models import Plan, Price
+from qzpay.catalog.plans import PlanService
+from qzpay.catalog.prices import PriceService
+from qzpay.catalog.spec import CatalogSpec, PriceSpec, load_spec, parse_spec
+from qzpay.errors import NotFoundError
+from qzpay.limits import MAX_METADATA_KEYS, MAX_PAGE_SIZE
+from qzpay.storage.base import PlanFilter, PriceFilter
+
+T = TypeVar("T", Plan, Price)
+Spec = CatalogSpec | Mapping[str, Any] | str | os.PathLike[str]
+
+
+class CatalogService:
+    """``billing.catalog``: ``diff`` and ``apply`` a declarative catalog (module docstring)."""
+
+    def __init__(
+        self, plans: PlanService, prices: PriceService, *, metadata_limit: int = MAX_METADATA_KEYS
+    ) -> None:
+        self._plans = plans
+        self._prices = prices
+        self._metadata_limit = metadata_limit
+
+    async def diff(self, spec: Spec, *, archive_missing: bool = False) -> CatalogDiff:
+        """What ``apply(spec)`` would change; nothing is written. With ``archive_missing``,
+        active plans and prices the spec does not name would be archived."""
+        wanted = self._spec(spec)
+        plans = await _every(self._plans.scan_page, PlanFilter())
+        prices = await _every(self._prices.scan_page, PriceFilter())
+        return diff(plans, prices, wanted, archive_missing=archive_missing)
+
+    async def apply(self, spec: Spec, *, archive_missing: bool = False) -> CatalogDiff:
+        """Make the stored catalog match ``spec``: create what is missing, update what
+        changed, replace a price whose amount, currency or interval changed (a new price, the
+        old one archived, its lookup key moved), and with ``archive_missing`` archive what the
+        spec dropped. Returns the diff it applied (empty when nothing had to change: then
+        nothing was written and no event emitted). Each change commits on its own, so a
+        failure part-way leaves the earlier ones applied; applying again finishes the rest."""
+        planned = await self.diff(spec, archive_missing=archive_missing)
+        plan_ids: dict[str, str] = {}
+
+        async def plan_id(key: str) -> str:
+            if key not in plan_ids:
+                plan = await self._plans.get_by_key(key)
+                if plan is None:
+                    raise NotFoundError(f"no plan with key {key!r}")
+                plan_ids[key] = plan.id
+            return plan_ids[key]
+
+        for change in planned.changes:
+            match change:
+                case CreatePlan(plan=wanted):
+                    created = await self._plans.create(
+                        wanted.key,
+                        wanted.name,
+                        description=wanted.description,
+                        entitlements=list(wanted.entitlements),
+                        limits=dict(wanted.limits),
+                        metadata=dict(wanted.metadata),
+                    )
+                    plan_ids[created.key] = created.id
+                case UpdatePlan():
+                    await self._plans.update(change.plan_id, **change.arguments())
+                case CreatePrice(plan_key=key, price=wanted):
+                    await self._prices.create(await plan_id(key), **_price_arguments(wanted))
+                case ReplacePrice(old_price_id=old, plan_key=key, price=wanted):
+                    await self._prices.replace(old, await plan_id(key), _price_input(wanted))
+                case UpdatePrice():
+                    await self._prices.update(change.price_id, **change.arguments())
+                case ArchivePrice(price_id=price_id):
+                    await self._prices.archive(price_id)
+                case ArchivePlan(plan_id=archived):
+                    await self._plans.archive(archived)
+        return planned
+
+    def _spec(self, spec: Spec) -> CatalogSpec:
+        if isinstance(spec, CatalogSpec):
+            return spec
+        if isinstance(spec, str | os.PathLike):
+            return load_spec(Path(spec), metadata_limit=self._metadata_limit)
+        return parse_spec(spec, metadata_limit=self._metadata_limit)
+
+
+def _price_arguments(price: PriceSpec) -> dict[str, Any]:
+    return {
+        "currency": price.currency,
+        "unit_amount": price.unit_amount,
+        "interval": price.interval,
+        "interval_count": price.interval_count,
+        "trial_days": price.trial_days,
+        "lookup_key": price.lookup_key,
+        "metadata": dict(price.metadata),
+    }
+
+
+def _price_input(price: PriceSpec) -> PriceInput:
+    return PriceInput(**_price_arguments(price))
+
+
+async def _every(
+    scan: Callable[[Any, str | None, int], Awaitable[list[T]]], filters: Any
+) -> list[T]:
+    """Every record of a keyset walk (archived ones too: the diff needs them)."""
+    found: list[T] = []
+    before: str | None = None
+    while True:
+        batch = await scan(filters, before, MAX_PAGE_SIZE)
+        found += batch
+        if len(batch) < MAX_PAGE_SIZE:
+            return found
+        before = batch[-1].id

@@ -1,0 +1,240 @@
+"""MercadoPago's subscription plans (``preapproval_plan``) as qzpay's prices, behind the
+PriceAdapter protocol (field table in :mod:`~qzpay.providers.mercadopago.catalog_mapping`).
+
+* A free price has no MercadoPago object: :meth:`MercadoPagoPrices.holds` is False and
+  :meth:`~MercadoPagoPrices.create` returns None without sending anything.
+* A currency MercadoPago cannot charge is a
+  :class:`~qzpay.providers.base.ProviderCurrencyUnsupported` (code
+  ``provider_currency_unsupported``): before sending for one its subscription API does not
+  document, and from its answer ("Invalid value for currency_id", "Cannot operate with this
+  currency_id in this site") for one this account's site does not charge.
+* Find by qzpay id: ``external_reference`` is the one free field MercadoPago lets us set on a
+  ``preapproval_plan`` ("Reference to sync with your system"), and the plan search documents no
+  filter on it (only ``status``, a free-text ``q`` over unspecified fields, ``sort``,
+  ``criteria``, ``offset``, ``limit``). So :meth:`~MercadoPagoPrices.find` pages through the
+  search, oldest first, and matches ``external_reference`` exactly; a free-text match is
+  never trusted.
+* Archiving is ``status: cancelled`` ("plan not available to create subscriptions"); the
+  API has no delete, so undoing a create archives too.
+* Every write carries a deterministic ``X-Idempotency-Key`` derived from the caller's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from qzpay.catalog.models import Plan, Price
+from qzpay.errors import ProviderSyncError
+from qzpay.providers.base import ProviderCurrencyUnsupported, ProviderPrice
+from qzpay.providers.mercadopago import catalog_mapping as mapping
+from qzpay.providers.mercadopago.transport import (
+    PROVIDER,
+    Answer,
+    MercadoPagoClient,
+    idempotency_key,
+    status_error,
+)
+
+_CURRENCY_REFUSALS: Final = (
+    "invalid value for currency_id",
+    "cannot operate with this currency_id",
+)
+
+
+class MercadoPagoPrices:
+    """``provider.prices`` of a MercadoPagoProvider."""
+
+    def __init__(self, client: MercadoPagoClient, *, page_size: int, back_url: str | None) -> None:
+        self._client = client
+        self._page_size = page_size
+        self._back_url = back_url
+
+    def holds(self, price: Price, /) -> bool:
+        """Only prices with a positive amount: MercadoPago needs one."""
+        return mapping.holds(price)
+
+    async def create(
+        self, price: Price, /, *, plan: Plan, idempotency_key: str
+    ) -> ProviderPrice | None:
+        """Create the ``preapproval_plan``; None (nothing sent) for a free price."""
+        operation = "create_price"
+        if not mapping.holds(price):
+            return None
+        if price.currency not in mapping.SUBSCRIPTION_CURRENCIES:
+            raise _unsupported(price.currency, "its subscription plans do not take it")
+        if self._back_url is None:
+            raise ProviderSyncError(
+                f"{PROVIDER} {operation}: MercadoPagoProvider needs back_url= to create "
+                "subscription plans (MercadoPago requires one)",
+                provider=PROVIDER,
+                operation=operation,
+            )
+        body = mapping.create_body(price, plan, self._back_url)
+        answer = await self._client.call(
+            operation,
+            lambda sdk, options: sdk.plan().create(body, options),
+            key=_key("create", price.id, idempotency_key),
+        )
+        if answer.ok:
+            return _parsed(operation, answer)
+        message = str((answer.object or {}).get("message") or "").lower()
+        if answer.status == 400 and any(refusal in message for refusal in _CURRENCY_REFUSALS):
+            raise _unsupported(price.currency, "this account's site does not charge it")
+        raise status_error(operation, answer)
+
+    async def update(
+        self,
+        provider_price_id: str,
+        before: Price,
+        after: Price,
+        /,
+        *,
+        plan: Plan,
+        idempotency_key: str,
+    ) -> ProviderPrice:
+        """Send the status if the active flag changed, and the plan's name as ``reason`` if
+        MercadoPago shows another one; else only read (lookup key and metadata are not held).
+        """
+        operation = "update_price"
+        current = await self._retrieve(operation, provider_price_id)
+        if current is None:
+            raise _missing(operation, provider_price_id)
+        body: dict[str, Any] = {}
+        if before.active != after.active and current.active != after.active:
+            body["status"] = mapping.status(after.active)
+        if current.name != plan.name:
+            body["reason"] = plan.name
+        if not body:
+            return current
+        key = _key("update", after.id, idempotency_key)
+        answer = await self._put(operation, provider_price_id, body, key)
+        if answer.status == 404:
+            raise _missing(operation, provider_price_id)
+        if not answer.ok:
+            raise status_error(operation, answer)
+        return _parsed(operation, answer)
+
+    async def archive(self, provider_price_id: str, /, *, idempotency_key: str) -> None:
+        operation = "archive_price"
+        key = _key("archive", provider_price_id, idempotency_key)
+        answer = await self._put(operation, provider_price_id, {"status": mapping.CANCELLED}, key)
+        if not answer.ok and answer.status != 404:  # 404: gone, nothing left to sell
+            raise status_error(operation, answer)
+
+    async def delete(self, provider_price_id: str, /, *, idempotency_key: str) -> None:
+        """MercadoPago's API cannot delete a plan: undoing a create cancels it."""
+        await self.archive(provider_price_id, idempotency_key=idempotency_key)
+
+    async def retrieve(self, provider_price_id: str, /) -> ProviderPrice | None:
+        return await self._retrieve("retrieve_price", provider_price_id)
+
+    async def find(self, price: Price, /, *, plan: Plan) -> ProviderPrice | None:
+        """The plan whose ``external_reference`` is ``price.id`` (the oldest if several; see
+        the module docstring). None for a free price, which is never created here."""
+        if not mapping.holds(price):
+            return None
+        matches = [
+            found
+            async for found in self._search("find_price")
+            if found[1].qzpay_price_id == price.id
+        ]
+        return min(matches, key=lambda match: match[0])[1] if matches else None
+
+    def merge_remote(self, local: Price, remote: ProviderPrice, /) -> Price:
+        """MercadoPago can change a price's active flag only (see the mapping)."""
+        return mapping.merge_remote(local, remote)
+
+    async def list(self) -> AsyncIterator[ProviderPrice]:
+        """Every subscription plan, oldest first (offset paging: see the customers' list)."""
+        seen: set[str] = set()
+        async for _, found in self._search("list_prices"):
+            if found.id not in seen:
+                seen.add(found.id)
+                yield found
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _retrieve(self, operation: str, provider_price_id: str) -> ProviderPrice | None:
+        answer = await self._client.call(
+            operation, lambda sdk, options: sdk.plan().get(provider_price_id, options)
+        )
+        if answer.status == 404:
+            return None
+        if not answer.ok:
+            raise status_error(operation, answer)
+        return _parsed(operation, answer)
+
+    async def _put(
+        self, operation: str, provider_price_id: str, body: dict[str, Any], key: str
+    ) -> Answer:
+        return await self._client.call(
+            operation,
+            lambda sdk, options: sdk.plan().update(provider_price_id, body, options),
+            key=key,
+        )
+
+    async def _search(self, operation: str) -> AsyncIterator[tuple[tuple[str, str], ProviderPrice]]:
+        """Every plan with a sort key (date_created, id), one page request at a time."""
+        offset = 0
+        while True:
+            filters: dict[str, Any] = {
+                "limit": self._page_size,
+                "offset": offset,
+                "sort": "date_created",
+                "criteria": "asc",
+            }
+            answer = await self._search_page(operation, filters)
+            page = answer.object
+            results = page.get("results") if page is not None else None
+            if not answer.ok or not isinstance(results, list):
+                raise status_error(operation, answer)
+            for item in results:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    created = item.get("date_created")
+                    sort_key = (created if isinstance(created, str) else "", item["id"])
+                    yield sort_key, mapping.provider_price(item)
+            offset += len(results)
+            paging = page.get("paging") if page is not None else None
+            total = paging.get("total") if isinstance(paging, dict) else None
+            if not results or (isinstance(total, int) and offset >= total):
+                return
+
+    async def _search_page(self, operation: str, filters: dict[str, Any]) -> Answer:
+        return await self._client.call(
+            operation, lambda sdk, options: sdk.plan().search(filters, options)
+        )
+
+
+def _key(operation: str, subject: str, caller_key: str) -> str:
+    # The methods' ``idempotency_key`` parameter hides the function of that name.
+    return idempotency_key(operation, subject, caller_key)
+
+
+def _parsed(operation: str, answer: Answer) -> ProviderPrice:
+    data = answer.object
+    if data is None or not isinstance(data.get("id"), str):
+        raise ProviderSyncError(
+            f"{PROVIDER} {operation} answered HTTP {answer.status} without a plan; "
+            "it may or may not have been applied",
+            provider=PROVIDER,
+            operation=operation,
+            ambiguous=True,
+        )
+    return mapping.provider_price(data)
+
+
+def _unsupported(currency: str, why: str) -> ProviderCurrencyUnsupported:
+    return ProviderCurrencyUnsupported(
+        f"{PROVIDER} cannot charge subscription plans in {currency}: {why}",
+        provider=PROVIDER,
+        currency=currency,
+    )
+
+
+def _missing(operation: str, provider_price_id: str) -> ProviderSyncError:
+    return ProviderSyncError(
+        f"{PROVIDER} subscription plan {provider_price_id} does not exist",
+        provider=PROVIDER,
+        operation=operation,
+    )

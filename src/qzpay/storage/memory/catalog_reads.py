@@ -1,0 +1,186 @@
+"""Committed catalog reads of MemoryStorage: mixed into its reader (copies, picked under the
+commit lock) and into the storage (the async reads, through the reader)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Generic, TypeVar
+
+from qzpay.catalog.models import Plan, Price
+from qzpay.storage.base import PlanFilter, PriceFilter
+from qzpay.storage.memory.catalog import (
+    CatalogState,
+    Links,
+    copy_plan,
+    copy_price,
+    newest,
+    plan_matches,
+    price_matches,
+)
+
+M = TypeVar("M", Plan, Price)
+F = TypeVar("F", PlanFilter, PriceFilter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind(Generic[M, F]):
+    """Where one record kind lives in the CatalogState, and how it is copied and filtered."""
+
+    records: Callable[[CatalogState], dict[str, M]]
+    ids: Callable[[CatalogState], list[str]]  # sorted: creation order
+    links: Callable[[CatalogState], Links]
+    copy: Callable[[M], M]
+    matches: Callable[[M, F], bool]
+
+
+_PLANS: _Kind[Plan, PlanFilter] = _Kind(
+    lambda s: s.plans, lambda s: s.plan_ids, lambda s: s.plan_links, copy_plan, plan_matches
+)
+_PRICES: _Kind[Price, PriceFilter] = _Kind(
+    lambda s: s.prices, lambda s: s.price_ids, lambda s: s.price_links, copy_price, price_matches
+)
+
+
+class CatalogReader:
+    """Committed catalog reads of MemoryReader (copies, picked under the commit lock)."""
+
+    def _catalog(self) -> tuple[CatalogState, Any]:
+        """The committed catalog and the lock that guards it."""
+        raise NotImplementedError  # pragma: no cover - the reader's
+
+    def get_plan(self, plan_id: str) -> Plan | None:
+        return self._get(_PLANS, plan_id)
+
+    def get_plan_by_key(self, key: str) -> Plan | None:
+        return self._get(_PLANS, key, lambda state: state.by_key)
+
+    def find_plans_by_provider_id(
+        self, provider_plan_id: str, *, provider: str | None
+    ) -> list[Plan]:
+        return self._linked(_PLANS, provider_plan_id, provider)
+
+    def list_plans(self, filters: PlanFilter, *, limit: int, offset: int) -> tuple[list[Plan], int]:
+        return self._list(_PLANS, filters, limit, offset)
+
+    def scan_plans(self, filters: PlanFilter, *, before_id: str | None, limit: int) -> list[Plan]:
+        return self._scan(_PLANS, filters, before_id, limit)
+
+    def get_price(self, price_id: str) -> Price | None:
+        return self._get(_PRICES, price_id)
+
+    def get_price_by_lookup_key(self, lookup_key: str) -> Price | None:
+        return self._get(_PRICES, lookup_key, lambda state: state.by_lookup_key)
+
+    def find_prices_by_provider_id(
+        self, provider_price_id: str, *, provider: str | None
+    ) -> list[Price]:
+        return self._linked(_PRICES, provider_price_id, provider)
+
+    def list_prices(
+        self, filters: PriceFilter, *, limit: int, offset: int
+    ) -> tuple[list[Price], int]:
+        return self._list(_PRICES, filters, limit, offset)
+
+    def scan_prices(
+        self, filters: PriceFilter, *, before_id: str | None, limit: int
+    ) -> list[Price]:
+        return self._scan(_PRICES, filters, before_id, limit)
+
+    # -- shared -------------------------------------------------------------------------
+    def _get(
+        self,
+        kind: _Kind[M, F],
+        key: str,
+        index: Callable[[CatalogState], dict[str, str]] | None = None,
+    ) -> M | None:
+        """The record with id ``key``, or the one ``index(state)`` maps ``key`` to."""
+        state, lock = self._catalog()
+        if index is None:
+            record = kind.records(state).get(key)
+        else:
+            with lock:
+                record_id = index(state).get(key)
+                record = None if record_id is None else kind.records(state)[record_id]
+        return None if record is None else kind.copy(record)
+
+    def _linked(self, kind: _Kind[M, F], remote: str, provider: str | None) -> list[M]:
+        state, lock = self._catalog()
+        with lock:
+            records = kind.records(state)
+            found = [records[i] for i in kind.links(state).find(remote, provider)]
+        return [kind.copy(record) for record in found]
+
+    def _list(self, kind: _Kind[M, F], filters: F, limit: int, offset: int) -> tuple[list[M], int]:
+        state, lock = self._catalog()
+        with lock:
+            records = kind.records(state)
+            matches = [
+                records[i]
+                for i in newest(kind.ids(state), None)
+                if kind.matches(records[i], filters)
+            ]
+        return [kind.copy(record) for record in matches[offset : offset + limit]], len(matches)
+
+    def _scan(self, kind: _Kind[M, F], filters: F, before_id: str | None, limit: int) -> list[M]:
+        state, lock = self._catalog()
+        with lock:
+            records = kind.records(state)
+            kept = (
+                records[i]
+                for i in newest(kind.ids(state), before_id)
+                if kind.matches(records[i], filters)
+            )
+            found = list(islice(kept, max(0, limit)))
+        return [kind.copy(record) for record in found]
+
+
+class CatalogStorage:
+    """The catalog reads of MemoryStorage, through its reader."""
+
+    def _catalog_reader(self) -> CatalogReader:
+        raise NotImplementedError  # pragma: no cover - the storage's
+
+    async def get_plan(self, plan_id: str) -> Plan | None:
+        return self._catalog_reader().get_plan(plan_id)
+
+    async def get_plan_by_key(self, key: str) -> Plan | None:
+        return self._catalog_reader().get_plan_by_key(key)
+
+    async def find_plans_by_provider_id(
+        self, provider_plan_id: str, *, provider: str | None
+    ) -> list[Plan]:
+        return self._catalog_reader().find_plans_by_provider_id(provider_plan_id, provider=provider)
+
+    async def list_plans(
+        self, filters: PlanFilter, *, limit: int, offset: int
+    ) -> tuple[list[Plan], int]:
+        return self._catalog_reader().list_plans(filters, limit=limit, offset=offset)
+
+    async def scan_plans(
+        self, filters: PlanFilter, *, before_id: str | None, limit: int
+    ) -> list[Plan]:
+        return self._catalog_reader().scan_plans(filters, before_id=before_id, limit=limit)
+
+    async def get_price(self, price_id: str) -> Price | None:
+        return self._catalog_reader().get_price(price_id)
+
+    async def get_price_by_lookup_key(self, lookup_key: str) -> Price | None:
+        return self._catalog_reader().get_price_by_lookup_key(lookup_key)
+
+    async def find_prices_by_provider_id(
+        self, provider_price_id: str, *, provider: str | None
+    ) -> list[Price]:
+        reader = self._catalog_reader()
+        return reader.find_prices_by_provider_id(provider_price_id, provider=provider)
+
+    async def list_prices(
+        self, filters: PriceFilter, *, limit: int, offset: int
+    ) -> tuple[list[Price], int]:
+        return self._catalog_reader().list_prices(filters, limit=limit, offset=offset)
+
+    async def scan_prices(
+        self, filters: PriceFilter, *, before_id: str | None, limit: int
+    ) -> list[Price]:
+        return self._catalog_reader().scan_prices(filters, before_id=before_id, limit=limit)
