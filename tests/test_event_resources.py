@@ -305,14 +305,19 @@ print(json.dumps(app.openapi(), sort_keys=True))
 
 
 def test_the_openapi_document_does_not_depend_on_registered_resources() -> None:
-    """The events API documents customers' events as it did; registering a resource (gizmo,
-    here) changes nothing in it: a fresh interpreter, which knows no gizmo, writes the same."""
+    """The events API documents customers' events as it did, plus plans' and prices'; registering
+    another resource (gizmo, here) changes nothing in it: a fresh interpreter, which knows no
+    gizmo, writes the same."""
     app = create_app(Billing("memory://"), auth=APIKeyAuth("k" * 32))
     document = app.openapi()
     components = document["components"]["schemas"]
-    assert components["Event"] == EVENT_COMPONENT
+    assert components["Event"] == EVENT_COMPONENT  # a customer's event, as before plans existed
     assert components["EventList"]["properties"]["data"]["items"] == {
-        "$ref": "#/components/schemas/Event"
+        "anyOf": [
+            {"$ref": "#/components/schemas/Event"},
+            {"$ref": "#/components/schemas/Event_Plan_"},
+            {"$ref": "#/components/schemas/Event_Price_"},
+        ]
     }
     assert not any("gizmo" in name.lower() for name in components)
     fresh = subprocess.run(

@@ -68,14 +68,28 @@ class Billing(Subscriptions):
             providers = ProviderSet([provider])
         self._providers = providers
         self.customers = CustomerService(self.storage, self._bus, providers, provider_sync_errors)
-        # The catalog is local for now, providers or not (qzpay.catalog.plans); one metadata
-        # slot is kept for qzpay's id at the providers, as for customers.
+        # Plans and prices reach the providers that hold them (qzpay.catalog.remote); one
+        # metadata slot is kept for qzpay's id at the providers, as for customers.
         limit = MAX_METADATA_KEYS - (1 if providers else 0)
-        self.plans = PlanService(self.storage, self._bus, metadata_limit=limit)
-        self.prices = PriceService(self.storage, self._bus, metadata_limit=limit)
+        configured = [] if providers is None else providers.providers
+        self.prices = PriceService(
+            self.storage,
+            self._bus,
+            metadata_limit=limit,
+            providers=configured,
+            sync_errors=provider_sync_errors,
+        )
+        self.plans = PlanService(
+            self.storage,
+            self._bus,
+            metadata_limit=limit,
+            providers=configured,
+            sync_errors=provider_sync_errors,
+            prices=self.prices,
+        )
         self.catalog = CatalogService(self.plans, self.prices, metadata_limit=limit)
         self.events = EventLog(self.storage)
-        self.webhooks = WebhookService(self.customers, providers)
+        self.webhooks = WebhookService(self.customers, providers, self.plans, self.prices)
 
     def _events(self) -> EventBus:
         return self._bus
@@ -315,6 +329,7 @@ class SyncPlans(BlockingTwin[PlanService]):
     create = blocking(PlanService.create)
     update = blocking(PlanService.update)
     archive = blocking(PlanService.archive)
+    sync_pending = blocking(PlanService.sync_pending)
     get = blocking(PlanService.get)
     get_by_key = blocking(PlanService.get_by_key)
     get_by_external_id = blocking(PlanService.get_by_external_id)
@@ -328,6 +343,7 @@ class SyncPrices(BlockingTwin[PriceService]):
     create = blocking(PriceService.create)
     update = blocking(PriceService.update)
     archive = blocking(PriceService.archive)
+    sync_pending = blocking(PriceService.sync_pending)
     get = blocking(PriceService.get)
     get_by_lookup_key = blocking(PriceService.get_by_lookup_key)
     get_by_external_id = blocking(PriceService.get_by_external_id)
@@ -338,6 +354,7 @@ class SyncPrices(BlockingTwin[PriceService]):
 class SyncCatalog(BlockingTwin[CatalogService]):
     diff = blocking(CatalogService.diff)
     apply = blocking(CatalogService.apply)
+    sync_pending = blocking(CatalogService.sync_pending)
 
 
 class SyncWebhooks(BlockingTwin[WebhookService]):

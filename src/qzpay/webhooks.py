@@ -11,6 +11,14 @@ touches storage, and logged once at WARNING on the ``qzpay.webhooks`` logger wit
 ``code`` and ``reason`` attributes on the record. That log line is its only record: the
 delivery table holds the ids of deliveries that were processed, and a rejected one may have no
 usable id at all (nor may it take the id from a later, valid delivery).
+
+Catalog deliveries (Stripe's ``product.updated/deleted`` and ``price.updated/deleted``, e.g.
+made in the dashboard) name their object in ``data.object`` (``object`` ``product`` or
+``price``, and its ``id``); the plan or price linked to it is re-fetched and applied to the
+fields the provider can change (qzpay.catalog.plans, qzpay.catalog.prices ``apply_remote``).
+MercadoPago sends no notification about a ``preapproval_plan`` (its documented topics are
+payments, subscriptions' ``subscription_preapproval``, cards; the test fake sends none either),
+so a MercadoPago price changes only through qzpay and ``billing.catalog.reconcile``.
 """
 
 from __future__ import annotations
@@ -20,36 +28,56 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from qzpay.catalog.plans import PlanService
+from qzpay.catalog.prices import PriceService
 from qzpay.customers.service import CustomerService
 from qzpay.customers.sync import ProviderSet
 from qzpay.customers.validation import fail
 from qzpay.errors import WebhookPayloadError, WebhookSignatureError
 from qzpay.limits import MAX_ID_LENGTH
-from qzpay.providers.base import ProviderEvent
+from qzpay.providers.base import PaymentProvider, ProviderEvent, plans_of, prices_of
 
 logger = logging.getLogger("qzpay.webhooks")
 
 # Deliveries that mean "this customer may have changed: re-fetch it". MercadoPago documents no
 # customer notification; its Card Updater's card.updated names the customer.
 CUSTOMER_EVENTS = ("customer.updated", "customer.deleted", "customer.created", "card.updated")
+# Deliveries that mean "this plan (a Stripe Product) or price may have changed", by the type of
+# the object they carry in ``data.object``.
+CATALOG_EVENTS = {
+    "product.updated": "product",
+    "product.deleted": "product",
+    "price.updated": "price",
+    "price.deleted": "price",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class WebhookResult:
-    """What a delivery did: ``applied`` (a customer changed or was confirmed), ``ignored``
-    (not about a customer qzpay knows) or ``duplicate`` (delivered before)."""
+    """What a delivery did: ``applied`` (a customer, plan or price changed or was
+    confirmed), ``ignored`` (not about one qzpay knows) or ``duplicate`` (delivered before).
+    ``customer_id`` names the customer applied; ``record_id`` the plan or price."""
 
     provider: str
     event_id: str
     event_type: str
     status: Literal["applied", "ignored", "duplicate"]
     customer_id: str | None = None
+    record_id: str | None = None
 
 
 class WebhookService:
-    def __init__(self, customers: CustomerService, providers: ProviderSet | None) -> None:
+    def __init__(
+        self,
+        customers: CustomerService,
+        providers: ProviderSet | None,
+        plans: PlanService | None = None,
+        prices: PriceService | None = None,
+    ) -> None:
         self._customers = customers
         self._providers = providers
+        self._plans = plans
+        self._prices = prices
 
     async def handle(
         self,
@@ -73,6 +101,7 @@ class WebhookService:
         try:
             event = source.parse_webhook(bytes(payload), headers, query=query)
             _check_storable(event)
+            catalog = _catalog_object(event)
         except WebhookSignatureError as exc:
             # Usually a wrong or rotated signing secret on our side: worth an operator's eye.
             logger.warning(
@@ -89,6 +118,17 @@ class WebhookService:
         ) -> WebhookResult:
             return WebhookResult(provider, event.id, event.type, status, customer_id)
 
+        if catalog is not None:
+            kind, object_id = catalog
+            record_id = await self._apply_catalog(source, event, kind, object_id)
+            if record_id is None:
+                recorded = await self._customers.record_webhook(provider, event.id)
+                return result("ignored" if recorded else "duplicate")
+            status: Literal["applied", "duplicate"] = "duplicate" if record_id == "" else "applied"
+            return WebhookResult(
+                provider, event.id, event.type, status, record_id=record_id or None
+            )
+
         local = None
         if event.type in CUSTOMER_EVENTS and event.provider_customer_id is not None:
             local = await self._customers.get_by_external_id(
@@ -103,6 +143,54 @@ class WebhookService:
             local.id, remote, provider=source, webhook_event_id=event.id
         )
         return result("duplicate" if applied is None else "applied", local.id)
+
+    async def _apply_catalog(
+        self, source: PaymentProvider, event: ProviderEvent, kind: str, object_id: str
+    ) -> str | None:
+        """Apply a catalog delivery: the local record's id, ``""`` for a duplicate, or None
+        when no plan or price qzpay knows is linked to the object."""
+        provider = source.name
+        if kind == "product":
+            plan_adapter = plans_of(source)
+            if plan_adapter is None or self._plans is None:
+                return None
+            plan = await self._plans.get_by_external_id(object_id, provider=provider)
+            if plan is None:
+                return None
+            remote_plan = await plan_adapter.retrieve(object_id)
+            applied_plan = await self._plans.apply_remote(
+                plan.id, remote_plan, provider=source, webhook_event_id=event.id
+            )
+            return "" if applied_plan is None else plan.id
+        price_adapter = prices_of(source)
+        if price_adapter is None or self._prices is None:
+            return None
+        price = await self._prices.get_by_external_id(object_id, provider=provider)
+        if price is None:
+            return None
+        remote_price = await price_adapter.retrieve(object_id)
+        applied_price = await self._prices.apply_remote(
+            price.id, remote_price, provider=source, webhook_event_id=event.id
+        )
+        return "" if applied_price is None else price.id
+
+
+def _catalog_object(event: ProviderEvent) -> tuple[str, str] | None:
+    """For a catalog delivery, the type and id of the object in ``data.object`` (an id that
+    storage cannot hold is a WebhookPayloadError); None for any other delivery."""
+    kind = CATALOG_EVENTS.get(event.type)
+    if kind is None:
+        return None
+    data = event.raw.get("data")
+    found = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(found, Mapping) or found.get("object") != kind:
+        return None
+    object_id = found.get("id")
+    problem = _text_problem(object_id)
+    if problem is not None:
+        raise WebhookPayloadError(f"the event's {kind} id {problem}")
+    assert isinstance(object_id, str)
+    return kind, object_id
 
 
 def _check_storable(event: ProviderEvent) -> None:

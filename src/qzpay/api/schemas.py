@@ -115,7 +115,7 @@ class CustomerList(BaseModel):
 class EventList(BaseModel):
     """Events in commit order: a customer's, a plan's or a price's (``data`` is the record)."""
 
-    data: list[Event[Customer] | Event[Plan] | Event[Price]]
+    data: list[Event | Event[Plan] | Event[Price]]
     next_after: str | None = Field(
         description=(
             "Pass as `after` to continue: the last event's id, or the `after` you sent when "

@@ -5,15 +5,20 @@ Every write commits the plan and its event (``plan.created``, ``plan.updated``,
 archives its active prices in the same unit of work (``price.archived`` each), and an archived
 plan can neither change nor get new prices (ConflictError ``plan_archived``).
 
-Providers: plans are local records for now. With providers configured, ``billing.plans`` still
-writes locally only (the engine's NoProviders strategy) and pushes nothing to Stripe or
-MercadoPago; the provider adapters come in a later step of issue 12.
+Providers: with providers configured, a plan is kept at every provider that has plans (a
+Stripe Product; MercadoPago has no plan object) with the same guarantees as customers
+(qzpay.engine.strategy, ``provider_sync_errors``): in "raise" mode an intent first,
+deterministic idempotency keys, adoption after an ambiguous failure, compensation across
+providers; in "log" mode a local commit and a task for ``sync_pending``. The fan-out is
+:func:`qzpay.catalog.remote.plan_remote`. With providers, archiving archives the plan's
+active prices first (each at its providers, in its own transaction), then the plan; a retry
+after a failure part-way finishes the job. Without providers all of it is one transaction.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Never
 
 from qzpay._time import utcnow
@@ -21,6 +26,7 @@ from qzpay._unset import UNSET, Unset
 from qzpay.catalog import inputs
 from qzpay.catalog import validation as v
 from qzpay.catalog.models import Plan, archive_changes, plan_ids
+from qzpay.catalog.prices import PriceService
 from qzpay.catalog.reads import (
     KeysetWalk,
     check_external_lookup,
@@ -30,14 +36,23 @@ from qzpay.catalog.reads import (
     make_page,
     single_owner,
 )
+from qzpay.catalog.remote import plan_remote
 from qzpay.catalog.resource import PLANS, PRICES, plan_archived
 from qzpay.engine.core import Engine
 from qzpay.engine.intents import fingerprint
-from qzpay.engine.strategy import choose
+from qzpay.engine.pending import SyncReport
+from qzpay.engine.strategy import SyncErrors, choose
 from qzpay.engine.unit_of_work import UnitOfWork
+from qzpay.errors import ConflictError
 from qzpay.events import EventBus
-from qzpay.limits import DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, MAX_METADATA_KEYS
+from qzpay.limits import (
+    DEFAULT_LIST_LIMIT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SYNC_BATCH,
+    MAX_METADATA_KEYS,
+)
 from qzpay.page import Page
+from qzpay.providers.base import PaymentProvider, ProviderPlan, plans_of
 from qzpay.storage.base import PlanFilter, Storage
 
 
@@ -45,12 +60,21 @@ class PlanService:
     """``billing.plans``: create, update, archive and read plans (see the module docstring)."""
 
     def __init__(
-        self, storage: Storage, bus: EventBus, *, metadata_limit: int = MAX_METADATA_KEYS
+        self,
+        storage: Storage,
+        bus: EventBus,
+        *,
+        metadata_limit: int = MAX_METADATA_KEYS,
+        providers: Sequence[PaymentProvider] = (),
+        sync_errors: SyncErrors = "raise",
+        prices: PriceService | None = None,
     ) -> None:
         self._storage = storage
         self._engine = Engine(PLANS, storage, bus)
-        self._strategy = choose(self._engine, None, "raise")  # local only, for now
+        self.remote = plan_remote(providers)
+        self._strategy = choose(self._engine, self.remote, sync_errors)
         self._metadata_limit = metadata_limit
+        self._prices = prices
 
     # -- writes --------------------------------------------------------------------------
     async def create(
@@ -95,7 +119,20 @@ class PlanService:
             updated_at=now,
         )
         digest = None if key_ is None else fingerprint(**vars(plan))
+        if self.remote is not None:
+            await self._check_key_free(record, key_)
         return await self._strategy.create(record, key_, digest)
+
+    async def _check_key_free(self, record: Plan, idempotency_key: str | None) -> None:
+        """With providers, a plan key already taken is refused before anything is sent (the
+        insert checks again at commit). A retry of a committed create is left to replay."""
+        async with self._storage.transaction() as tx:
+            if idempotency_key is not None and await PLANS.find_created(tx, idempotency_key):
+                return
+        if await self._storage.get_plan_by_key(record.key) is not None:
+            raise ConflictError(
+                f"plan key {record.key!r} is taken by another plan", code="plan_key_taken"
+            )
 
     async def update(
         self,
@@ -136,6 +173,10 @@ class PlanService:
         ``plan.archived``, then ``price.archived`` for each price. Archiving an archived plan
         changes nothing. Archived plans stay readable and cannot get new prices."""
         plan_id = check_record_id(plan_id, "plan_id")
+        if self._prices is not None and self._prices.remote is not None:
+            return await self._archive_at_providers(plan_id, self._prices)
+        if self.remote is not None:
+            return await self._archive_at_providers(plan_id, None)
         engine = self._engine
         async with engine.unit() as work:
             before = await engine.load(work.tx, plan_id)
@@ -147,6 +188,69 @@ class PlanService:
             await work.emit(PLANS.update_event(before, after), after, before.changed_fields(after))
             await archive_prices(work, plan_id)
         return after
+
+    async def _archive_at_providers(self, plan_id: str, prices: PriceService | None) -> Plan:
+        """Archive with providers: the active prices first (each at its providers, through the
+        price service), then the plan (Stripe: the Product made inactive), then any price
+        added meanwhile. Each step commits on its own; a retry finishes what a failure left."""
+        current = await self._engine.resource.get_committed(self._storage, plan_id)
+        if current is None:
+            raise self._engine.not_found(plan_id)
+        await self._archive_prices(plan_id, prices)
+
+        async def change(before: Plan) -> dict[str, Any]:
+            return archive_changes(utcnow()) if before.active else {}
+
+        archived = await self._strategy.modify(plan_id, change, remote_visible=True)
+        await self._archive_prices(plan_id, prices)
+        return archived
+
+    async def _archive_prices(self, plan_id: str, prices: PriceService | None) -> None:
+        if prices is not None:
+            async with self._storage.transaction() as tx:
+                active = await tx.active_prices(plan_id)
+            for price in active:
+                await prices.archive(price.id)
+            return
+        async with self._engine.unit() as work:
+            await archive_prices(work, plan_id)
+
+    async def sync_pending(self, *, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
+        """Finish or undo plan work left pending at the providers by failures, crashes or "log"
+        mode (as ``billing.customers.sync_pending``; plans only)."""
+        return await self._strategy.sync_pending(limit)
+
+    # -- changes that come from a provider ----------------------------------------------
+    async def apply_remote(
+        self,
+        plan_id: str,
+        remote: ProviderPlan | None,
+        *,
+        provider: PaymentProvider,
+        webhook_event_id: str | None = None,
+    ) -> Plan | None:
+        """Take the provider's copy (a webhook's re-fetch) as the truth for the fields it can
+        change: name, description, active flag, metadata. A product deleted there (None, or
+        ``deleted``) archives the plan here; a plan archived here is never reactivated by a
+        provider. Archiving this way archives the plan's active prices too (pushed to the
+        providers). Returns the stored plan, or None for a duplicate delivery."""
+        adapter = plans_of(provider)
+        assert adapter is not None
+
+        def merge(before: Plan) -> Plan:
+            if remote is None or remote.deleted:
+                return before.model_copy(update={"active": False})
+            merged = adapter.merge_remote(before, remote)
+            if not before.active:
+                merged = merged.model_copy(update={"active": False})
+            return merged
+
+        applied = await self._strategy.apply_remote(
+            plan_id, merge, source=provider.name, delivery=webhook_event_id
+        )
+        if applied is not None and not applied.active:
+            await self._archive_prices(plan_id, self._prices)
+        return applied
 
     # -- reads ---------------------------------------------------------------------------
     async def get(self, plan_id: str) -> Plan | None:

@@ -8,15 +8,20 @@ another price moves it, in one unit of work, with ``price.updated`` for both.
 Every write commits the price and its events (``price.created``, ``price.updated``,
 ``price.archived``) in one unit of work; handlers run after the commit.
 
-Providers: prices are local records for now. With providers configured, ``billing.prices``
-still writes locally only (the engine's NoProviders strategy) and pushes nothing to Stripe or
-MercadoPago; the provider adapters come in a later step of issue 12.
+Providers: with providers configured, a price is kept at every provider that has prices and
+holds it (a Stripe Price under the plan's Product; a MercadoPago ``preapproval_plan``, none for
+a free price) with the same guarantees as customers (``provider_sync_errors``: "raise" or
+"log", ``sync_pending``); the Remote is :class:`qzpay.catalog.remote.PriceRemote`. A price
+whose plan is not yet at a provider that has plans is refused with
+:class:`~qzpay.catalog.remote.PlanNotAtProvider`. With providers, moving a lookup key and
+``replace`` are done step by step (each step at the providers, then committed), not in one
+transaction: the holder gives up the key first, so the key is never held twice.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Never
 
 from qzpay._time import utcnow
@@ -34,14 +39,23 @@ from qzpay.catalog.reads import (
     make_page,
     single_owner,
 )
-from qzpay.catalog.resource import PRICES
+from qzpay.catalog.remote import price_remote
+from qzpay.catalog.resource import PRICES, live_plan
 from qzpay.engine.core import Engine
 from qzpay.engine.intents import fingerprint
-from qzpay.engine.strategy import choose
+from qzpay.engine.pending import SyncReport
+from qzpay.engine.strategy import SyncErrors, choose
 from qzpay.engine.unit_of_work import UnitOfWork
+from qzpay.errors import ConflictError
 from qzpay.events import EventBus
-from qzpay.limits import DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, MAX_METADATA_KEYS
+from qzpay.limits import (
+    DEFAULT_LIST_LIMIT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SYNC_BATCH,
+    MAX_METADATA_KEYS,
+)
 from qzpay.page import Page
+from qzpay.providers.base import PaymentProvider, ProviderPrice, prices_of
 from qzpay.storage.base import PriceFilter, Storage
 
 
@@ -69,11 +83,18 @@ class PriceService:
     docstring)."""
 
     def __init__(
-        self, storage: Storage, bus: EventBus, *, metadata_limit: int = MAX_METADATA_KEYS
+        self,
+        storage: Storage,
+        bus: EventBus,
+        *,
+        metadata_limit: int = MAX_METADATA_KEYS,
+        providers: Sequence[PaymentProvider] = (),
+        sync_errors: SyncErrors = "raise",
     ) -> None:
         self._storage = storage
         self.engine = Engine(PRICES, storage, bus)
-        self._strategy = choose(self.engine, None, "raise")  # local only, for now
+        self.remote = price_remote(providers, storage)
+        self._strategy = choose(self.engine, self.remote, sync_errors)
         self._metadata_limit = metadata_limit
 
     # -- writes --------------------------------------------------------------------------
@@ -117,7 +138,26 @@ class PriceService:
         digest = None
         if key is not None:
             digest = fingerprint(plan_id=plan_id_, **vars(price))
-        return await self._strategy.create(new_price(plan_id_, price), key, digest)
+        record = new_price(plan_id_, price)
+        if self.remote is not None:
+            await self._check_insertable(record, key)
+        return await self._strategy.create(record, key, digest)
+
+    async def _check_insertable(self, record: Price, idempotency_key: str | None) -> None:
+        """With providers, what the insert would refuse (unknown or archived plan, lookup key
+        taken) is refused before anything is sent; the insert checks again at commit. A retry
+        of a committed create is left to replay."""
+        async with self._storage.transaction() as tx:
+            if idempotency_key is not None and await PRICES.find_created(tx, idempotency_key):
+                return
+            await live_plan(tx, record.plan_id)
+            if record.lookup_key is not None:
+                holder = await tx.find_active_price(record.lookup_key)
+                if holder is not None:
+                    raise ConflictError(
+                        f"lookup key {record.lookup_key!r} is held by active price {holder.id}",
+                        code="lookup_key_taken",
+                    )
 
     async def update(
         self,
@@ -136,6 +176,8 @@ class PriceService:
         changes, patch = inputs.price_update(
             lookup_key=lookup_key, metadata=metadata, unknown=unknown
         )
+        if self.remote is not None:
+            return await self._update_at_providers(price_id, changes, patch)
         async with self.engine.unit() as work:
             before, holder = await self._load(work, price_id, changes.get("lookup_key"))
             merged = inputs.merge_metadata(before.metadata, patch, limit=self._metadata_limit)
@@ -150,11 +192,75 @@ class PriceService:
         """Archive the price (``active=False``, ``price.archived``); it keeps its lookup key,
         which another price may then take. Archiving an archived price changes nothing."""
         price_id = check_record_id(price_id, "price_id")
+        if self.remote is not None:
+
+            async def archive(before: Price) -> dict[str, Any]:
+                return archive_changes(utcnow()) if before.active else {}
+
+            return await self._strategy.modify(price_id, archive, remote_visible=True)
         async with self.engine.unit() as work:
             before = await self.engine.load(work.tx, price_id)
             if not before.active:
                 return before
             return await self._change(work, before, archive_changes(utcnow()))
+
+    async def _update_at_providers(
+        self, price_id: str, changes: Mapping[str, Any], patch: Mapping[str, str | None]
+    ) -> Price:
+        """``update`` with providers: a lookup key another active price holds is first taken
+        from it (at the providers, then committed), then this price changes."""
+        wanted = changes.get("lookup_key")
+        if wanted is not None:
+            holder = await self._storage.get_price_by_lookup_key(wanted)
+            target = await self._storage.get_price(price_id)
+            if target is None:
+                raise self.engine.not_found(price_id)
+            if holder is not None and holder.id != price_id and target.active:
+
+                async def give_up(before: Price) -> dict[str, Any]:
+                    return {"lookup_key": None} if before.lookup_key == wanted else {}
+
+                await self._strategy.modify(holder.id, give_up, remote_visible=True)
+
+        async def change(before: Price) -> dict[str, Any]:
+            merged = inputs.merge_metadata(before.metadata, patch, limit=self._metadata_limit)
+            return {**changes, "metadata": merged}
+
+        return await self._strategy.modify(price_id, change, remote_visible=True)
+
+    async def sync_pending(self, *, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
+        """Finish or undo price work left pending at the providers by failures, crashes or
+        "log" mode (as ``billing.customers.sync_pending``; prices only). Run the plans' first:
+        a price waits for its plan to reach a provider that has plans."""
+        return await self._strategy.sync_pending(limit)
+
+    # -- changes that come from a provider ----------------------------------------------
+    async def apply_remote(
+        self,
+        price_id: str,
+        remote: ProviderPrice | None,
+        *,
+        provider: PaymentProvider,
+        webhook_event_id: str | None = None,
+    ) -> Price | None:
+        """Take the provider's copy (a webhook's re-fetch) as the truth for the fields it can
+        change: active flag, lookup key, metadata. A price deactivated (or gone) there is
+        archived here (``price.archived``); an archived price is never reactivated by a
+        provider. Returns the stored price, or None for a duplicate delivery."""
+        adapter = prices_of(provider)
+        assert adapter is not None
+
+        def merge(before: Price) -> Price:
+            if remote is None:
+                return before.model_copy(update={"active": False})
+            merged = adapter.merge_remote(before, remote)
+            if not before.active:
+                merged = merged.model_copy(update={"active": False})
+            return merged
+
+        return await self._strategy.apply_remote(
+            price_id, merge, source=provider.name, delivery=webhook_event_id
+        )
 
     async def _load(
         self, work: UnitOfWork, price_id: str, lookup_key: str | None
@@ -187,6 +293,8 @@ class PriceService:
         (``price.updated``), the new one is created with it (``price.created``), and the old
         one is archived (``price.archived``)."""
         record = new_price(plan_id, price)
+        if self.remote is not None:
+            return await self._replace_at_providers(old_price_id, record)
         async with self.engine.unit() as work:
             old = await self.engine.load(work.tx, old_price_id)
             if old.lookup_key is not None:
@@ -196,6 +304,19 @@ class PriceService:
             if old.active:
                 await self._change(work, old, archive_changes(utcnow()))
         return record
+
+    async def _replace_at_providers(self, old_price_id: str, record: Price) -> Price:
+        """``replace`` with providers, step by step: the old price gives up its lookup key,
+        the new one is created with it, the old one is archived (each at the providers, then
+        committed)."""
+
+        async def give_up(before: Price) -> dict[str, Any]:
+            return {"lookup_key": None}
+
+        await self._strategy.modify(old_price_id, give_up, remote_visible=True)
+        created = await self._strategy.create(record, None, None)
+        await self.archive(old_price_id)
+        return created
 
     # -- reads ---------------------------------------------------------------------------
     async def get(self, price_id: str) -> Price | None:

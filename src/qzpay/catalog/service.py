@@ -7,8 +7,9 @@ the plan and price services (so each commits with its events). Applying the same
 finds nothing to change and emits no event. A spec is a :class:`~qzpay.catalog.spec.CatalogSpec`,
 its dict form, or the path of a TOML file.
 
-Providers: the catalog is local for now (see qzpay.catalog.plans); a later step of issue 12
-adds the provider adapters and ``reconcile``.
+Providers: plans and prices reach the providers through their services (qzpay.catalog.plans,
+qzpay.catalog.prices, qzpay.catalog.remote), so ``apply`` does too. ``sync_pending`` finishes
+the catalog's pending provider work: plans first, then prices (a price waits for its plan).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.plans import PlanService
 from qzpay.catalog.prices import PriceService
 from qzpay.catalog.spec import CatalogSpec, PriceSpec, load_spec, parse_spec
+from qzpay.engine.pending import SyncReport
 from qzpay.errors import NotFoundError
-from qzpay.limits import MAX_METADATA_KEYS, MAX_PAGE_SIZE
+from qzpay.limits import DEFAULT_SYNC_BATCH, MAX_METADATA_KEYS, MAX_PAGE_SIZE
 from qzpay.storage.base import PlanFilter, PriceFilter
 
 T = TypeVar("T", Plan, Price)
@@ -102,6 +104,18 @@ class CatalogService:
                 case ArchivePlan(plan_id=archived):
                     await self._plans.archive(archived)
         return planned
+
+    async def sync_pending(self, *, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
+        """Finish or undo the catalog's provider work left pending (failures, crashes, "log"
+        mode): plans first, then prices, up to ``limit`` tasks each. ``remaining`` counts every
+        pending task left afterwards."""
+        plans = await self._plans.sync_pending(limit=limit)
+        prices = await self._prices.sync_pending(limit=limit)
+        return SyncReport(
+            completed=plans.completed + prices.completed,
+            failed=plans.failed + prices.failed,
+            remaining=prices.remaining,
+        )
 
     def _spec(self, spec: Spec) -> CatalogSpec:
         if isinstance(spec, CatalogSpec):

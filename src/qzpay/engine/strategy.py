@@ -88,7 +88,7 @@ class Strategy(ABC, Generic[R]):
                     return before
                 after = copy_with(after, {"updated_at": now})
                 await resource.update(tx, before, after)
-                await work.emit(resource.updated, after, previous)
+                await work.emit(resource.update_event(before, after), after, previous)
             if others is not None:
                 task = await engine.tasks.queue(tx, after, "delete" if merge is None else "push")
         if task is not None and others is not None:
