@@ -7,9 +7,11 @@ the plan's active prices too) and ``POST /prices/{id}/archive``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from inspect import Parameter, Signature
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import BaseModel
 
 from qzpay.api.catalog_schemas import (
     PlanCreate,
@@ -124,36 +126,16 @@ def create_catalog_routers(
             raise NotFoundError(f"no plan with key {key!r}")
         return plan
 
-    @plan_routes.get(
-        "/plans/{plan_id}",
-        name="qzpay_get_plan",
-        response_model=Plan,
-        summary="Get a plan (archived ones too, with `active` false)",
-        responses=problems(404, 422),
+    _add_record_routes(
+        plan_routes,
+        billing.plans,
+        noun="plan",
+        model=Plan,
+        record_id=PlanId,
+        update_body=PlanUpdate,
+        update_summary="Update a plan (absent fields unchanged, metadata merges)",
+        archive_summary="Archive a plan and its active prices (archiving twice is a no-op)",
     )
-    async def get_plan(plan_id: PlanId) -> Plan:
-        plan = await billing.plans.get(plan_id)
-        if plan is None:
-            raise NotFoundError(f"no plan {plan_id!r}")
-        return plan
-
-    @plan_routes.patch(
-        "/plans/{plan_id}",
-        response_model=Plan,
-        summary="Update a plan (absent fields unchanged, metadata merges)",
-        responses=problems(400, 404, 409, 413, 422),
-    )
-    async def update_plan(plan_id: PlanId, body: PlanUpdate) -> Plan:
-        return await billing.plans.update(plan_id, **body.changes())
-
-    @plan_routes.post(
-        "/plans/{plan_id}/archive",
-        response_model=Plan,
-        summary="Archive a plan and its active prices (archiving twice is a no-op)",
-        responses=problems(404, 422),
-    )
-    async def archive_plan(plan_id: PlanId) -> Plan:
-        return await billing.plans.archive(plan_id)
 
     # -- prices ----------------------------------------------------------------------------
 
@@ -224,35 +206,74 @@ def create_catalog_routers(
             raise NotFoundError(f"no active price has lookup key {lookup_key!r}")
         return price
 
-    @price_routes.get(
-        "/prices/{price_id}",
-        name="qzpay_get_price",
-        response_model=Price,
-        summary="Get a price (archived ones too, with `active` false)",
-        responses=problems(404, 422),
+    _add_record_routes(
+        price_routes,
+        billing.prices,
+        noun="price",
+        model=Price,
+        record_id=PriceId,
+        update_body=PriceUpdate,
+        update_summary="Update a price's lookup key or metadata (a lookup key moves)",
+        archive_summary="Archive a price (archiving twice is a no-op)",
     )
-    async def get_price(price_id: PriceId) -> Price:
-        price = await billing.prices.get(price_id)
-        if price is None:
-            raise NotFoundError(f"no price {price_id!r}")
-        return price
-
-    @price_routes.patch(
-        "/prices/{price_id}",
-        response_model=Price,
-        summary="Update a price's lookup key or metadata (a lookup key moves)",
-        responses=problems(400, 404, 409, 413, 422),
-    )
-    async def update_price(price_id: PriceId, body: PriceUpdate) -> Price:
-        return await billing.prices.update(price_id, **body.changes())
-
-    @price_routes.post(
-        "/prices/{price_id}/archive",
-        response_model=Price,
-        summary="Archive a price (archiving twice is a no-op)",
-        responses=problems(404, 422),
-    )
-    async def archive_price(price_id: PriceId) -> Price:
-        return await billing.prices.archive(price_id)
-
     return plan_routes, price_routes
+
+
+def _add_record_routes(
+    router: APIRouter,
+    records: Any,
+    *,
+    noun: str,
+    model: type[BaseModel],
+    record_id: object,
+    update_body: type[BaseModel],
+    update_summary: str,
+    archive_summary: str,
+) -> None:
+    """``GET``, ``PATCH`` and ``POST …/archive`` on ``/{noun}s/{{noun}_id}``, the routes plans
+    and prices share: ``records`` (``billing.plans``, ``billing.prices``) does the work. The
+    endpoints take the id under its own name (``plan_id``), so the OpenAPI document names it."""
+    id_name = f"{noun}_id"
+    path = f"/{noun}s/{{{id_name}}}"
+    id_parameter = Parameter(id_name, Parameter.KEYWORD_ONLY, annotation=record_id)
+
+    async def get(**given: str) -> Any:
+        found = await records.get(given[id_name])
+        if found is None:
+            raise NotFoundError(f"no {noun} {given[id_name]!r}")
+        return found
+
+    async def update(**given: Any) -> Any:
+        return await records.update(given[id_name], **given["body"].changes())
+
+    async def archive(**given: str) -> Any:
+        return await records.archive(given[id_name])
+
+    body_parameter = Parameter("body", Parameter.KEYWORD_ONLY, annotation=update_body)
+    for endpoint, parameters in (
+        (get, [id_parameter]),
+        (update, [id_parameter, body_parameter]),
+        (archive, [id_parameter]),
+    ):
+        # The handler's name is its OpenAPI operationId (``get_plan``, ``archive_price``).
+        endpoint.__name__ = endpoint.__qualname__ = f"{endpoint.__name__}_{noun}"
+        endpoint.__signature__ = Signature(parameters, return_annotation=model)  # type: ignore[union-attr]
+    router.get(
+        path,
+        name=f"qzpay_get_{noun}",
+        response_model=model,
+        summary=f"Get a {noun} (archived ones too, with `active` false)",
+        responses=problems(404, 422),
+    )(get)
+    router.patch(
+        path,
+        response_model=model,
+        summary=update_summary,
+        responses=problems(400, 404, 409, 413, 422),
+    )(update)
+    router.post(
+        f"{path}/archive",
+        response_model=model,
+        summary=archive_summary,
+        responses=problems(404, 422),
+    )(archive)

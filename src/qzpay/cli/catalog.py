@@ -6,11 +6,13 @@ and need no payment provider."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from qzpay.billing import SyncBilling
 from qzpay.catalog.models import Interval
 from qzpay.cli.handling import EXIT_ERROR, fail
 from qzpay.cli.options import Common, MetadataPairs, command, parse_pairs
@@ -78,13 +80,34 @@ def _limits(pairs: list[str] | None) -> dict[str, int]:
     return limits
 
 
-def _metadata_patch(metadata: list[str] | None, unset: list[str] | None) -> dict[str, str | None]:
+def _changes(given: bool, clear: bool, option: str, clear_option: str | None = None) -> bool:
+    """Whether an update changes a field: set by ``option`` or cleared by its ``--clear-…``
+    twin (``clear_option``, by default ``option`` with ``clear-`` in front); both at once is a
+    usage error."""
+    if given and clear:
+        clearing = clear_option or f"--clear-{option.removeprefix('--')}"
+        raise typer.BadParameter(f"{option} and {clearing} exclude each other")
+    return given or clear
+
+
+def _merge_metadata(
+    changes: dict[str, Any], metadata: list[str] | None, unset: list[str] | None
+) -> None:
+    """Add the ``--metadata``/``--unset-metadata`` patch to ``changes``, if there is one."""
     patch: dict[str, str | None] = dict(parse_pairs(metadata))
     for key in unset or ():
         if key in patch:
             raise typer.BadParameter(f"key {key!r} is both set and unset")
         patch[key] = None
-    return patch
+    if patch:
+        changes["metadata"] = patch
+
+
+def _show(common: Common, show: Callable[..., None], read: Callable[[SyncBilling], object]) -> None:
+    """Open the billing, run ``read`` (a read or a write) on it and ``show`` what it returns,
+    as a table or with ``--json``."""
+    with common.billing() as billing:
+        show(read(billing), as_json=common.as_json)
 
 
 def _not_found(message: str, common: Common) -> NoReturn:
@@ -154,9 +177,11 @@ def plans_list(
     common: Common,
 ) -> None:
     """List plans, newest first."""
-    with common.billing() as billing:
-        page = billing.plans.list(active=active, limit=limit, offset=offset)
-        show_plans(page, as_json=common.as_json)
+    _show(
+        common,
+        show_plans,
+        lambda billing: billing.plans.list(active=active, limit=limit, offset=offset),
+    )
 
 
 @command
@@ -179,31 +204,20 @@ def plans_update(
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = name
-    if description is not None and clear_description:
-        raise typer.BadParameter("--description and --clear-description exclude each other")
-    if description is not None or clear_description:
+    if _changes(description is not None, clear_description, "--description"):
         changes["description"] = description
-    if entitlement and clear_entitlements:
-        raise typer.BadParameter("--entitlement and --clear-entitlements exclude each other")
-    if entitlement or clear_entitlements:
+    if _changes(bool(entitlement), clear_entitlements, "--entitlement", "--clear-entitlements"):
         changes["entitlements"] = entitlement or []
-    if plan_limit and clear_limits:
-        raise typer.BadParameter("--plan-limit and --clear-limits exclude each other")
-    if plan_limit or clear_limits:
+    if _changes(bool(plan_limit), clear_limits, "--plan-limit", "--clear-limits"):
         changes["limits"] = _limits(plan_limit)
-    patch = _metadata_patch(metadata, unset_metadata)
-    if patch:
-        changes["metadata"] = patch
-    with common.billing() as billing:
-        plan = billing.plans.update(plan_id, **changes)
-        show_plan(plan, as_json=common.as_json)
+    _merge_metadata(changes, metadata, unset_metadata)
+    _show(common, show_plan, lambda billing: billing.plans.update(plan_id, **changes))
 
 
 @command
 def plans_archive(plan_id: PlanId, *, common: Common) -> None:
     """Archive a plan and its active prices. Archiving twice is a no-op."""
-    with common.billing() as billing:
-        show_plan(billing.plans.archive(plan_id), as_json=common.as_json)
+    _show(common, show_plan, lambda billing: billing.plans.archive(plan_id))
 
 
 # -- prices ------------------------------------------------------------------------------
@@ -280,11 +294,13 @@ def prices_list(
     common: Common,
 ) -> None:
     """List prices, newest first."""
-    with common.billing() as billing:
-        page = billing.prices.list(
+    _show(
+        common,
+        show_prices,
+        lambda billing: billing.prices.list(
             plan_id=plan_id, active=active, currency=currency, limit=limit, offset=offset
-        )
-        show_prices(page, as_json=common.as_json)
+        ),
+    )
 
 
 @command
@@ -302,23 +318,16 @@ def prices_update(
     """Change a price's lookup key or metadata (amount, currency and interval never change:
     create a new price and archive the old)."""
     changes: dict[str, Any] = {}
-    if lookup_key is not None and clear_lookup_key:
-        raise typer.BadParameter("--lookup-key and --clear-lookup-key exclude each other")
-    if lookup_key is not None or clear_lookup_key:
+    if _changes(lookup_key is not None, clear_lookup_key, "--lookup-key"):
         changes["lookup_key"] = lookup_key
-    patch = _metadata_patch(metadata, unset_metadata)
-    if patch:
-        changes["metadata"] = patch
-    with common.billing() as billing:
-        price = billing.prices.update(price_id, **changes)
-        show_price(price, as_json=common.as_json)
+    _merge_metadata(changes, metadata, unset_metadata)
+    _show(common, show_price, lambda billing: billing.prices.update(price_id, **changes))
 
 
 @command
 def prices_archive(price_id: PriceId, *, common: Common) -> None:
     """Archive a price. Archiving twice is a no-op."""
-    with common.billing() as billing:
-        show_price(billing.prices.archive(price_id), as_json=common.as_json)
+    _show(common, show_price, lambda billing: billing.prices.archive(price_id))
 
 
 # -- the declarative catalog ---------------------------------------------------------------
@@ -329,9 +338,11 @@ def catalog_diff(
     spec: SpecFile, archive_missing: ArchiveMissing = False, *, common: Common
 ) -> None:
     """Show what `catalog apply` would change; nothing is written."""
-    with common.billing() as billing:
-        planned = billing.catalog.diff(str(spec), archive_missing=archive_missing)
-        show_catalog_diff(planned, as_json=common.as_json)
+    _show(
+        common,
+        show_catalog_diff,
+        lambda billing: billing.catalog.diff(str(spec), archive_missing=archive_missing),
+    )
 
 
 @command

@@ -19,13 +19,16 @@ from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderCustomer, ProviderEmailTaken
 from qzpay.providers.common import adoptable, carries, existing, missing_customer
 from qzpay.providers.mercadopago import mapping
+from qzpay.providers.mercadopago.paging import each_once, fetched, searched
 from qzpay.providers.mercadopago.transport import (
     PROVIDER,
     Answer,
     MercadoPagoClient,
-    idempotency_key,
     status_error,
     unreadable_success,
+)
+from qzpay.providers.mercadopago.transport import (
+    idempotency_key as _key,  # the methods' ``idempotency_key`` parameter hides the name
 )
 
 _DUPLICATE_EMAIL: Final = "101"  # "the customer already exist."
@@ -189,30 +192,19 @@ class MercadoPagoCustomers:
         """MercadoPago's name, phone, street and zip code over ``local``; the rest stays."""
         return mapping.merge_remote(local, remote)
 
-    async def list(self) -> AsyncIterator[ProviderCustomer]:
+    def list(self) -> AsyncIterator[ProviderCustomer]:
         """Every customer, oldest first, page by page through the search API.
 
         The search pages by offset: a customer deleted during the walk shifts the later pages,
         so one customer may be missed (the next reconcile sees it) and one seen twice is
         reported once.
         """
-        seen: set[str] = set()
-        async for _, found in self._search("list_customers"):
-            if found.id not in seen:
-                seen.add(found.id)
-                yield found
+        return each_once(self._search("list_customers"))
 
     # -- internals -------------------------------------------------------------------------
 
     async def _retrieve(self, operation: str, provider_customer_id: str) -> ProviderCustomer | None:
-        answer = await self._client.call(
-            operation, lambda sdk, options: sdk.customer().get(provider_customer_id, options)
-        )
-        if answer.status == 404:
-            return None
-        if not answer.ok:
-            raise status_error(operation, answer)
-        return _parsed(operation, answer)
+        return await fetched(self._client, operation, _customers, provider_customer_id, _parsed)
 
     async def _update(
         self, operation: str, provider_customer_id: str, body: dict[str, Any], key: str
@@ -232,31 +224,11 @@ class MercadoPagoCustomers:
         self, operation: str, *, email: str | None = None
     ) -> AsyncIterator[tuple[tuple[str, str], ProviderCustomer]]:
         """Matching customers with a sort key (date_created, id), one page request at a time."""
-        offset = 0
-        while True:
-            filters: dict[str, Any] = {"limit": self._page_size, "offset": offset}
-            if email is not None:
-                filters["email"] = email
-            answer = await self._search_page(operation, filters)
-            page = answer.object
-            results = page.get("results") if page is not None else None
-            if not answer.ok or not isinstance(results, list):
-                raise status_error(operation, answer)
-            for item in results:
-                if isinstance(item, dict) and isinstance(item.get("id"), str):
-                    created = item.get("date_created")
-                    sort_key = (created if isinstance(created, str) else "", item["id"])
-                    yield sort_key, mapping.provider_customer(item)
-            offset += len(results)
-            paging = page.get("paging") if page is not None else None
-            total = paging.get("total") if isinstance(paging, dict) else None
-            if not results or (isinstance(total, int) and offset >= total):
-                return
-
-    async def _search_page(self, operation: str, filters: dict[str, Any]) -> Answer:
-        return await self._client.call(
-            operation, lambda sdk, options: sdk.customer().search(filters, options)
-        )
+        filters = {} if email is None else {"email": email}
+        async for sort_key, item in searched(
+            self._client, operation, _customers, filters, page_size=self._page_size
+        ):
+            yield sort_key, mapping.provider_customer(item)
 
     async def _resolve_taken_email(self, customer: Customer) -> ProviderCustomer:
         """After "customer already exists": return ours, or raise MercadoPagoEmailTaken."""
@@ -294,9 +266,8 @@ class MercadoPagoCustomers:
         )
 
 
-def _key(operation: str, subject: str, caller_key: str) -> str:
-    # The methods' ``idempotency_key`` parameter hides the function of that name.
-    return idempotency_key(operation, subject, caller_key)
+def _customers(sdk: Any) -> Any:
+    return sdk.customer()
 
 
 def _parsed(operation: str, answer: Answer) -> ProviderCustomer:

@@ -28,14 +28,18 @@ from qzpay.catalog.models import Plan, Price
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderCurrencyUnsupported, ProviderPrice
 from qzpay.providers.mercadopago import catalog_mapping as mapping
+from qzpay.providers.mercadopago.paging import each_once, fetched, searched
 from qzpay.providers.mercadopago.transport import (
     PROVIDER,
     Answer,
     MercadoPagoClient,
-    idempotency_key,
     status_error,
 )
+from qzpay.providers.mercadopago.transport import (
+    idempotency_key as _key,  # the methods' ``idempotency_key`` parameter hides the name
+)
 
+_OLDEST_FIRST: Final = {"sort": "date_created", "criteria": "asc"}
 _CURRENCY_REFUSALS: Final = (
     "invalid value for currency_id",
     "cannot operate with this currency_id",
@@ -145,25 +149,14 @@ class MercadoPagoPrices:
         """MercadoPago can change a price's active flag only (see the mapping)."""
         return mapping.merge_remote(local, remote)
 
-    async def list(self) -> AsyncIterator[ProviderPrice]:
+    def list(self) -> AsyncIterator[ProviderPrice]:
         """Every subscription plan, oldest first (offset paging: see the customers' list)."""
-        seen: set[str] = set()
-        async for _, found in self._search("list_prices"):
-            if found.id not in seen:
-                seen.add(found.id)
-                yield found
+        return each_once(self._search("list_prices"))
 
     # -- internals -------------------------------------------------------------------------
 
     async def _retrieve(self, operation: str, provider_price_id: str) -> ProviderPrice | None:
-        answer = await self._client.call(
-            operation, lambda sdk, options: sdk.plan().get(provider_price_id, options)
-        )
-        if answer.status == 404:
-            return None
-        if not answer.ok:
-            raise status_error(operation, answer)
-        return _parsed(operation, answer)
+        return await fetched(self._client, operation, _plans, provider_price_id, _parsed)
 
     async def _put(
         self, operation: str, provider_price_id: str, body: dict[str, Any], key: str
@@ -175,40 +168,15 @@ class MercadoPagoPrices:
         )
 
     async def _search(self, operation: str) -> AsyncIterator[tuple[tuple[str, str], ProviderPrice]]:
-        """Every plan with a sort key (date_created, id), one page request at a time."""
-        offset = 0
-        while True:
-            filters: dict[str, Any] = {
-                "limit": self._page_size,
-                "offset": offset,
-                "sort": "date_created",
-                "criteria": "asc",
-            }
-            answer = await self._search_page(operation, filters)
-            page = answer.object
-            results = page.get("results") if page is not None else None
-            if not answer.ok or not isinstance(results, list):
-                raise status_error(operation, answer)
-            for item in results:
-                if isinstance(item, dict) and isinstance(item.get("id"), str):
-                    created = item.get("date_created")
-                    sort_key = (created if isinstance(created, str) else "", item["id"])
-                    yield sort_key, mapping.provider_price(item)
-            offset += len(results)
-            paging = page.get("paging") if page is not None else None
-            total = paging.get("total") if isinstance(paging, dict) else None
-            if not results or (isinstance(total, int) and offset >= total):
-                return
-
-    async def _search_page(self, operation: str, filters: dict[str, Any]) -> Answer:
-        return await self._client.call(
-            operation, lambda sdk, options: sdk.plan().search(filters, options)
-        )
+        """Every plan with a sort key (date_created, id), oldest first."""
+        async for sort_key, item in searched(
+            self._client, operation, _plans, _OLDEST_FIRST, page_size=self._page_size
+        ):
+            yield sort_key, mapping.provider_price(item)
 
 
-def _key(operation: str, subject: str, caller_key: str) -> str:
-    # The methods' ``idempotency_key`` parameter hides the function of that name.
-    return idempotency_key(operation, subject, caller_key)
+def _plans(sdk: Any) -> Any:
+    return sdk.plan()
 
 
 def _parsed(operation: str, answer: Answer) -> ProviderPrice:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from stripe.params import CustomerListParams, CustomerUpdateParams
+from stripe.params import CustomerUpdateParams
 
 from qzpay.customers.models import Customer
 from qzpay.providers.base import (
@@ -24,6 +24,7 @@ from qzpay.providers.stripe.mapping import (
     provider_customer,
     update_params,
 )
+from qzpay.providers.stripe.paging import listed
 from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
 
 
@@ -156,21 +157,12 @@ class StripeCustomers:
         )
         return provider_customer(updated.to_dict())
 
-    async def _list(
-        self, operation: str, *, email: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    def _list(self, operation: str, *, email: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """Every customer matching the filter, one page request at a time."""
-        starting_after: str | None = None
-        while True:
-            params: CustomerListParams = {"limit": self._page_size}
-            if email is not None:
-                params["email"] = email
-            if starting_after is not None:
-                params["starting_after"] = starting_after
-            page = await self._transport.call(operation, self._customers.list_async(params))
-            items = [item.to_dict() for item in page.data]
-            for item in items:
-                yield item
-            if not page.has_more or not items:
-                return
-            starting_after = str(items[-1]["id"])
+        return listed(
+            self._transport,
+            operation,
+            lambda params: self._customers.list_async(params),  # type: ignore[arg-type]
+            {} if email is None else {"email": email},
+            page_size=self._page_size,
+        )

@@ -13,7 +13,6 @@ consistent; a catalog holds few products, so it is a few pages.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import stripe
@@ -21,58 +20,40 @@ import stripe
 from qzpay.catalog.models import Plan
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderPlan, merge_plan_remote
+from qzpay.providers.stripe.catalog_base import StripeCatalogAdapter
 from qzpay.providers.stripe.catalog_mapping import (
     product_create_params,
     product_update_params,
     provider_plan,
 )
-from qzpay.providers.stripe.paging import listed, oldest
-from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
+from qzpay.providers.stripe.paging import oldest
+from qzpay.providers.stripe.transport import StripeTransport
 
 
-class StripePlans:
+class StripePlans(StripeCatalogAdapter[ProviderPlan]):
     """``provider.plans`` of a StripeProvider."""
 
+    _kind = "plan"
+    _noun = "product"
+
     def __init__(self, transport: StripeTransport, *, page_size: int) -> None:
-        self._transport = transport
-        self._products = transport.client.v1.products
-        self._page_size = page_size
+        super().__init__(transport, transport.client.v1.products, page_size=page_size)
+
+    def _parse(self, data: dict[str, Any]) -> ProviderPlan:
+        return provider_plan(data)
+
+    def _live(self, found: ProviderPlan) -> bool:
+        return not found.deleted
 
     async def create(self, plan: Plan, /, *, idempotency_key: str) -> ProviderPlan:
-        created = await self._transport.call(
-            "create_plan",
-            self._products.create_async(
-                product_create_params(plan), {"idempotency_key": idempotency_key}
-            ),
-        )
-        return provider_plan(created.to_dict())
+        return await self._create(product_create_params(plan), idempotency_key)
 
     async def update(
         self, provider_plan_id: str, before: Plan, after: Plan, /, *, idempotency_key: str
     ) -> ProviderPlan:
         """Send only what changed, so edits made in the dashboard to other fields survive."""
         params = product_update_params(before, after)
-        if not params:
-            current = await self.retrieve(provider_plan_id)
-            if current is None:
-                raise _missing("update_plan", provider_plan_id)
-            return current
-        updated = await self._transport.call(
-            "update_plan",
-            self._products.update_async(
-                provider_plan_id, params, {"idempotency_key": idempotency_key}
-            ),
-        )
-        return provider_plan(updated.to_dict())
-
-    async def archive(self, provider_plan_id: str, /, *, idempotency_key: str) -> None:
-        # A 404 means the product is gone: nothing is left to sell, the goal is met.
-        await self._transport.call_or_none(
-            "archive_plan",
-            self._products.update_async(
-                provider_plan_id, {"active": False}, {"idempotency_key": idempotency_key}
-            ),
-        )
+        return await self._update(provider_plan_id, params, idempotency_key)
 
     async def delete(self, provider_plan_id: str, /, *, idempotency_key: str) -> None:
         """Delete the product; Stripe refuses (400) one that has prices, which is archived
@@ -80,7 +61,7 @@ class StripePlans:
         try:
             await self._transport.call_or_none(
                 "delete_plan",
-                self._products.delete_async(
+                self._resource.delete_async(
                     provider_plan_id, options={"idempotency_key": idempotency_key}
                 ),
             )
@@ -91,15 +72,6 @@ class StripePlans:
             ):
                 raise
             await self.archive(provider_plan_id, idempotency_key=f"{idempotency_key}-archive")
-
-    async def retrieve(self, provider_plan_id: str, /) -> ProviderPlan | None:
-        found = await self._transport.call_or_none(
-            "retrieve_plan", self._products.retrieve_async(provider_plan_id)
-        )
-        if found is None:
-            return None
-        plan = provider_plan(found.to_dict())
-        return None if plan.deleted else plan
 
     async def find(self, plan: Plan, /) -> ProviderPlan | None:
         """The product whose ``metadata.qzpay_plan_id`` is ``plan.id`` (the oldest if several;
@@ -114,25 +86,3 @@ class StripePlans:
     def merge_remote(self, local: Plan, remote: ProviderPlan, /) -> Plan:
         """Stripe holds a plan's name, description, active flag and metadata."""
         return merge_plan_remote(local, remote)
-
-    async def list(self) -> AsyncIterator[ProviderPlan]:
-        async for data in self._list("list_plans"):
-            yield provider_plan(data)
-
-    def _list(self, operation: str) -> AsyncIterator[dict[str, Any]]:
-        """Every product, active or not (no ``active`` filter lists both)."""
-        return listed(
-            self._transport,
-            operation,
-            lambda params: self._products.list_async(params),  # type: ignore[arg-type]
-            {},
-            page_size=self._page_size,
-        )
-
-
-def _missing(operation: str, provider_plan_id: str) -> ProviderSyncError:
-    return ProviderSyncError(
-        f"{PROVIDER} product {provider_plan_id} does not exist",
-        provider=PROVIDER,
-        operation=operation,
-    )
