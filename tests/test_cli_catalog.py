@@ -235,3 +235,27 @@ class TestCatalog:
         assert result.exit_code == 2
         assert json.loads(result.stderr)["error"]["code"] == "validation_error"
         assert qzpay_json("plans", "list")["total"] == 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_catalog_reconcile_reports_then_fixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan made before Stripe was configured: reported unlinked (--check exits 3), created
+    there by --fix, then in sync (a localstripe of this test's own, so nothing else is there)."""
+    from tests.support.localstripe import API_KEY, start_localstripe
+
+    plan = qzpay_json("plans", "create", "pro", "Pro")
+    assert qzpay("catalog", "reconcile", "--provider", "stripe").exit_code == 2  # not configured
+    server = start_localstripe()
+    try:
+        monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+        monkeypatch.setenv("STRIPE_API_BASE", server.url)
+        report = qzpay_json("catalog", "reconcile", "--provider", "stripe")
+        assert (report["in_sync"], report["unlinked"]) == (False, [plan["id"]])
+        human = qzpay("catalog", "reconcile", "--provider", "stripe", "--check")
+        assert human.exit_code == 3, human.output
+        assert "not linked to stripe" in human.stdout
+        fixed = qzpay_json("catalog", "reconcile", "--provider", "stripe", "--fix")
+        assert [line.split()[:3] for line in fixed["fixed"]] == [["created", "stripe", "plan"]]
+        assert qzpay("catalog", "reconcile", "--provider", "stripe", "--check").exit_code == 0
+    finally:
+        server.stop()

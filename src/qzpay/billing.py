@@ -87,7 +87,9 @@ class Billing(Subscriptions):
             sync_errors=provider_sync_errors,
             prices=self.prices,
         )
-        self.catalog = CatalogService(self.plans, self.prices, metadata_limit=limit)
+        self.catalog = CatalogService(
+            self.plans, self.prices, metadata_limit=limit, providers=configured
+        )
         self.events = EventLog(self.storage)
         self.webhooks = WebhookService(self.customers, providers, self.plans, self.prices)
 
@@ -355,6 +357,7 @@ class SyncCatalog(BlockingTwin[CatalogService]):
     diff = blocking(CatalogService.diff)
     apply = blocking(CatalogService.apply)
     sync_pending = blocking(CatalogService.sync_pending)
+    reconcile = blocking(CatalogService.reconcile)
 
 
 class SyncWebhooks(BlockingTwin[WebhookService]):

@@ -49,16 +49,38 @@ class Event(BaseModel, Generic[DataT]):
     created_at: datetime
 
 
-_CLASSES: dict[str, tuple[type[Event[Any]], type[BaseModel]]] = {}
+_new = object.__new__
+_set = object.__setattr__
+_EVENT_FIELDS = ("id", "type", "data", "previous", "created_at")
+
+_CLASSES: dict[str, tuple[type[Event[Any]], type[BaseModel], bool]] = {}
 
 
-def _resolve(event_type: str) -> tuple[type[Event[Any]], type[BaseModel]]:
+def _plain(cls: type[Event[Any]]) -> bool:
+    """Whether ``cls.model_construct`` given every field just sets ``__dict__`` (the fields in
+    declaration order), ``__pydantic_fields_set__`` (all of them) and no extra or private
+    attributes: no aliases, extras, private attributes, post-init or ``__new__`` of its own."""
+    fields = cls.__pydantic_fields__
+    return (
+        tuple(fields) == _EVENT_FIELDS
+        and all(f.alias is None and f.validation_alias is None for f in fields.values())
+        and cls.model_config.get("extra") != "allow"
+        and not cls.__pydantic_root_model__
+        and not cls.__private_attributes__
+        and not cls.__pydantic_post_init__
+        and cls.__new__ is object.__new__
+    )
+
+
+def _resolve(event_type: str) -> tuple[type[Event[Any]], type[BaseModel], bool]:
     found = _CLASSES.get(event_type)
     if found is None:
         model = records.for_event(event_type).model  # ValueError if nobody registered it
         # A customer's event is ``Event`` itself (its default), any other ``Event[Model]``.
-        cls = Event if model is Customer else Event.__class_getitem__(model)
-        found = _CLASSES[event_type] = (cast("type[Event[Any]]", cls), model)
+        cls = cast(
+            "type[Event[Any]]", Event if model is Customer else Event.__class_getitem__(model)
+        )
+        found = _CLASSES[event_type] = (cls, model, _plain(cls))
     return found
 
 
@@ -90,12 +112,30 @@ def new_event(
 ) -> Event[Any]:
     """An event about ``data``, a record already valid (so not validated again); ValueError if
     ``event_type`` is no registered resource's, TypeError if ``data`` is not its record."""
-    cls, model = _resolve(event_type)
+    cls, model, plain = _resolve(event_type)
     if not isinstance(data, model):
         raise TypeError(f"a {event_type} event carries a {model.__name__}, not {data!r}")
-    return cls.model_construct(
-        id=id, type=event_type, data=data, previous=previous, created_at=created_at
+    if not plain:  # pragma: no cover - Event and Event[Model] are plain (tests/test_event_build)
+        return cls.model_construct(
+            id=id, type=event_type, data=data, previous=previous, created_at=created_at
+        )
+    # What ``model_construct`` gives, in its order, without its generic loop over the fields.
+    event = _new(cls)
+    _set(
+        event,
+        "__dict__",
+        {
+            "id": id,
+            "type": event_type,
+            "data": data,
+            "previous": previous,
+            "created_at": created_at,
+        },
     )
+    _set(event, "__pydantic_fields_set__", {"id", "type", "data", "previous", "created_at"})
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
 
 
 Handler: TypeAlias = Callable[[Event[Any]], Awaitable[object] | object]
@@ -184,7 +224,14 @@ class EventBus(Subscriptions):
                 del self._handlers[index]
                 return
 
+    @property
+    def has_handlers(self) -> bool:
+        """Whether any handler is registered (when none is, ``dispatch`` does nothing)."""
+        return bool(self._handlers)
+
     async def dispatch(self, event: Event[Any]) -> None:
+        if not self._handlers:
+            return
         for pattern, handler in list(self._handlers):
             if not _matches(pattern, event.type):
                 continue

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 
 from qzpay import Billing
 from qzpay.admin import COOKIE_NAME, create_admin_router
+from qzpay.admin.event_tail import EventTail
 from qzpay.api import APIKeyAuth, create_app
 from tests.api.live import API_KEY
 
@@ -42,10 +43,13 @@ async def test_every_admin_route_needs_a_session(app_and_client) -> None:
     # The routes of the router create_app mounts at /admin (the same function, same routes).
     admin = create_admin_router(Billing("memory://"), auth=APIKeyAuth(API_KEY))
     routes = [r for r in admin.routes if isinstance(r, APIRoute)]
-    assert len(routes) >= 15
+    assert len(routes) >= 22
+    paths = {route.path for route in routes}
+    assert {"/plans", "/plans/{plan_id}/archive", "/prices/{price_id}/archive"} <= paths
     checked = 0
     for route in routes:
         path = "/admin" + route.path.replace("{customer_id}", customer_id)
+        path = path.replace("{plan_id}", "plan_x").replace("{price_id}", "price_x")
         for method in route.methods or ():
             response = await http.request(method, path, data={"csrf_token": "x"})
             if path == "/admin/sign-in":
@@ -56,7 +60,7 @@ async def test_every_admin_route_needs_a_session(app_and_client) -> None:
             if response.status_code == 303:
                 assert response.headers["location"].startswith("/admin/sign-in?next=")
             assert "who@example.com" not in response.text
-    assert checked >= 14
+    assert checked >= 21
 
 
 async def test_session_cookie_attributes_and_headers(app_and_client) -> None:
@@ -117,3 +121,42 @@ async def test_next_never_leaves_the_console(app_and_client) -> None:
         response = await http.post("/admin/sign-in", data={"api_key": API_KEY, "next": target})
         assert response.headers["location"] == "/admin/"
         http.cookies.clear()
+
+
+async def test_archiving_needs_the_csrf_token() -> None:
+    billing = Billing("memory://")
+    app = create_app(billing, auth=APIKeyAuth(API_KEY), manage_billing=False)
+    async with billing:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as http:
+            await _archive_needs_csrf(billing, http)
+
+
+async def _archive_needs_csrf(billing: Billing, http: httpx.AsyncClient) -> None:
+    plan = await billing.plans.create("csrf-plan", "CSRF plan")
+    price = await billing.prices.create(plan.id, currency="usd", unit_amount=500, interval="month")
+    token = await sign_in(http)
+    for path in (f"/admin/prices/{price.id}/archive", f"/admin/plans/{plan.id}/archive"):
+        for data in ({}, {"csrf_token": "forged"}):
+            assert (await http.post(path, data=data)).status_code == 403
+    stored = await billing.prices.get(price.id)
+    assert stored is not None
+    assert stored.active
+    done = await http.post(f"/admin/plans/{plan.id}/archive", data={"csrf_token": token})
+    assert done.status_code == 303
+    archived = await billing.prices.get(price.id)
+    assert archived is not None
+    assert not archived.active
+
+
+async def test_event_window_fetches_at_most_once_per_max_age() -> None:
+    async with Billing("memory://") as billing:
+        tail = EventTail(billing.events, max_age=60.0)
+        first = await billing.customers.create(email="one@example.com")
+        assert [e.data.id for e in await tail.latest()] == [first.id]
+        second = await billing.customers.create(email="two@example.com")
+        assert [e.data.id for e in await tail.latest()] == [first.id]  # fresh for 60 s
+        assert len(await tail.latest(fresh=True)) == 2  # the Events page: always fetched
+        third = await billing.customers.create(email="three@example.com")
+        tail.stale()  # what every console form does after its change
+        assert [e.data.id for e in await tail.latest()] == [third.id, second.id, first.id]

@@ -135,7 +135,13 @@ class Admin:
 
         async def route(request: Request) -> Response:
             got = await self.visit(request)
-            return got if isinstance(got, Response) else await handler(request, *got)
+            if isinstance(got, Response):
+                return got
+            try:
+                return await handler(request, *got)
+            finally:
+                if request.method == "POST":  # a change: the next page shows its events
+                    self.tail.stale()
 
         return route
 

@@ -17,6 +17,12 @@ from qzpay.admin.session import Session
 DASHBOARDS: Final = {"stripe": "https://dashboard.stripe.com/customers/{id}"}
 """Provider dashboard pages by provider name; MercadoPago has no customer page to link to, so
 its ids (and those of any other provider) are shown as plain text."""
+CATALOG_DASHBOARDS: Final = {
+    "products": {"stripe": "https://dashboard.stripe.com/products/{id}"},
+    "prices": {"stripe": "https://dashboard.stripe.com/prices/{id}"},
+}
+"""Dashboard pages of plans (a Stripe Product) and prices by kind, then provider name; ids at
+other providers are shown as plain text."""
 
 _ENV = Environment(
     loader=PackageLoader("qzpay.admin", "templates"),
@@ -26,9 +32,12 @@ _ENV = Environment(
 )
 
 
-def dashboard_url(provider: str, provider_customer_id: str) -> str | None:
-    template = DASHBOARDS.get(provider)
-    return None if template is None else template.format(id=quote(provider_customer_id, safe=""))
+def dashboard_url(provider: str, provider_id: str, kind: str = "customers") -> str | None:
+    """The provider's dashboard page of a customer (or of a ``"products"`` or ``"prices"``
+    object), or None when the provider has no such page."""
+    templates = DASHBOARDS if kind == "customers" else CATALOG_DASHBOARDS.get(kind, {})
+    template = templates.get(provider)
+    return None if template is None else template.format(id=quote(provider_id, safe=""))
 
 
 def _when(value: datetime | None) -> str:

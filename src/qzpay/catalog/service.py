@@ -10,12 +10,14 @@ its dict form, or the path of a TOML file.
 Providers: plans and prices reach the providers through their services (qzpay.catalog.plans,
 qzpay.catalog.prices, qzpay.catalog.remote), so ``apply`` does too. ``sync_pending`` finishes
 the catalog's pending provider work: plans first, then prices (a price waits for its plan).
+``reconcile(provider)`` compares the catalog with one provider's (qzpay.catalog.reconcile).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,10 +35,14 @@ from qzpay.catalog.inputs import PriceInput
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.plans import PlanService
 from qzpay.catalog.prices import PriceService
+from qzpay.catalog.reconcile import CatalogAccess, CatalogReconcileReport, reconcile
 from qzpay.catalog.spec import CatalogSpec, PriceSpec, load_spec, parse_spec
+from qzpay.customers.validation import fail
+from qzpay.engine.core import Engine
 from qzpay.engine.pending import SyncReport
 from qzpay.errors import NotFoundError
 from qzpay.limits import DEFAULT_SYNC_BATCH, MAX_METADATA_KEYS, MAX_PAGE_SIZE
+from qzpay.providers.base import PaymentProvider, ProviderPlan, ProviderPrice
 from qzpay.storage.base import PlanFilter, PriceFilter
 
 T = TypeVar("T", Plan, Price)
@@ -47,11 +53,17 @@ class CatalogService:
     """``billing.catalog``: ``diff`` and ``apply`` a declarative catalog (module docstring)."""
 
     def __init__(
-        self, plans: PlanService, prices: PriceService, *, metadata_limit: int = MAX_METADATA_KEYS
+        self,
+        plans: PlanService,
+        prices: PriceService,
+        *,
+        metadata_limit: int = MAX_METADATA_KEYS,
+        providers: Sequence[PaymentProvider] = (),
     ) -> None:
         self._plans = plans
         self._prices = prices
         self._metadata_limit = metadata_limit
+        self._providers = list(providers)
 
     async def diff(self, spec: Spec, *, archive_missing: bool = False) -> CatalogDiff:
         """What ``apply(spec)`` would change; nothing is written. With ``archive_missing``,
@@ -117,6 +129,35 @@ class CatalogService:
             remaining=prices.remaining,
         )
 
+    async def reconcile(self, provider: str, *, fix: bool = False) -> CatalogReconcileReport:
+        """Compare qzpay's plans and prices with ``provider``'s (plans only where it has plans,
+        prices only where it keeps an object for them); with ``fix``, repair what is safe:
+        link an unlinked record to its one copy there, create a missing copy, push drift of
+        the fields qzpay owns, archive there what is archived here (qzpay.catalog.reconcile).
+        An unknown provider is a ValidationError."""
+        source = next((p for p in self._providers if p.name == provider), None)
+        if source is None:
+            fail("provider", "unknown_provider", f"no provider named {provider!r} is configured")
+        plans, prices = self._plans, self._prices
+
+        async def create_plan(name: str, plan: Plan) -> ProviderPlan:
+            assert plans.remote is not None  # the provider has plans
+            return await plans.remote.create_at(name, plan)
+
+        async def create_price(name: str, price: Price) -> ProviderPrice:
+            assert prices.remote is not None  # the provider has prices
+            return await prices.remote.fanout(price).create_at(name, price)
+
+        access = CatalogAccess(
+            plans=lambda: _walk(plans.iterate(page_size=MAX_PAGE_SIZE)),
+            prices=lambda: _walk(prices.iterate(page_size=MAX_PAGE_SIZE)),
+            link_plan=partial(_link, plans._engine, "provider_plan_ids"),
+            link_price=partial(_link, prices.engine, "provider_price_ids"),
+            create_plan=create_plan,
+            create_price=create_price,
+        )
+        return await reconcile(access, prices.engine.storage, source, fix=fix)
+
     def _spec(self, spec: Spec) -> CatalogSpec:
         if isinstance(spec, CatalogSpec):
             return spec
@@ -139,6 +180,22 @@ def _price_arguments(price: PriceSpec) -> dict[str, Any]:
 
 def _price_input(price: PriceSpec) -> PriceInput:
     return PriceInput(**_price_arguments(price))
+
+
+async def _walk(walk: AsyncIterator[T]) -> AsyncIterator[T]:
+    async for record in walk:
+        yield record
+
+
+async def _link(
+    engine: Engine[Any], field: str, record_id: str, provider: str, provider_id: str
+) -> object:
+    """Store ``provider``'s id of a record (nothing sent), with the record's update event."""
+
+    async def change(before: Any) -> dict[str, Any]:
+        return {field: {**getattr(before, field), provider: provider_id}}
+
+    return await engine.change_locally(record_id, change)
 
 
 async def _every(

@@ -22,6 +22,7 @@ import typer
 from qzpay.cli.catalog import (
     catalog_apply,
     catalog_diff,
+    catalog_reconcile,
     plans_archive,
     plans_create,
     plans_get,
@@ -134,10 +135,12 @@ prices_app.command("archive")(prices_archive)
 app.add_typer(prices_app, name="prices")
 
 catalog_app = typer.Typer(
-    help="Keep plans and prices in step with a catalog file.", no_args_is_help=True
+    help="Keep plans and prices in step with a catalog file and the providers.",
+    no_args_is_help=True,
 )
 catalog_app.command("diff")(catalog_diff)
 catalog_app.command("apply")(catalog_apply)
+catalog_app.command("reconcile")(catalog_reconcile)
 app.add_typer(catalog_app, name="catalog")
 
 events_app = typer.Typer(help="Read the durable event log.", no_args_is_help=True)

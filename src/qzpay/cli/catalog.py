@@ -1,22 +1,28 @@
-"""``qzpay plans create|get|list|update|archive``, ``qzpay prices create|get|list|update|archive``
-and ``qzpay catalog diff|apply FILE``.
+"""``qzpay plans create|get|list|update|archive``, ``qzpay prices create|get|list|update|archive``,
+``qzpay catalog diff|apply FILE`` and ``qzpay catalog reconcile --provider NAME``.
 
-The catalog is local for now (qzpay.catalog.plans): these commands write to the database only,
-and need no payment provider."""
+With providers configured in the environment, writes reach them (qzpay.catalog.remote);
+``catalog reconcile`` needs the named provider configured (a usage error, exit 2, without)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.table import Table
+from rich.text import Text
 
 from qzpay.billing import SyncBilling
 from qzpay.catalog.models import Interval
-from qzpay.cli.handling import EXIT_ERROR, fail
+from qzpay.catalog.reconcile import CatalogReconcileReport
+from qzpay.cli.handling import EXIT_DIFFERENCES, EXIT_ERROR, fail
 from qzpay.cli.options import Common, MetadataPairs, command, parse_pairs
+from qzpay.cli.provider_sync import provider_billing
 from qzpay.cli.rendering import (
+    console,
     print_json,
     show_catalog_diff,
     show_plan,
@@ -358,3 +364,99 @@ def catalog_apply(
         show_catalog_diff(applied, as_json=False)
         if applied:
             typer.echo(f"Applied {len(applied)} change{'' if len(applied) == 1 else 's'}.")
+
+
+@command
+def catalog_reconcile(
+    provider: Annotated[
+        str, typer.Option("--provider", help="The provider to compare with: stripe, mercadopago.")
+    ],
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Repair what is safe (qzpay's values win).")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 3 when not in sync (for cron; not with --fix)."),
+    ] = False,
+    *,
+    common: Common,
+) -> None:
+    """Compare qzpay's plans and prices with the provider's and report every difference.
+
+    --fix links records to the provider object carrying their qzpay id, creates missing ones,
+    pushes qzpay's values over drifted ones and archives there what is archived here; it never
+    touches provider objects qzpay does not know. The report shows what was found before
+    fixing: run again to confirm. Exit code 0 whether in sync or not, unless --check (then 3
+    when not in sync).
+    """
+    if fix and check:
+        raise typer.BadParameter("--check reports without changing anything: not with --fix")
+    with provider_billing(common.database_url, provider, as_json=common.as_json) as billing:
+        report = billing.catalog.reconcile(provider, fix=fix)
+    if common.as_json:
+        print_json(catalog_reconcile_json(report))
+    else:
+        _show_catalog_reconcile(report, fixed_now=fix)
+    if check and not report.in_sync:
+        raise typer.Exit(EXIT_DIFFERENCES)
+
+
+def catalog_reconcile_json(report: CatalogReconcileReport) -> dict[str, Any]:
+    """The report as JSON: its fields, ``in_sync``, and each drifted field as
+    ``{"local": ..., "provider": ...}``."""
+    fields = dataclasses.asdict(report)
+    fields["drift"] = [
+        {
+            "kind": drift.kind,
+            "record_id": drift.record_id,
+            "provider_id": drift.provider_id,
+            "fields": {
+                name: {"local": local, "provider": remote}
+                for name, (local, remote) in drift.fields.items()
+            },
+        }
+        for drift in report.drift
+    ]
+    return {"provider": fields.pop("provider"), "in_sync": report.in_sync, **fields}
+
+
+def _show_catalog_reconcile(report: CatalogReconcileReport, *, fixed_now: bool) -> None:
+    """The report as a table of checks, ids only (values are left to --json)."""
+    name = report.provider
+    out = console()
+    out.print(
+        Text(
+            f"{name}: {report.local_plans} plans and {report.local_prices} prices here, "
+            f"{report.provider_plans} plans and {report.provider_prices} prices at {name}"
+        )
+    )
+    table = Table()
+    table.add_column("check")
+    table.add_column("count", justify="right")
+    table.add_column("plans and prices", overflow="fold")
+    rows: list[tuple[str, list[str]]] = [
+        (f"not linked to {name}", report.unlinked),
+        (f"linked, missing at {name}", report.missing_at_provider),
+        (f"at {name}, unknown here [{name} ids]", report.missing_locally),
+        (
+            f"several copies at {name} [{name} ids]",
+            [f"{k}: {' + '.join(v)}" for k, v in report.duplicates.items()],
+        ),
+        (f"archived here, active at {name}", report.archived_locally_active_at_provider),
+        ("fields differ", [f"{d.record_id} ({', '.join(d.fields)})" for d in report.drift]),
+        ("skipped: sync pending", report.pending),
+        ("could not fix", [f"{k}: {v}" for k, v in report.conflicts.items()]),
+        (f"not from qzpay [{name} ids]", report.unmanaged),
+    ]
+    for label, ids in rows:
+        shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+        table.add_row(label, str(len(ids)), shown or Text("-", style="dim"))
+    out.print(table)
+    for line in report.fixed:
+        out.print(Text(f"fixed: {line}"))
+    if report.in_sync:
+        out.print(Text("in sync", style="green"))
+    elif fixed_now:
+        out.print(Text("fixed what is safe; run again to confirm", style="yellow"))
+    else:
+        out.print(Text("not in sync", style="yellow"))

@@ -52,8 +52,12 @@ class UnitOfWork:
     ) -> bool | None:
         suppressed = await self._transaction.__aexit__(exc_type, exc, tb)
         if exc_type is None:
+            bus = self._bus
             for event in self._events:
-                await self._bus.dispatch(event)
+                # Checked per event: a handler may subscribe another. With none, dispatch is
+                # a no-op; skipping it saves a coroutine per event.
+                if bus.has_handlers:
+                    await bus.dispatch(event)
         return suppressed
 
     async def emit(

@@ -1,0 +1,336 @@
+"""Reconciliation of the catalog: walk qzpay's plans and prices and a provider's, report and
+repair differences (``billing.catalog.reconcile``), with the categories of the customers'
+report (qzpay.customers.reconcile).
+
+Plans are compared only at a provider that has plans (:func:`~qzpay.providers.base.plans_of`:
+Stripe's Products; MercadoPago has none), prices only where the provider keeps an object for
+them (:meth:`~qzpay.providers.base.PriceAdapter.holds`: MercadoPago keeps none for a free
+price). A provider object belongs to a qzpay record through the link stored here
+(``provider_plan_ids`` / ``provider_price_ids``) or the qzpay id it carries (Stripe: metadata
+``qzpay_plan_id`` / ``qzpay_price_id``; MercadoPago: ``external_reference``).
+
+``fix=True`` repairs only what is safe, each request with its own idempotency key
+(qzpay.engine.keys):
+
+* an unlinked record whose one copy there carries its qzpay id is linked to it (nothing sent);
+* an unlinked active record with no copy there is created there through the normal
+  provider-first path (the fan-out's ``create_at``: the deterministic create key, a look-up by
+  qzpay id after an ambiguous failure), then linked; a price whose plan is not at the provider
+  yet is put in ``conflicts`` (plans are fixed first, so this is rare);
+* drift in the fields qzpay owns (a plan's name, description, active flag and metadata; a
+  price's active flag, lookup key and metadata) is pushed: qzpay's values win, so a price
+  deactivated in the dashboard is reactivated (archive it here to keep it archived);
+* every active copy of a record archived here (the linked one and any other carrying its id)
+  is archived there.
+
+Reported, never repaired: ``missing_at_provider`` (linked to an object the provider no longer
+has), ``missing_locally`` (active provider objects carrying a qzpay id unknown here; inactive
+ones, such as the leftovers of an undone create, are ignored), ``duplicates`` (several active
+copies of one active record), ``unmanaged`` (provider objects carrying no qzpay id). Records
+with provider work pending (``sync_pending``) are listed in ``pending`` and left alone.
+A price's amount, currency and interval are not compared (they never change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from qzpay.catalog.models import PLAN_FIELDS, PRICE_FIELDS, Plan, Price
+from qzpay.engine import keys
+from qzpay.errors import ConflictError
+from qzpay.providers.base import (
+    PaymentProvider,
+    PlanAdapter,
+    PriceAdapter,
+    ProviderPlan,
+    ProviderPrice,
+    plans_of,
+    prices_of,
+)
+from qzpay.storage.base import Storage
+
+Kind = Literal["plan", "price"]
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A linked plan or price whose provider copy differs: field -> (local, provider)."""
+
+    kind: Kind
+    record_id: str
+    provider_id: str
+    fields: dict[str, tuple[Any, Any]]
+
+
+@dataclass
+class CatalogReconcileReport:
+    """What ``billing.catalog.reconcile`` found (and, with ``fix``, did). Record ids are plan
+    (``plan_…``) and price (``price_…``) ids; provider ids are the provider's."""
+
+    provider: str
+    local_plans: int = 0
+    provider_plans: int = 0
+    local_prices: int = 0
+    provider_prices: int = 0
+    unlinked: list[str] = field(default_factory=list)
+    """Active records with no link to this provider (an archived one needs no copy)."""
+    missing_at_provider: list[str] = field(default_factory=list)
+    missing_locally: list[str] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
+    """Active records with several active copies carrying their id: id -> copy ids."""
+    archived_locally_active_at_provider: list[str] = field(default_factory=list)
+    """Archived records with an active copy there (the catalog's "deleted but live");
+    ``fix`` archives every such copy."""
+    drift: list[Drift] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+    conflicts: dict[str, str] = field(default_factory=dict)
+    """Records ``fix`` could not create there: id -> why."""
+
+    @property
+    def in_sync(self) -> bool:
+        return not (
+            self.unlinked
+            or self.missing_at_provider
+            or self.missing_locally
+            or self.duplicates
+            or self.archived_locally_active_at_provider
+            or self.drift
+        )
+
+
+@dataclass(frozen=True)
+class CatalogAccess:
+    """What reconcile needs of the plan and price services (given by CatalogService: the
+    services import nothing from here, and this module imports no service)."""
+
+    plans: Callable[[], AsyncIterator[Plan]]
+    prices: Callable[[], AsyncIterator[Price]]
+    link_plan: Callable[[str, str, str], Awaitable[object]]
+    """``(plan_id, provider, provider_plan_id)``: store the link, nothing sent."""
+    link_price: Callable[[str, str, str], Awaitable[object]]
+    create_plan: Callable[[str, Plan], Awaitable[ProviderPlan]]
+    """Create at the named provider through the plans' fan-out."""
+    create_price: Callable[[str, Price], Awaitable[ProviderPrice]]
+
+
+async def reconcile(
+    access: CatalogAccess, storage: Storage, provider: PaymentProvider, *, fix: bool = False
+) -> CatalogReconcileReport:
+    report = CatalogReconcileReport(provider=provider.name)
+    pending = {t.record_id for t in await storage.list_sync_tasks(limit=100_000)}
+    plan_adapter = plans_of(provider)
+    if plan_adapter is not None:
+        await _plans(access, plan_adapter, report, pending, fix=fix)
+    price_adapter = prices_of(provider)
+    if price_adapter is not None:
+        await _prices(access, storage, price_adapter, report, pending, fix=fix)
+    return report
+
+
+@dataclass
+class _Remote:
+    """The provider's objects of one kind, by id and by the qzpay id they carry."""
+
+    by_id: dict[str, Any] = field(default_factory=dict)
+    by_qzpay: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _index(
+    report: CatalogReconcileReport, remote: _Remote, found: Any, qzpay_id: str | None
+) -> None:
+    remote.by_id[found.id] = found
+    if qzpay_id is None:
+        report.unmanaged.append(found.id)
+    else:
+        remote.by_qzpay.setdefault(qzpay_id, []).append(found)
+
+
+def _missing_locally(
+    report: CatalogReconcileReport, remote: _Remote, seen: set[str], pending: set[str]
+) -> None:
+    for qzpay_id, copies in remote.by_qzpay.items():
+        if qzpay_id not in seen and qzpay_id not in pending:
+            report.missing_locally += [c.id for c in copies if c.active]
+
+
+async def _plans(
+    access: CatalogAccess,
+    adapter: PlanAdapter,
+    report: CatalogReconcileReport,
+    pending: set[str],
+    *,
+    fix: bool,
+) -> None:
+    name = report.provider
+    remote = _Remote()
+    async for found in adapter.list():
+        report.provider_plans += 1
+        _index(report, remote, found, found.qzpay_plan_id)
+    seen: set[str] = set()
+    async for plan in access.plans():
+        report.local_plans += 1
+        seen.add(plan.id)
+        if plan.id in pending:
+            report.pending.append(plan.id)
+            continue
+        linked_id = plan.provider_plan_ids.get(name)
+        linked = remote.by_id.get(linked_id) if linked_id is not None else None
+        copies = remote.by_qzpay.get(plan.id, [])
+        if not await _copies(report, adapter, plan, plan.active, linked, copies, fix=fix):
+            continue
+        if linked_id is None:
+            if await _unlinked(report, plan, copies, fix=fix, link=access.link_plan):
+                try:
+                    made = await access.create_plan(name, plan)
+                except ConflictError as conflict:
+                    report.conflicts[plan.id] = conflict.message
+                    continue
+                await access.link_plan(plan.id, name, made.id)
+                report.fixed.append(f"created {name} plan {made.id} for {plan.id}")
+            continue
+        if linked is None:
+            report.missing_at_provider.append(plan.id)
+            continue
+        differs = _drift(plan, adapter.merge_remote(plan, linked), PLAN_FIELDS)
+        if differs:
+            report.drift.append(Drift("plan", plan.id, linked.id, differs))
+            if fix:
+                await adapter.update(
+                    linked.id,
+                    adapter.merge_remote(plan, linked),
+                    plan,
+                    idempotency_key=keys.update_key(linked.id),
+                )
+                report.fixed.append(f"pushed {', '.join(differs)} of {plan.id} to {name}")
+    _missing_locally(report, remote, seen, pending)
+
+
+async def _prices(
+    access: CatalogAccess,
+    storage: Storage,
+    adapter: PriceAdapter,
+    report: CatalogReconcileReport,
+    pending: set[str],
+    *,
+    fix: bool,
+) -> None:
+    name = report.provider
+    remote = _Remote()
+    async for found in adapter.list():
+        report.provider_prices += 1
+        _index(report, remote, found, found.qzpay_price_id)
+    seen: set[str] = set()
+    async for price in access.prices():
+        seen.add(price.id)
+        if not adapter.holds(price):
+            continue
+        report.local_prices += 1
+        if price.id in pending:
+            report.pending.append(price.id)
+            continue
+        linked_id = price.provider_price_ids.get(name)
+        linked = remote.by_id.get(linked_id) if linked_id is not None else None
+        copies = remote.by_qzpay.get(price.id, [])
+        if not await _copies(report, adapter, price, price.active, linked, copies, fix=fix):
+            continue
+        if linked_id is None:
+            if await _unlinked(report, price, copies, fix=fix, link=access.link_price):
+                try:
+                    made = await access.create_price(name, price)
+                except ConflictError as conflict:
+                    report.conflicts[price.id] = conflict.message
+                    continue
+                await access.link_price(price.id, name, made.id)
+                report.fixed.append(f"created {name} price {made.id} for {price.id}")
+            continue
+        if linked is None:
+            report.missing_at_provider.append(price.id)
+            continue
+        seen_there = adapter.merge_remote(price, linked)
+        differs = _drift(price, seen_there, PRICE_FIELDS)
+        if differs:
+            report.drift.append(Drift("price", price.id, linked.id, differs))
+            if fix:
+                plan = await storage.get_plan(price.plan_id)
+                assert plan is not None  # a price's plan is never deleted
+                await adapter.update(
+                    linked.id,
+                    seen_there,
+                    price,
+                    plan=plan,
+                    idempotency_key=keys.update_key(linked.id),
+                )
+                report.fixed.append(f"pushed {', '.join(differs)} of {price.id} to {name}")
+    _missing_locally(report, remote, seen, pending)
+
+
+async def _copies(
+    report: CatalogReconcileReport,
+    adapter: PlanAdapter | PriceAdapter,
+    record: Plan | Price,
+    active: bool,
+    linked: Any,
+    copies: list[Any],
+    *,
+    fix: bool,
+) -> bool:
+    """Handle what several copies mean: an archived record's active copies are archived
+    there (each with its own key), an active record's several active copies are duplicates.
+    True when the record is to be checked further (an active one, or an archived one whose
+    linked copy is inactive: its other fields may still have drifted)."""
+    live = [c for c in copies if c.active]
+    if active:
+        if len(live) > 1:
+            report.duplicates[record.id] = [c.id for c in live]
+        return True
+    targets = [linked.id] if linked is not None and linked.active else []
+    targets += [c.id for c in live if c.id not in targets]
+    if not targets:
+        return linked is not None
+    report.archived_locally_active_at_provider.append(record.id)
+    if fix:
+        for provider_id in targets:
+            await adapter.archive(
+                provider_id, idempotency_key=keys.fresh_key("archive", provider_id)
+            )
+            report.fixed.append(
+                f"archived {report.provider} copy {provider_id} of archived {record.id}"
+            )
+    return False
+
+
+async def _unlinked(
+    report: CatalogReconcileReport,
+    record: Plan | Price,
+    copies: list[Any],
+    *,
+    fix: bool,
+    link: Callable[[str, str, str], Awaitable[object]],
+) -> bool:
+    """Report an unlinked active record; with ``fix``, link it to its one copy there (the
+    active one, if several carry its id and one is active). True when it has no copy there
+    and is to be created."""
+    if not record.active:
+        return False  # an archived record needs no copy
+    report.unlinked.append(record.id)
+    if not fix:
+        return False
+    live = [c for c in copies if c.active]
+    candidates = live or copies
+    if len(candidates) == 1:
+        await link(record.id, report.provider, candidates[0].id)
+        report.fixed.append(f"linked {record.id} to {candidates[0].id}")
+        return False
+    return not copies
+
+
+def _drift(local: Plan | Price, seen: Plan | Price, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        f: (getattr(local, f), getattr(seen, f))
+        for f in fields
+        if not f.startswith("provider_") and getattr(local, f) != getattr(seen, f)
+    }
