@@ -112,15 +112,21 @@ async def test_reports_then_fixes_what_is_safe(
         [
             f"linked {relinked.id} to {relinked.provider_plan_ids['stripe']}",
             f"pushed name of {renamed.id} to stripe",
-            f"pushed active of {deactivated.id} to stripe",
+            f"archived {deactivated.id}: its stripe copy is archived",
             f"archived stripe copy {gone_here.provider_plan_ids['stripe']} "
             f"of archived {gone_here.id}",
         ]
     )
     product = await stripe_sdk.v1.products.retrieve_async(renamed.provider_plan_ids["stripe"])
     assert product.to_dict()["name"] == "Local name"
+    # Archived at Stripe, so archived here (as the webhook would), with its event; not revived.
     price = await stripe_sdk.v1.prices.retrieve_async(deactivated.provider_price_ids["stripe"])
-    assert price.to_dict()["active"] is True
+    assert price.to_dict()["active"] is False
+    stored = await synced.prices.get(deactivated.id)
+    assert stored is not None
+    assert stored.active is False
+    log = await synced.events.list(limit=1000)
+    assert deactivated.id in {e.data.id for e in log if e.type == "price.archived"}
     archived = await stripe_sdk.v1.products.retrieve_async(gone_here.provider_plan_ids["stripe"])
     assert archived.to_dict()["active"] is False
     assert (await _stored(synced, relinked.id)).provider_plan_ids == relinked.provider_plan_ids

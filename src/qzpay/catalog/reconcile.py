@@ -17,9 +17,11 @@ price). A provider object belongs to a qzpay record through the link stored here
   provider-first path (the fan-out's ``create_at``: the deterministic create key, a look-up by
   qzpay id after an ambiguous failure), then linked; a price whose plan is not at the provider
   yet is put in ``conflicts`` (plans are fixed first, so this is rare);
-* drift in the fields qzpay owns (a plan's name, description, active flag and metadata; a
-  price's active flag, lookup key and metadata) is pushed: qzpay's values win, so a price
-  deactivated in the dashboard is reactivated (archive it here to keep it archived);
+* a record whose linked copy was archived (deactivated) at the provider is archived here,
+  through the service (with its events; a plan's active prices too): the rule webhooks follow
+  for the same change, so a dashboard archive means the same whichever way it arrives;
+* other drift in the fields qzpay owns (a plan's name, description and metadata; a price's
+  lookup key and metadata) is pushed: qzpay's values win;
 * every active copy of a record archived here (the linked one and any other carrying its id)
   is archived there.
 
@@ -115,6 +117,9 @@ class CatalogAccess:
     create_plan: Callable[[str, Plan], Awaitable[ProviderPlan]]
     """Create at the named provider through the plans' fan-out."""
     create_price: Callable[[str, Price], Awaitable[ProviderPrice]]
+    archive_plan: Callable[[str], Awaitable[object]]
+    """Archive here through the service (events; a plan's active prices too)."""
+    archive_price: Callable[[str], Awaitable[object]]
 
 
 async def reconcile(
@@ -198,7 +203,10 @@ async def _plans(
         differs = _drift(plan, adapter.merge_remote(plan, linked), PLAN_FIELDS)
         if differs:
             report.drift.append(Drift("plan", plan.id, linked.id, differs))
-            if fix:
+            if fix and plan.active and not linked.active:
+                await access.archive_plan(plan.id)
+                report.fixed.append(f"archived {plan.id}: its {name} copy is archived")
+            elif fix:
                 await adapter.update(
                     linked.id,
                     adapter.merge_remote(plan, linked),
@@ -254,7 +262,10 @@ async def _prices(
         differs = _drift(price, seen_there, PRICE_FIELDS)
         if differs:
             report.drift.append(Drift("price", price.id, linked.id, differs))
-            if fix:
+            if fix and price.active and not linked.active:
+                await access.archive_price(price.id)
+                report.fixed.append(f"archived {price.id}: its {name} copy is archived")
+            elif fix:
                 plan = await storage.get_plan(price.plan_id)
                 assert plan is not None  # a price's plan is never deleted
                 await adapter.update(

@@ -155,6 +155,8 @@ class CatalogService:
             link_price=partial(_link, prices.engine, "provider_price_ids"),
             create_plan=create_plan,
             create_price=create_price,
+            archive_plan=plans.archive,
+            archive_price=prices.archive,
         )
         return await reconcile(access, prices.engine.storage, source, fix=fix)
 
