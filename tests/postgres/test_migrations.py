@@ -83,6 +83,7 @@ class TestUpgrade:
         assert "(key, value, customer_id)" in indexes["customer_metadata_key_value"]
         assert "(provider_customer_id)" in indexes["customer_links_provider_customer_id"]
         assert "(txid, seq)" in indexes["events_txid_seq"]
+        assert "(customer_id, txid, seq)" in indexes["events_customer_id_txid_seq"]
         # The constraint names the backend translates into ConflictError codes.
         assert schema.constraints == schema.constraints | {
             "customers_idempotency_key_key": "u",

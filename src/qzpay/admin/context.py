@@ -137,11 +137,7 @@ class Admin:
             got = await self.visit(request)
             if isinstance(got, Response):
                 return got
-            try:
-                return await handler(request, *got)
-            finally:
-                if request.method == "POST":  # a change: the next page shows its events
-                    self.tail.stale()
+            return await handler(request, *got)
 
         return route
 

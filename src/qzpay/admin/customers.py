@@ -173,7 +173,7 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
         if await billing.storage.count_sync_tasks():  # cheap when nothing is pending
             async with billing.storage.transaction() as tx:
                 task = await tx.get_sync_task(found.id)
-        events = await admin.tail.latest(customer_id=found.id, limit=TIMELINE_SIZE)
+        events = await billing.storage.list_record_events(found.id, limit=TIMELINE_SIZE)
         return customer_page(
             request,
             session,
@@ -183,7 +183,7 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
             address=address_value(found.address),
             task=task,
             timeline=timeline_rows(events),
-            window=admin.tail.size,
+            timeline_size=TIMELINE_SIZE,
             done=query.get("done"),
         )
 

@@ -105,7 +105,7 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
         event_type = chosen if chosen in EVENT_TYPES else None
         raw_limit = query.get("limit", "")
         limit = int(raw_limit) if raw_limit in {str(n) for n in EVENT_LIMITS} else EVENT_LIMITS[1]
-        found = await admin.tail.latest(event_type=event_type, limit=limit, fresh=True)
+        found = await admin.tail.latest(event_type=event_type, limit=limit)
         return page(
             request,
             "events.html",

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from qzpay.admin.catalog import add_catalog_routes
 from qzpay.admin.context import Admin, Fields
 from qzpay.admin.customers import add_customer_routes
-from qzpay.admin.event_tail import DEFAULT_MAX_AGE, DEFAULT_WINDOW, EventTail
+from qzpay.admin.event_tail import DEFAULT_WINDOW, EventTail
 from qzpay.admin.operations import add_operation_routes
 from qzpay.admin.render import admin_path, page, security_headers
 from qzpay.admin.session import (
@@ -52,7 +52,6 @@ def create_admin_router(
     sign_in_attempts: int = DEFAULT_SIGN_IN_ATTEMPTS,
     sign_in_window: float = DEFAULT_SIGN_IN_WINDOW,
     event_window: int = DEFAULT_WINDOW,
-    event_max_age: float = DEFAULT_MAX_AGE,
 ) -> APIRouter:
     """The admin console for ``billing``: ``app.include_router(router, prefix="/admin")``.
 
@@ -62,9 +61,9 @@ def create_admin_router(
     ``session_secret``, or a secret derived from the API keys (changing the keys signs
     everyone out; several server processes with the same keys share sessions). At most
     ``sign_in_attempts`` wrong keys per client address per ``sign_in_window`` seconds, then 429.
-    Every form that changes something carries the session's CSRF token. Customer timelines
-    show the console's own changes at once and others' within ``event_max_age`` seconds
-    (``qzpay.admin.event_tail``).
+    Every form that changes something carries the session's CSRF token. A customer's
+    timeline is its newest events (one indexed read); the Events page shows the latest
+    ``event_window`` events of the log (``qzpay.admin.event_tail``).
     """
     sessions = Sessions(secret_from(auth, session_secret), ttl=session_seconds)
     admin = Admin(
@@ -72,7 +71,7 @@ def create_admin_router(
         auth=auth,
         sessions=sessions,
         limiter=SignInLimiter(sign_in_attempts, sign_in_window),
-        tail=EventTail(billing.events, event_window, event_max_age),
+        tail=EventTail(billing.events, event_window),
     )
     router = APIRouter(include_in_schema=False)
 

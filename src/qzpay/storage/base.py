@@ -323,6 +323,16 @@ class Storage(Protocol):
         """
         ...
 
+    async def list_record_events(self, record_id: str, *, limit: int) -> list[Event]:
+        """Up to ``limit`` events of the record ``record_id`` (any resource's), newest first:
+        one indexed read, for a record's timeline.
+
+        Committed events only, as every read; unlike ``list_events`` it is no consumer's page,
+        so PostgreSQL holds nothing back: an event shows once its transaction commits. The
+        order is the log's (commit order for one record).
+        """
+        ...
+
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         """Pending provider work, oldest first (for status and operators)."""
         ...

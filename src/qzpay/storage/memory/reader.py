@@ -84,6 +84,13 @@ class MemoryReader(CatalogReader):
             found = state.events[start : start + max(0, limit)]
         return [copy_event(e) for e in found]
 
+    def list_record_events(self, record_id: str, *, limit: int) -> list[Event]:
+        state = self._state
+        with state.lock:
+            positions = state.events_of.get(record_id, [])
+            found = [state.events[at] for at in reversed(positions[-limit:])] if limit > 0 else []
+        return [copy_event(e) for e in found]
+
     def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         with self._state.lock:
             oldest = heapq.nsmallest(max(0, limit), self._state.tasks.values(), key=task_order)

@@ -49,6 +49,7 @@ class MemoryState:
         self.idempotency: dict[str, tuple[str, str]] = {}  # key -> (customer id, fingerprint)
         self.events: list[Event] = []
         self.event_at: dict[str, int] = {}
+        self.events_of: dict[str, list[int]] = {}  # record id -> its events' positions
         self.tasks: dict[str, SyncTask] = {}
         self.task_keys: dict[str, str] = {}  # idempotency key -> record id
         self.task_links: dict[TaskLink, set[str]] = {}  # link in a task's snapshot -> record ids
@@ -66,6 +67,7 @@ class MemoryState:
                 self.idempotency.update(writes.idempotency)
             for event in writes.events:
                 self.event_at[event.id] = len(self.events)
+                self.events_of.setdefault(event.data.id, []).append(len(self.events))
                 self.events.append(event)
             if writes.tasks:
                 for record_id, task in writes.tasks.items():

@@ -71,6 +71,9 @@ class MemoryStorage(CatalogStorage):
     async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
         return self._reader.list_events(after=after, limit=limit)
 
+    async def list_record_events(self, record_id: str, *, limit: int) -> list[Event]:
+        return self._reader.list_record_events(record_id, limit=limit)
+
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         return self._reader.list_sync_tasks(limit=limit)
 

@@ -177,6 +177,10 @@ _EVENT_BOUND = """(
 EVENTS_FIRST = (
     f"SELECT type, payload FROM events WHERE txid < {_EVENT_BOUND} ORDER BY txid, seq LIMIT $1"
 )
+# A record's events, newest first: a backward range read of events_customer_id_txid_seq.
+RECORD_EVENTS = (
+    "SELECT type, payload FROM events WHERE customer_id = $1 ORDER BY txid DESC, seq DESC LIMIT $2"
+)
 EVENTS_AFTER = f"""
     WITH after_event AS MATERIALIZED (SELECT txid, seq FROM events WHERE id = $1)
     SELECT type, payload FROM events

@@ -288,6 +288,10 @@ class PostgresStorage(CatalogStorage):
             raise NotFoundError(f"no event {after!r}")
         return [decode_event(row[1], row[0]) for row in rows]
 
+    async def list_record_events(self, record_id: str, *, limit: int) -> list[Event[Any]]:
+        rows = await self._read(lambda c: c.fetch(sql.RECORD_EVENTS, record_id, max(0, limit)))
+        return [decode_event(row[1], row[0]) for row in rows]
+
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         rows = await self._read(lambda c: c.fetch(sql.LIST_TASKS, limit))
         return [task_from_row(row) for row in rows]

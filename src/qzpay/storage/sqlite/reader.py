@@ -131,6 +131,13 @@ class Reader(CatalogReader):
             )
         return [decode_event(row[1], row[0]) for row in rows]
 
+    def list_record_events(self, record_id: str, *, limit: int) -> list[Event[Any]]:
+        rows = self._query(  # events_customer_id_seq, read backward
+            "SELECT type, payload FROM events WHERE customer_id = ? ORDER BY seq DESC LIMIT ?",
+            (record_id, max(0, limit)),
+        )
+        return [decode_event(row[1], row[0]) for row in rows]
+
     def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         rows = self._query(
             f"SELECT {TASK_COLUMNS} FROM sync_tasks ORDER BY created_at, customer_id LIMIT ?",

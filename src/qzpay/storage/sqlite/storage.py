@@ -217,6 +217,9 @@ class SQLiteStorage(CatalogStorage):
     async def list_events(self, *, after: str | None, limit: int) -> list[Event]:
         return (await self._loop_reader()).list_events(after=after, limit=limit)
 
+    async def list_record_events(self, record_id: str, *, limit: int) -> list[Event]:
+        return (await self._loop_reader()).list_record_events(record_id, limit=limit)
+
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         return (await self._loop_reader()).list_sync_tasks(limit=limit)
 
