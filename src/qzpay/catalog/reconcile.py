@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from qzpay.catalog.models import PLAN_FIELDS, PRICE_FIELDS, Plan, Price
@@ -179,28 +180,21 @@ async def _plans(
     async for plan in access.plans():
         report.local_plans += 1
         seen.add(plan.id)
-        if plan.id in pending:
-            report.pending.append(plan.id)
-            continue
-        linked_id = plan.provider_plan_ids.get(name)
-        linked = remote.by_id.get(linked_id) if linked_id is not None else None
-        copies = remote.by_qzpay.get(plan.id, [])
-        if not await _copies(report, adapter, plan, plan.active, linked, copies, fix=fix):
-            continue
-        if linked_id is None:
-            if await _unlinked(report, plan, copies, fix=fix, link=access.link_plan):
-                try:
-                    made = await access.create_plan(name, plan)
-                except ConflictError as conflict:
-                    report.conflicts[plan.id] = conflict.message
-                    continue
-                await access.link_plan(plan.id, name, made.id)
-                report.fixed.append(f"created {name} plan {made.id} for {plan.id}")
-            continue
+        linked = await _linked_copy(
+            report,
+            adapter,
+            plan,
+            plan.provider_plan_ids,
+            remote,
+            pending,
+            create=partial(access.create_plan, name),
+            link=access.link_plan,
+            fix=fix,
+        )
         if linked is None:
-            report.missing_at_provider.append(plan.id)
             continue
-        differs = _drift(plan, adapter.merge_remote(plan, linked), PLAN_FIELDS)
+        seen_there = adapter.merge_remote(plan, linked)
+        differs = _drift(plan, seen_there, PLAN_FIELDS)
         if differs:
             report.drift.append(Drift("plan", plan.id, linked.id, differs))
             if fix and plan.active and not linked.active:
@@ -209,7 +203,7 @@ async def _plans(
             elif fix:
                 await adapter.update(
                     linked.id,
-                    adapter.merge_remote(plan, linked),
+                    seen_there,
                     plan,
                     idempotency_key=keys.update_key(linked.id),
                 )
@@ -237,26 +231,18 @@ async def _prices(
         if not adapter.holds(price):
             continue
         report.local_prices += 1
-        if price.id in pending:
-            report.pending.append(price.id)
-            continue
-        linked_id = price.provider_price_ids.get(name)
-        linked = remote.by_id.get(linked_id) if linked_id is not None else None
-        copies = remote.by_qzpay.get(price.id, [])
-        if not await _copies(report, adapter, price, price.active, linked, copies, fix=fix):
-            continue
-        if linked_id is None:
-            if await _unlinked(report, price, copies, fix=fix, link=access.link_price):
-                try:
-                    made = await access.create_price(name, price)
-                except ConflictError as conflict:
-                    report.conflicts[price.id] = conflict.message
-                    continue
-                await access.link_price(price.id, name, made.id)
-                report.fixed.append(f"created {name} price {made.id} for {price.id}")
-            continue
+        linked = await _linked_copy(
+            report,
+            adapter,
+            price,
+            price.provider_price_ids,
+            remote,
+            pending,
+            create=partial(access.create_price, name),
+            link=access.link_price,
+            fix=fix,
+        )
         if linked is None:
-            report.missing_at_provider.append(price.id)
             continue
         seen_there = adapter.merge_remote(price, linked)
         differs = _drift(price, seen_there, PRICE_FIELDS)
@@ -277,6 +263,45 @@ async def _prices(
                 )
                 report.fixed.append(f"pushed {', '.join(differs)} of {price.id} to {name}")
     _missing_locally(report, remote, seen, pending)
+
+
+async def _linked_copy(
+    report: CatalogReconcileReport,
+    adapter: PlanAdapter | PriceAdapter,
+    record: Plan | Price,
+    links: dict[str, str],
+    remote: _Remote,
+    pending: set[str],
+    *,
+    create: Callable[[Any], Awaitable[ProviderPlan | ProviderPrice]],
+    link: Callable[[str, str, str], Awaitable[object]],
+    fix: bool,
+) -> Any:
+    """The walk every plan and price takes before its fields are compared: pending work, its
+    copies there, linking or creating an unlinked one, a linked copy gone. The linked copy when
+    the record's fields are to be compared with it, else None (reported or fixed already)."""
+    if record.id in pending:
+        report.pending.append(record.id)
+        return None
+    linked_id = links.get(report.provider)
+    linked = remote.by_id.get(linked_id) if linked_id is not None else None
+    copies = remote.by_qzpay.get(record.id, [])
+    if not await _copies(report, adapter, record, record.active, linked, copies, fix=fix):
+        return None
+    if linked_id is None:
+        if await _unlinked(report, record, copies, fix=fix, link=link):
+            kind = "plan" if isinstance(record, Plan) else "price"
+            try:
+                made = await create(record)
+            except ConflictError as conflict:
+                report.conflicts[record.id] = conflict.message
+                return None
+            await link(record.id, report.provider, made.id)
+            report.fixed.append(f"created {report.provider} {kind} {made.id} for {record.id}")
+        return None
+    if linked is None:
+        report.missing_at_provider.append(record.id)
+    return linked
 
 
 async def _copies(
