@@ -75,7 +75,7 @@ def _plain(cls: type[Event[Any]]) -> bool:
 def _resolve(event_type: str) -> tuple[type[Event[Any]], type[BaseModel], bool]:
     found = _CLASSES.get(event_type)
     if found is None:
-        model = records.for_event(event_type).model  # ValueError if nobody registered it
+        model = records.event_model(event_type)  # ValueError if nobody registered it
         # A customer's event is ``Event`` itself (its default), any other ``Event[Model]``.
         cls = cast(
             "type[Event[Any]]", Event if model is Customer else Event.__class_getitem__(model)

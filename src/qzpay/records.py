@@ -54,6 +54,8 @@ class RecordType:
 
 
 _TYPES: dict[str, RecordType] = {}
+_EXTRA: dict[str, type[BaseModel]] = {}
+"""Event types whose data is not the resource's record (``customer.entitlements_changed``)."""
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -89,14 +91,38 @@ def record_type(name: str) -> RecordType:
         raise ValueError(f"no resource named {name!r} is registered") from None
 
 
+def register_event(name: str, verb: str, model: type[BaseModel]) -> str:
+    """Register an event of the resource ``name`` whose data is ``model`` rather than the
+    resource's record (``customer.entitlements_changed``: what a customer may use changed).
+    ``model`` has an ``id`` (the record the event is about: the record's timeline lists it)
+    and an ``updated_at`` (when it happened). Returns the event type; again with the same
+    values is a no-op."""
+    if name not in _TYPES:
+        raise ValueError(f"no resource named {name!r} is registered")
+    if not _WORD.fullmatch(verb) or verb in _TYPES[name].events:
+        raise ValueError(f"{verb!r} is not a new event verb of {name!r}")
+    event_type = f"{name}.{verb}"
+    known = _EXTRA.setdefault(event_type, model)
+    if known is not model:
+        raise ValueError(f"event {event_type!r} is registered already, with {known.__name__}")
+    return event_type
+
+
 def for_event(event_type: str) -> RecordType:
     """The resource whose event ``event_type`` is (``"plan.archived"`` -> plans); ValueError
     if no registered resource has that event."""
     name, dot, verb = event_type.partition(".")
     found = _TYPES.get(name)
-    if found is None or not dot or verb not in found.events:
+    if found is None or not dot or (verb not in found.events and event_type not in _EXTRA):
         raise ValueError(f"no registered resource has events of type {event_type!r}")
     return found
+
+
+def event_model(event_type: str) -> type[BaseModel]:
+    """The model of the data of events of type ``event_type``: the resource's record, or the
+    model an extra event registered (:func:`register_event`); ValueError if unknown."""
+    extra = _EXTRA.get(event_type)
+    return extra if extra is not None else for_event(event_type).model
 
 
 def names() -> list[str]:
@@ -105,8 +131,13 @@ def names() -> list[str]:
 
 
 def event_types() -> list[str]:
-    """Every registered resource's event types, in registration order."""
-    return [t for record_type in _TYPES.values() for t in record_type.event_types]
+    """Every registered resource's event types (its extra events after its own), in
+    registration order."""
+    found: list[str] = []
+    for record_type in _TYPES.values():
+        found.extend(record_type.event_types)
+        found.extend(t for t in _EXTRA if t.partition(".")[0] == record_type.name)
+    return found
 
 
 CUSTOMER = register("customer", Customer, links_field="provider_customer_ids")

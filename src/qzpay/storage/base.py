@@ -20,6 +20,30 @@ from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
 from qzpay.records import record_type
+from qzpay.storage.subscription_base import (
+    Grant,
+    SubscriptionFilter,
+    SubscriptionStorage,
+    SubscriptionTransaction,
+)
+
+__all__ = [
+    "BlockingReader",
+    "CustomerFilter",
+    "Grant",
+    "IdempotentCreate",
+    "PlanFilter",
+    "PriceFilter",
+    "Storage",
+    "SubscriptionFilter",
+    "SupportsBlockingReads",
+    "SupportsOptimisticWrites",
+    "SyncOperation",
+    "SyncTask",
+    "Transaction",
+    "WriteConflict",
+    "email_key",
+]
 
 
 def email_key(email: str) -> str:
@@ -110,7 +134,7 @@ class SyncTask:
         return self.record
 
 
-class Transaction(Protocol):
+class Transaction(SubscriptionTransaction, Protocol):
     async def get_customer(self, customer_id: str) -> Customer | None:
         """Read a customer for change; backends that can lock the row do so until commit."""
         ...
@@ -232,7 +256,7 @@ class Transaction(Protocol):
 
 
 @runtime_checkable
-class Storage(Protocol):
+class Storage(SubscriptionStorage, Protocol):
     async def open(self) -> None:
         """Connect, and migrate the schema if the backend was created with ``migrate=True``
         (otherwise check it is current). Safe to call more than once; reads and writes call it

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, TypeVar
 
+from pydantic import BaseModel
+
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.registry import PLAN, PRICE
 from qzpay.storage.base import PlanFilter, PriceFilter
@@ -18,12 +20,13 @@ from qzpay.storage.rows import Decode, EncodeTime, Row, dump_json
 
 __all__ = ["PLAN", "PRICE"]  # registered in qzpay.records whenever storage is loaded
 
-R = TypeVar("R", Plan, Price)
-F = TypeVar("F", PlanFilter, PriceFilter)
+R = TypeVar("R", bound=BaseModel)
+F = TypeVar("F")
 
-Codec = Literal["json", "time", "flag"] | None
-"""How a column crosses the driver: JSON text, the backend's time encoding, a boolean read
-back with ``bool`` (SQLite stores an integer), or as it is (None)."""
+Codec = Literal["json", "time", "maybe_time", "flag"] | None
+"""How a column crosses the driver: JSON text, the backend's time encoding (``maybe_time``:
+of a time that may be None), a boolean read back with ``bool`` (SQLite stores an integer), or
+as it is (None)."""
 
 
 class Layout(Generic[R, F]):
@@ -47,7 +50,10 @@ class Layout(Generic[R, F]):
         self._columns = columns
         self._updated = tuple(column for column in columns if column[0] in updated)
         self._filters = filters
-        self.links_field = next(field for name, field, _ in columns if name == "provider_ids")
+        # The field behind a ``provider_ids`` column (None: the kind has no link table).
+        self.links_field = next(
+            (field for name, field, _ in columns if name == "provider_ids"), None
+        )
         self.columns = ", ".join(name for name, _, _ in columns)
         self.fingerprint_at = len(columns)
         self.insert_columns = f"{self.columns}, idempotency_key, request_fingerprint"
@@ -55,7 +61,15 @@ class Layout(Generic[R, F]):
 
     def mapper(self, *, decode_time: Decode, decode_json: Decode) -> Callable[[Row], R]:
         """Row (``columns``) -> record."""
-        decoders: dict[Codec, Decode] = {"json": decode_json, "time": decode_time, "flag": bool}
+        def maybe_time(value: Any) -> Any:
+            return None if value is None else decode_time(value)
+
+        decoders: dict[Codec, Decode] = {
+            "json": decode_json,
+            "time": decode_time,
+            "maybe_time": maybe_time,
+            "flag": bool,
+        }
         fields = [(field, decoders.get(codec)) for _, field, codec in self._columns]
         construct = self._model.model_construct
 
@@ -70,7 +84,9 @@ class Layout(Generic[R, F]):
         return from_row
 
     def links(self, record: R) -> dict[str, str]:
-        """The record's provider ids (the ``provider_ids`` column)."""
+        """The record's provider ids (the ``provider_ids`` column; none without one)."""
+        if self.links_field is None:
+            return {}
         links: dict[str, str] = getattr(record, self.links_field)
         return links
 
@@ -110,7 +126,7 @@ def _encode(
         value = getattr(record, field)
         if codec == "json":
             value = dump_json(value)
-        elif codec == "time":
+        elif codec == "time" or (codec == "maybe_time" and value is not None):
             value = encode_time(value)
         values.append(value)
     return values
