@@ -35,6 +35,8 @@ from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
 from qzpay.storage import Storage, open_storage
 from qzpay.storage.base import BlockingReader, SupportsBlockingReads
+from qzpay.subscriptions.entitlements import EntitlementService, LimitService
+from qzpay.subscriptions.service import SubscriptionService
 from qzpay.webhooks import WebhookService
 
 DEFAULT_STORAGE = "sqlite:///qzpay.db"
@@ -90,6 +92,15 @@ class Billing(Subscriptions):
         self.catalog = CatalogService(
             self.plans, self.prices, metadata_limit=limit, providers=configured
         )
+        self.subscriptions = SubscriptionService(
+            self.storage,
+            self._bus,
+            providers=configured,
+            sync_errors=provider_sync_errors,
+            metadata_limit=limit,
+        )
+        self.entitlements = EntitlementService(self.storage)
+        self.limits = LimitService(self.storage)
         self.events = EventLog(self.storage)
         self.webhooks = WebhookService(self.customers, providers, self.plans, self.prices)
 
@@ -158,6 +169,9 @@ class SyncBilling(Subscriptions):
         self.plans = SyncPlans(self._run, self._billing.plans)
         self.prices = SyncPrices(self._run, self._billing.prices)
         self.catalog = SyncCatalog(self._run, self._billing.catalog)
+        self.subscriptions = SyncSubscriptions(self._run, self._billing.subscriptions)
+        self.entitlements = SyncEntitlements(self._run, self._billing.entitlements)
+        self.limits = SyncLimits(self._run, self._billing.limits)
         self.events = SyncEventLog(self._run, self._billing.events)
         self.webhooks = SyncWebhooks(self._run, self._billing.webhooks)
 
@@ -358,6 +372,32 @@ class SyncCatalog(BlockingTwin[CatalogService]):
     apply = blocking(CatalogService.apply)
     sync_pending = blocking(CatalogService.sync_pending)
     reconcile = blocking(CatalogService.reconcile)
+
+
+class SyncSubscriptions(BlockingTwin[SubscriptionService]):
+    """Blocking twin of SubscriptionService (reads too go through the loop thread)."""
+
+    create = blocking(SubscriptionService.create)
+    cancel = blocking(SubscriptionService.cancel)
+    uncancel = blocking(SubscriptionService.uncancel)
+    change_price = blocking(SubscriptionService.change_price)
+    pause = blocking(SubscriptionService.pause)
+    resume = blocking(SubscriptionService.resume)
+    run_due = blocking(SubscriptionService.run_due)
+    sync_pending = blocking(SubscriptionService.sync_pending)
+    get = blocking(SubscriptionService.get)
+    get_by_external_id = blocking(SubscriptionService.get_by_external_id)
+    list = blocking(SubscriptionService.list)
+    iterate = iterating(SubscriptionService.iterate)
+
+
+class SyncEntitlements(BlockingTwin[EntitlementService]):
+    check = blocking(EntitlementService.check)
+    list = blocking(EntitlementService.list)
+
+
+class SyncLimits(BlockingTwin[LimitService]):
+    get = blocking(LimitService.get)
 
 
 class SyncWebhooks(BlockingTwin[WebhookService]):

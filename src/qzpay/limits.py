@@ -50,3 +50,8 @@ MAX_TRIAL_DAYS = 730
 MAX_LOOKUP_KEY_LENGTH = 200
 # A price's whole billing period (interval_count x interval) is at most three years.
 MAX_PRICE_PERIOD = {"day": 1095, "week": 156, "month": 36, "year": 3}
+
+# Subscriptions.
+MAX_QUANTITY = 100_000  # a subscription's quantity (seats)
+DEFAULT_DUE_BATCH = 100  # run_due: subscriptions read per batch
+MAX_WORKER_INTERVAL = 86_400  # qzpay worker --interval, in seconds

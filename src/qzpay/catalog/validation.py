@@ -69,7 +69,7 @@ _SLUG_RULE = (
 )
 # Stored at providers to find our records: never user metadata (qzpay_customer_id is refused
 # by the customers' metadata check already).
-RESERVED_METADATA_KEYS: Final = ("qzpay_plan_id", "qzpay_price_id")
+RESERVED_METADATA_KEYS: Final = ("qzpay_plan_id", "qzpay_price_id", "qzpay_subscription_id")
 
 
 def _type_name(value: object) -> str:

@@ -61,6 +61,7 @@ class Layout(Generic[R, F]):
 
     def mapper(self, *, decode_time: Decode, decode_json: Decode) -> Callable[[Row], R]:
         """Row (``columns``) -> record."""
+
         def maybe_time(value: Any) -> Any:
             return None if value is None else decode_time(value)
 

@@ -1,0 +1,430 @@
+"""Subscriptions a provider bills: every change goes to the provider first, and what the
+provider answers is committed (it owns the billing state).
+
+Create (the same guarantees as customers): an **intent** (a sync task invisible to reads,
+leased by this process) is committed before the provider is called; the call carries a
+deterministic idempotency key (:func:`qzpay.engine.keys.create_key` of the subscription id);
+an ambiguous failure (timeout, dropped answer, 5xx) looks the subscription up at the provider
+by its qzpay id and adopts it, never creating a second one; then the subscription as the
+provider holds it is committed with its events while the intent is dropped, in one
+transaction. A clean failure drops the intent and raises. An intent left behind (a crash, an
+ambiguous failure with nothing found yet) is finished by ``sync_pending``: adopted if the
+provider has it, else created with the same key when the caller gave an idempotency key (it
+may retry), else dropped (the caller was told it failed).
+
+With ``provider_sync_errors="log"`` a create commits the subscription (``incomplete``, no
+provider id yet) with a task first, then calls the provider; a failure is logged and the task
+left for ``sync_pending``. Changes (cancel, uncancel, change price, pause, resume) always go to
+the provider first in both modes: the provider owns the state, so a change it has not accepted
+is never stored here. After an ambiguous failure a ``push`` task is left so ``sync_pending``
+re-reads the provider's copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+
+from qzpay._time import utcnow
+from qzpay.catalog.models import Plan, Price
+from qzpay.engine.intents import Attempt, racing, replay, resume
+from qzpay.engine.keys import create_key, fresh_key
+from qzpay.engine.leases import Leases
+from qzpay.engine.pending import SyncReport
+from qzpay.engine.strategy import SyncErrors
+from qzpay.engine.tasks import TaskBook
+from qzpay.engine.unit_of_work import Units
+from qzpay.errors import ConflictError, ProviderSyncError
+from qzpay.limits import MAX_SYNC_BATCH
+from qzpay.providers.base import PaymentProvider
+from qzpay.providers.subscriptions import (
+    ProviderSubscription,
+    SubscriptionAdapter,
+    SubscriptionTerms,
+    subscriptions_of,
+)
+from qzpay.storage.base import SyncTask
+from qzpay.subscriptions import ledger
+from qzpay.subscriptions.local import ended
+from qzpay.subscriptions.models import Proration, Subscription
+from qzpay.subscriptions.remote_state import absorb
+from qzpay.subscriptions.resource import SUBSCRIPTIONS
+
+logger = logging.getLogger("qzpay.sync")
+
+Call = Callable[[SubscriptionAdapter, str, str], Awaitable[ProviderSubscription]]
+"""``call(adapter, provider_subscription_id, idempotency_key)``: one change at the provider."""
+
+
+class Billed:
+    """The provider side of subscriptions (see the module docstring)."""
+
+    def __init__(
+        self,
+        units: Units,
+        providers: Mapping[str, PaymentProvider],
+        *,
+        sync_errors: SyncErrors,
+    ) -> None:
+        self.units = units
+        self.storage = units.storage
+        self.adapters: dict[str, SubscriptionAdapter] = {}
+        for name, provider in providers.items():
+            adapter = subscriptions_of(provider)
+            if adapter is not None:
+                self.adapters[name] = adapter
+        self.tasks = TaskBook(SUBSCRIPTIONS, Leases())
+        self.sync_errors = sync_errors
+
+    def adapter(self, record: Subscription) -> SubscriptionAdapter:
+        if record.provider is None or record.provider not in self.adapters:
+            raise ConflictError(
+                f"subscription {record.id} is billed by {record.provider!r}, which is not "
+                "configured here",
+                code="provider_not_configured",
+            )
+        return self.adapters[record.provider]
+
+    # -- create ---------------------------------------------------------------------------
+    async def create(
+        self, terms: SubscriptionTerms, key: str | None, digest: str | None
+    ) -> Subscription:
+        if self.sync_errors == "log":
+            return await self._create_logged(terms, key, digest)
+        tasks, record = self.tasks, terms.subscription
+        fresh = tasks.new(record, "create", committed=False, key=key, fingerprint=digest)
+
+        async def attempt(state: Attempt) -> Subscription | SyncTask:
+            task = fresh
+            async with self.units() as work:
+                if key is not None:
+                    earlier = await replay(SUBSCRIPTIONS, work.tx, key, digest)
+                    if earlier is not None:
+                        return earlier
+                    pending = await work.tx.find_sync_task_by_key(key)
+                    if pending is not None:
+                        task = await resume(tasks, work.tx, pending, digest)
+                if task is fresh:
+                    state.inserting = True
+                    await work.tx.put_sync_task(task)
+            return task
+
+        task = await racing(attempt)
+        if not isinstance(task, SyncTask):
+            return task  # replayed
+        target = tasks.record(task)
+        terms = replace(terms, subscription=target)
+        with tasks.leases.working_on(target.id):
+            try:
+                remote = await self._create_at(terms, look_first=task is not fresh)
+            except ProviderSyncError as failure:
+                async with self.units() as work:
+                    if failure.ambiguous:
+                        await tasks.release(work.tx, task, failure)
+                    else:
+                        await tasks.drop(work.tx, target.id)
+                raise
+            return await self._commit_intent(task, target, remote)
+
+    async def _create_at(
+        self, terms: SubscriptionTerms, *, look_first: bool
+    ) -> ProviderSubscription:
+        """Create at the provider, adopting what an earlier attempt made (``look_first``)
+        or what an ambiguous failure may have made."""
+        adapter = self.adapter(terms.subscription)
+        if look_first:
+            found = await adapter.find(terms)
+            if found is not None:
+                return found
+        try:
+            return await adapter.create(terms, idempotency_key=create_key(terms.subscription.id))
+        except ProviderSyncError as failure:
+            if not failure.ambiguous:
+                raise
+            found = await adapter.find(terms)
+            if found is None:
+                raise
+            logger.info("adopted %s after an ambiguous create", terms.subscription.id)
+            return found
+
+    async def _commit_intent(
+        self, task: SyncTask, record: Subscription, remote: ProviderSubscription
+    ) -> Subscription:
+        """Commit the subscription as the provider holds it, dropping the intent; if the
+        customer was deleted meanwhile, cancel it at the provider instead."""
+        after = await absorb(self.storage, record, remote, now=utcnow())
+        try:
+            async with self.units() as work:
+                stored = await ledger.write(
+                    work,
+                    None,
+                    after,
+                    idempotency_key=task.idempotency_key,
+                    fingerprint=task.request_fingerprint,
+                )
+                await self.tasks.drop(work.tx, record.id)
+        except ConflictError as refused:
+            if refused.code != "customer_deleted":
+                raise
+            await self._undo(record, remote.id)
+            raise
+        return stored
+
+    async def _undo(self, record: Subscription, provider_subscription_id: str) -> None:
+        adapter = self.adapter(record)
+        await adapter.cancel(
+            provider_subscription_id,
+            at_period_end=False,
+            idempotency_key=fresh_key("cancel", provider_subscription_id),
+        )
+        async with self.units() as work:
+            await self.tasks.drop(work.tx, record.id)
+
+    async def _create_logged(
+        self, terms: SubscriptionTerms, key: str | None, digest: str | None
+    ) -> Subscription:
+        """ "log" mode: commit first (``incomplete``, with a task), then create at the
+        provider; a failure is logged and left to ``sync_pending``."""
+        record = terms.subscription
+        task = self.tasks.new(record, "create", committed=True)
+
+        async def attempt(state: Attempt) -> Subscription | None:
+            async with self.units() as work:
+                if key is not None:
+                    earlier = await replay(SUBSCRIPTIONS, work.tx, key, digest)
+                    if earlier is not None:
+                        return earlier
+                state.inserting = True
+                await ledger.write(work, None, record, idempotency_key=key, fingerprint=digest)
+                await work.tx.put_sync_task(task)
+            return None
+
+        earlier = await racing(attempt)
+        if earlier is not None:
+            return earlier
+        with self.tasks.leases.working_on(record.id):
+            try:
+                remote = await self._create_at(terms, look_first=False)
+            except ProviderSyncError as failure:
+                logger.warning(
+                    "provider create of %s failed (%s); it stays pending for sync_pending",
+                    record.id,
+                    failure,
+                )
+                async with self.units() as work:
+                    await self.tasks.give_up(work.tx, task, failure)
+                return record
+            applied = await self.apply(record.id, remote, finishing=task)
+            assert applied is not None  # no delivery: never a duplicate
+            return applied
+
+    # -- changes --------------------------------------------------------------------------
+    async def _change(
+        self, record: Subscription, operation: str, call: Call, price: Price | None = None
+    ) -> Subscription:
+        adapter = self.adapter(record)
+        remote_id = record.provider_subscription_id
+        if remote_id is None:
+            raise ConflictError(
+                f"subscription {record.id} is not at {record.provider} yet; run sync_pending",
+                code="operation_in_progress",
+            )
+        try:
+            remote = await call(adapter, remote_id, fresh_key(operation, remote_id))
+        except ProviderSyncError as failure:
+            if failure.ambiguous:
+                async with self.units() as work:
+                    await work.tx.put_sync_task(
+                        self.tasks.released(self.tasks.new(record, "push", committed=True), failure)
+                    )
+            raise
+        applied = await self.apply(record.id, remote, price=price)
+        assert applied is not None
+        return applied
+
+    async def cancel(self, record: Subscription, *, at_period_end: bool) -> Subscription:
+        if record.status == "canceled" or (at_period_end and record.cancel_at_period_end):
+            return record
+
+        async def call(
+            adapter: SubscriptionAdapter, remote_id: str, key: str
+        ) -> ProviderSubscription:
+            return await adapter.cancel(remote_id, at_period_end=at_period_end, idempotency_key=key)
+
+        return await self._change(record, "cancel", call)
+
+    async def uncancel(self, record: Subscription) -> Subscription:
+        if record.status in ("canceled", "incomplete_expired"):
+            raise ended(record)
+        if not record.cancel_at_period_end:
+            return record
+
+        async def call(
+            adapter: SubscriptionAdapter, remote_id: str, key: str
+        ) -> ProviderSubscription:
+            return await adapter.uncancel(remote_id, idempotency_key=key)
+
+        return await self._change(record, "uncancel", call)
+
+    async def change_price(
+        self,
+        record: Subscription,
+        price: Price,
+        plan: Plan,
+        quantity: int | None,
+        proration: Proration,
+    ) -> Subscription:
+        if record.status in ("canceled", "incomplete_expired"):
+            raise ended(record)
+        count = record.quantity if quantity is None else quantity
+
+        async def call(
+            adapter: SubscriptionAdapter, remote_id: str, key: str
+        ) -> ProviderSubscription:
+            return await adapter.change_price(
+                remote_id,
+                price=price,
+                plan=plan,
+                quantity=count,
+                proration=proration,
+                idempotency_key=key,
+            )
+
+        return await self._change(record, "change-price", call, price)
+
+    async def pause(self, record: Subscription) -> Subscription:
+        if record.status in ("canceled", "incomplete_expired"):
+            raise ended(record)
+        if record.status == "paused":
+            return record
+
+        async def call(
+            adapter: SubscriptionAdapter, remote_id: str, key: str
+        ) -> ProviderSubscription:
+            return await adapter.pause(remote_id, idempotency_key=key)
+
+        return await self._change(record, "pause", call)
+
+    async def resume(self, record: Subscription) -> Subscription:
+        if record.status in ("canceled", "incomplete_expired"):
+            raise ended(record)
+        if record.status != "paused":
+            return record
+
+        async def call(
+            adapter: SubscriptionAdapter, remote_id: str, key: str
+        ) -> ProviderSubscription:
+            return await adapter.resume(remote_id, idempotency_key=key)
+
+        return await self._change(record, "resume", call)
+
+    # -- the provider's word --------------------------------------------------------------
+    async def apply(
+        self,
+        subscription_id: str,
+        remote: ProviderSubscription,
+        *,
+        delivery: tuple[str, str] | None = None,
+        finishing: SyncTask | None = None,
+        price: Price | None = None,
+    ) -> Subscription | None:
+        """Store the provider's copy over the subscription, with its events. With
+        ``delivery`` (provider, event id) the delivery is recorded in the same transaction
+        and a duplicate changes nothing (None). ``finishing``: the task this completes (its
+        drop is part of the commit)."""
+        async with self.units() as work:
+            tx = work.tx
+            if delivery is not None and not await tx.record_webhook_event(
+                delivery[0], delivery[1], utcnow()
+            ):
+                return None
+            before = await tx.get_subscription(subscription_id)
+            if before is None:
+                raise ConflictError(f"no subscription {subscription_id!r}", code="not_found")
+            now = max(utcnow(), before.updated_at)
+            after = await absorb(self.storage, before, remote, now=now, price=price)
+            stored = await ledger.write(work, before, after)
+            if finishing is not None:
+                await self.tasks.drop_unless_newer(tx, finishing)
+        return stored
+
+    # -- sync_pending ---------------------------------------------------------------------
+    async def sync_pending(self, limit: int) -> SyncReport:
+        if not self.adapters:
+            return SyncReport(completed=0, failed=0, remaining=0)
+        tasks = self.tasks
+        pending = await self.storage.list_sync_tasks(limit=MAX_SYNC_BATCH)
+        async with self.units() as work:
+            claimed = await work.tx.claim_sync_tasks(
+                owner=tasks.leases.owner,
+                now=utcnow(),
+                lease_until=tasks.leases.until(),
+                stale_owners=tasks.stale_owners(pending),
+                limit=limit,
+                resource=SUBSCRIPTIONS.name,
+            )
+        completed = failed = 0
+        for task in claimed:
+            with tasks.leases.working_on(task.record_id):
+                try:
+                    await self._settle(task)
+                    completed += 1
+                except ProviderSyncError as failure:
+                    failed += 1
+                    logger.warning("sync of %s failed again: %s", task.record_id, failure)
+                    async with self.units() as work:
+                        await tasks.release(work.tx, task, failure)
+        remaining = await self.storage.count_sync_tasks()
+        return SyncReport(completed=completed, failed=failed, remaining=remaining)
+
+    async def _settle(self, task: SyncTask) -> None:
+        record = self.tasks.record(task)
+        terms = await self._terms(record)
+        if not task.committed:
+            if terms is None or (task.idempotency_key is None and await self._absent(terms)):
+                async with self.units() as work:  # the caller was told it failed
+                    await self.tasks.drop(work.tx, record.id)
+                return
+            remote = await self._create_at(terms, look_first=True)
+            await self._commit_intent(task, record, remote)
+            return
+        stored = await self.storage.get_subscription(record.id)
+        if stored is None:  # pragma: no cover - committed tasks belong to stored records
+            async with self.units() as work:
+                await self.tasks.drop(work.tx, record.id)
+            return
+        adapter = self.adapter(stored)
+        if stored.provider_subscription_id is None:
+            if terms is None:
+                raise ProviderSyncError(
+                    f"subscription {record.id} cannot be created: its customer or price is gone",
+                    provider=str(stored.provider),
+                    operation="create_subscription",
+                )
+            found: ProviderSubscription | None = await self._create_at(
+                replace(terms, subscription=stored), look_first=True
+            )
+        else:
+            found = await adapter.retrieve(stored.provider_subscription_id)
+            if found is None:
+                raise ProviderSyncError(
+                    f"subscription {record.id} is gone at {stored.provider}",
+                    provider=str(stored.provider),
+                    operation="retrieve_subscription",
+                )
+        assert found is not None
+        await self.apply(record.id, found, finishing=task)
+
+    async def _absent(self, terms: SubscriptionTerms) -> bool:
+        """Whether the provider holds no subscription for this intent (an unkeyed intent
+        whose create may have landed is adopted instead of dropped)."""
+        return await self.adapter(terms.subscription).find(terms) is None
+
+    async def _terms(self, record: Subscription) -> SubscriptionTerms | None:
+        customer = await self.storage.get_customer(record.customer_id)
+        price = await self.storage.get_price(record.price_id)
+        plan = await self.storage.get_plan(record.plan_id)
+        if customer is None or price is None or plan is None:
+            return None
+        return SubscriptionTerms(record, customer, price, plan, price.trial_days)

@@ -1,0 +1,184 @@
+"""Subscriptions no provider bills (free ones): their changes, made here alone.
+
+Each change reads the subscription for change, computes the new fields, and commits them
+through :func:`qzpay.subscriptions.ledger.write` (the subscription, its event and any change of
+the customer's entitlements, in one unit of work). A change that changes nothing writes
+nothing and emits no event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from qzpay._time import utcnow
+from qzpay.catalog.models import Price
+from qzpay.engine.intents import Attempt, racing, replay
+from qzpay.engine.unit_of_work import Units
+from qzpay.errors import ConflictError, NotFoundError
+from qzpay.subscriptions import ledger
+from qzpay.subscriptions.inputs import NewSubscription
+from qzpay.subscriptions.models import ENDED, Subscription, subscription_ids
+from qzpay.subscriptions.periods import period_end
+from qzpay.subscriptions.resource import SUBSCRIPTIONS
+
+Fields = dict[str, Any]
+Change = Callable[[Subscription, datetime], Fields | None]
+"""``change(before, now) -> fields`` (None or empty: nothing to change)."""
+
+
+def ended(record: Subscription) -> ConflictError:
+    return ConflictError(
+        f"subscription {record.id} has ended ({record.status}) and cannot change",
+        code="subscription_ended",
+    )
+
+
+def cancel_fields(before: Subscription, now: datetime, *, at_period_end: bool) -> Fields | None:
+    if before.status in ENDED:
+        return None
+    if at_period_end:
+        if before.cancel_at_period_end:
+            return None
+        return {"cancel_at_period_end": True, "canceled_at": now}
+    return {"status": "canceled", "canceled_at": now, "ended_at": now}
+
+
+def uncancel_fields(before: Subscription, now: datetime) -> Fields | None:
+    if before.status in ENDED:
+        raise ended(before)
+    if not before.cancel_at_period_end:
+        return None
+    return {"cancel_at_period_end": False, "canceled_at": None}
+
+
+def pause_fields(before: Subscription, now: datetime) -> Fields | None:
+    if before.status in ENDED:
+        raise ended(before)
+    return None if before.status == "paused" else {"status": "paused"}
+
+
+def resume_fields(before: Subscription, now: datetime) -> Fields | None:
+    if before.status in ENDED:
+        raise ended(before)
+    return {"status": "active"} if before.status == "paused" else None
+
+
+def roll_fields(before: Subscription, price: Price, now: datetime) -> Fields | None:
+    """The due transition of a subscription kept here, if its period has ended by ``now``:
+    ``canceled`` at the period's end when cancelled at period end, else the next period,
+    starting exactly at the old end."""
+    if before.provider is not None or before.status in ENDED:
+        return None
+    if before.current_period_end > now:
+        return None
+    if before.cancel_at_period_end:
+        return {"status": "canceled", "ended_at": before.current_period_end}
+    start = before.current_period_end
+    anchor = before.created_at.day
+    end = period_end(start, price.interval, price.interval_count, anchor_day=anchor)
+    return {"current_period_start": start, "current_period_end": end}
+
+
+class Local:
+    """The changes of subscriptions kept here (see the module docstring)."""
+
+    def __init__(self, units: Units) -> None:
+        self.units = units
+
+    def new_record(
+        self, new: NewSubscription, price: Price, *, provider: str | None = None
+    ) -> Subscription:
+        """A new subscription to ``price``: ``active`` with its first period when kept here,
+        ``incomplete`` (until the provider answers) when ``provider`` bills it."""
+        now = utcnow()
+        end = period_end(now, price.interval, price.interval_count, anchor_day=now.day)
+        return Subscription(
+            id=subscription_ids.new(),
+            customer_id=new.customer_id,
+            price_id=price.id,
+            plan_id=price.plan_id,
+            quantity=new.quantity,
+            status="active" if provider is None else "incomplete",
+            current_period_start=now,
+            current_period_end=end,
+            provider=provider,
+            metadata=new.metadata,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def create(
+        self, new: NewSubscription, price: Price, key: str | None, digest: str | None
+    ) -> Subscription:
+        record = self.new_record(new, price)
+
+        async def attempt(state: Attempt) -> Subscription:
+            async with self.units() as work:
+                if key is not None:
+                    earlier = await replay(SUBSCRIPTIONS, work.tx, key, digest)
+                    if earlier is not None:
+                        return earlier
+                state.inserting = True
+                return await ledger.write(
+                    work, None, record, idempotency_key=key, fingerprint=digest
+                )
+
+        return await racing(attempt)
+
+    async def change(self, subscription_id: str, change: Change) -> Subscription:
+        """Apply ``change`` to the subscription read for change, with its events."""
+        async with self.units() as work:
+            before = await work.tx.get_subscription(subscription_id)
+            if before is None:
+                raise NotFoundError(f"no subscription {subscription_id!r}")
+            now = max(utcnow(), before.updated_at)
+            fields = change(before, now)
+            if not fields:
+                return before
+            after = before.model_copy(update={**fields, "updated_at": now})
+            return await ledger.write(work, before, after)
+
+    async def roll(self, subscription_id: str, price: Price, now: datetime) -> str | None:
+        """Apply the due transition of the subscription if it is still due at ``now``:
+        ``"renewed"``, ``"canceled"``, or None (not due, or applied by another worker)."""
+        outcome: list[str] = []
+
+        def change(before: Subscription, at: datetime) -> Fields | None:
+            fields = roll_fields(before, price, now)
+            if fields is not None:
+                outcome.append("canceled" if "status" in fields else "renewed")
+            return fields
+
+        await self.change(subscription_id, change)
+        return outcome[0] if outcome else None
+
+    async def cancel(self, subscription_id: str, *, at_period_end: bool) -> Subscription:
+        return await self.change(
+            subscription_id,
+            lambda before, now: cancel_fields(before, now, at_period_end=at_period_end),
+        )
+
+    async def uncancel(self, subscription_id: str) -> Subscription:
+        return await self.change(subscription_id, uncancel_fields)
+
+    async def pause(self, subscription_id: str) -> Subscription:
+        return await self.change(subscription_id, pause_fields)
+
+    async def resume(self, subscription_id: str) -> Subscription:
+        return await self.change(subscription_id, resume_fields)
+
+    async def change_price(
+        self, subscription_id: str, price: Price, quantity: int | None
+    ) -> Subscription:
+        def change(before: Subscription, now: datetime) -> Fields:
+            if before.status in ENDED:
+                raise ended(before)
+            return {
+                "price_id": price.id,
+                "plan_id": price.plan_id,
+                "quantity": before.quantity if quantity is None else quantity,
+            }
+
+        return await self.change(subscription_id, change)
