@@ -1,15 +1,18 @@
 """``qzpay demo``: the Customers page walked end to end on a throwaway SQLite file, then a
-small catalog (plans and prices)."""
+small catalog (plans and prices), and a free subscription with the entitlements it grants."""
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from qzpay import Billing, Customer, Event
+from qzpay.catalog.models import Price
+from qzpay.subscriptions.models import EntitlementsChange
 
 
 def _show(console: Console, customer: Customer | None) -> None:
@@ -26,8 +29,10 @@ async def run_demo(console: Console, directory: Path) -> None:
     async with Billing(storage=url) as billing:
 
         @billing.on("customer.*")
-        def print_event(event: Event) -> None:
+        def print_event(event: Event[Any]) -> None:
             extra = f" previous={event.previous}" if event.previous else ""
+            if isinstance(event.data, EntitlementsChange):  # what the customer may use
+                extra = f" {event.data.before} -> {event.data.after}"
             console.print(f"  [magenta]event[/magenta] {event.type} {event.data.id}{extra}")
 
         console.print("[bold]1. Create a customer[/bold] (with the app's user id in metadata)")
@@ -69,22 +74,23 @@ async def run_demo(console: Console, directory: Path) -> None:
         remaining = await billing.customers.list()
         console.print(f"  list() now has {remaining.total} customer(s)")
 
-        await _catalog(console, billing)
+        free_monthly = await _catalog(console, billing)
+        await _subscription(console, billing, free_monthly)
 
-        console.print("\n[bold]9. The durable event log[/bold] (what another process would read)")
+        console.print("\n[bold]10. The durable event log[/bold] (what another process would read)")
         for event in await billing.events.list():
             console.print(f"  {event.id} {event.type} {event.data.id}")
     console.rule("[green]done")
 
 
-async def _catalog(console: Console, billing: Billing) -> None:
+async def _catalog(console: Console, billing: Billing) -> Price:
     """Step 8: a free and a paid plan with a price each, a lookup, an archive."""
     console.print("\n[bold]8. A small catalog[/bold] (plans with prices; amounts in cents)")
     free = await billing.plans.create("free", "Free", entitlements=["api"], limits={"seats": 1})
     pro = await billing.plans.create(
         "pro", "Pro", entitlements=["api", "sso"], limits={"seats": 10}
     )
-    await billing.prices.create(
+    free_monthly = await billing.prices.create(
         free.id, currency="usd", unit_amount=0, interval="month", lookup_key="free_monthly"
     )
     pro_monthly = await billing.prices.create(
@@ -101,6 +107,28 @@ async def _catalog(console: Console, billing: Billing) -> None:
     archived = await billing.prices.archive(pro_monthly.id)
     live = await billing.prices.list(active=True)
     console.print(f"  archived pro_monthly: active={archived.active}; {live.total} active price(s)")
+    return free_monthly
+
+
+async def _subscription(console: Console, billing: Billing, price: Price) -> None:
+    """Step 9: a free subscription (no provider needed) and what it grants."""
+    console.print(
+        "\n[bold]9. Subscribe to the free plan[/bold] (free: active at once, no provider)"
+    )
+
+    customer = await billing.customers.create(email="ada@example.com", name="Ada")
+    subscription = await billing.subscriptions.create(customer.id, price.id)
+    console.print(
+        f"  {subscription.id}: status={subscription.status} "
+        f"period ends {subscription.current_period_end:%Y-%m-%d}"
+    )
+    may_use_api = await billing.entitlements.check(customer.id, "api")
+    console.print(f"  entitlements.check('api') -> {may_use_api}")
+    console.print(f"  limits.get('seats') -> {await billing.limits.get(customer.id, 'seats')}")
+    await billing.subscriptions.cancel(subscription.id, at_period_end=False)
+    console.print(
+        f"  after cancel: check('api') -> {await billing.entitlements.check(customer.id, 'api')}"
+    )
 
 
 def main(console: Console | None = None) -> None:

@@ -92,7 +92,10 @@ class TestUpgrade:
             "events_id_key": "u",
             "sync_tasks_idempotency_key_key": "u",
             "webhook_events_pkey": "p",
+            "subscriptions_idempotency_key_key": "u",
         }
+        # A unique index, not a constraint: its name is translated all the same.
+        assert "(provider_subscription_id, provider)" in indexes["subscriptions_provider_id"]
 
     async def test_upgrading_again_changes_nothing(self, scratch_database: Scratch) -> None:
         url = await scratch_database()

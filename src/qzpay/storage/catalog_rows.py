@@ -49,6 +49,7 @@ class Layout(Generic[R, F]):
         self._model: type[R] = model
         self._columns = columns
         self._updated = tuple(column for column in columns if column[0] in updated)
+        self._id = next(column for column in columns if column[0] == "id")
         self._filters = filters
         # The field behind a ``provider_ids`` column (None: the kind has no link table).
         self.links_field = next(
@@ -104,7 +105,7 @@ class Layout(Generic[R, F]):
 
     def update_args(self, record: R, *, encode_time: EncodeTime) -> tuple[object, ...]:
         """The id, then ``update_columns``."""
-        return (record.id, *_encode(record, self._updated, encode_time))
+        return tuple(_encode(record, (self._id, *self._updated), encode_time))
 
     def conditions(
         self, filters: F, params: list[Any], placeholder: Callable[[int], str]

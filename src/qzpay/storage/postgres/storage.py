@@ -30,12 +30,13 @@ from qzpay.storage.postgres.connections import (
     unavailable,
 )
 from qzpay.storage.postgres.sql import customer_from_row, task_from_row
+from qzpay.storage.postgres.subscriptions import SubscriptionStorage
 from qzpay.storage.postgres.transaction import PostgresTransaction
 
 T = TypeVar("T")
 
 
-class PostgresStorage(CatalogStorage):
+class PostgresStorage(CatalogStorage, SubscriptionStorage):
     """Storage in a PostgreSQL database (13 or newer), through asyncpg.
 
     ``dsn_or_pool`` is a ``postgresql://`` DSN, whose connections this storage opens (at most

@@ -15,7 +15,7 @@ from qzpay.customers.models import Customer
 from qzpay.errors import StorageError
 from qzpay.events import Event
 from qzpay.storage.base import IdempotentCreate, SyncTask, WriteConflict
-from qzpay.storage.postgres import catalog, sql
+from qzpay.storage.postgres import catalog, sql, subscriptions
 from qzpay.storage.postgres.connections import (
     CONNECTION_ERRORS,
     DRIVER_ERRORS,
@@ -46,7 +46,7 @@ def _resend_failed(exc: BaseException) -> StorageError:
     )
 
 
-class PostgresTransaction(catalog.CatalogTransaction):
+class PostgresTransaction(catalog.CatalogTransaction, subscriptions.SubscriptionTransaction):
     """One transaction on one connection; also its own context manager.
 
     Writes that cannot conflict wait in ``_pending`` until the next read or the commit, which
