@@ -57,3 +57,15 @@ def test_tiny_memory_ops_run_checks_every_phase() -> None:
         "update",
     }
     assert all(row["ops_per_s"] > 0 for row in phases.values())
+
+
+def test_tiny_entitlements_run_compares_with_the_raw_query(postgres_url: str) -> None:
+    """bench/entitlements.py checks both sides give the same answers; a tiny run keeps it
+    working (its scratch database is its own)."""
+    from bench import entitlements
+
+    report = entitlements.main(["--sizes", "40,80", "--n", "30", "--rounds", "1", "--json"])
+    assert set(report) == {"40", "80"}
+    for row in report.values():
+        assert row["ops_per_s"] > 0 and row["raw_ops_per_s"] > 0
+        assert row["flatness"] > 0
