@@ -102,7 +102,9 @@ class Billing(Subscriptions):
         self.entitlements = EntitlementService(self.storage)
         self.limits = LimitService(self.storage)
         self.events = EventLog(self.storage)
-        self.webhooks = WebhookService(self.customers, providers, self.plans, self.prices)
+        self.webhooks = WebhookService(
+            self.customers, providers, self.plans, self.prices, self.subscriptions
+        )
 
     def _events(self) -> EventBus:
         return self._bus

@@ -54,4 +54,5 @@ MAX_PRICE_PERIOD = {"day": 1095, "week": 156, "month": 36, "year": 3}
 # Subscriptions.
 MAX_QUANTITY = 100_000  # a subscription's quantity (seats)
 DEFAULT_DUE_BATCH = 100  # run_due: subscriptions read per batch
+MAX_DUE_PASSES = 100_000  # run_due: batches in one run (a bound on catching up)
 MAX_WORKER_INTERVAL = 86_400  # qzpay worker --interval, in seconds

@@ -36,6 +36,7 @@ from qzpay.customers.validation import fail
 from qzpay.errors import WebhookPayloadError, WebhookSignatureError
 from qzpay.limits import MAX_ID_LENGTH
 from qzpay.providers.base import PaymentProvider, ProviderEvent, plans_of, prices_of
+from qzpay.subscriptions.service import SubscriptionService
 
 logger = logging.getLogger("qzpay.webhooks")
 
@@ -73,11 +74,13 @@ class WebhookService:
         providers: ProviderSet | None,
         plans: PlanService | None = None,
         prices: PriceService | None = None,
+        subscriptions: SubscriptionService | None = None,
     ) -> None:
         self._customers = customers
         self._providers = providers
         self._plans = plans
         self._prices = prices
+        self._subscriptions = subscriptions
 
     async def handle(
         self,
@@ -102,6 +105,7 @@ class WebhookService:
             event = source.parse_webhook(bytes(payload), headers, query=query)
             _check_storable(event)
             catalog = _catalog_object(event)
+            subscription = self._subscription_of(source, event)
         except WebhookSignatureError as exc:
             # Usually a wrong or rotated signing secret on our side: worth an operator's eye.
             logger.warning(
@@ -129,6 +133,12 @@ class WebhookService:
                 provider, event.id, event.type, status, record_id=record_id or None
             )
 
+        if subscription is not None and self._subscriptions is not None:
+            status_, record = await self._subscriptions.apply_webhook(
+                provider, subscription, event.id
+            )
+            return WebhookResult(provider, event.id, event.type, status_, record_id=record)
+
         local = None
         if event.type in CUSTOMER_EVENTS and event.provider_customer_id is not None:
             local = await self._customers.get_by_external_id(
@@ -143,6 +153,20 @@ class WebhookService:
             local.id, remote, provider=source, webhook_event_id=event.id
         )
         return result("duplicate" if applied is None else "applied", local.id)
+
+    def _subscription_of(self, source: PaymentProvider, event: ProviderEvent) -> str | None:
+        """The provider subscription a delivery is about (a WebhookPayloadError if its id
+        cannot be stored), or None."""
+        if self._subscriptions is None:
+            return None
+        adapter = self._subscriptions.adapter_of(source.name)
+        found = None if adapter is None else adapter.subscription_of(event)
+        if found is None:
+            return None
+        problem = _text_problem(found)
+        if problem is not None:
+            raise WebhookPayloadError(f"the event's subscription id {problem}")
+        return found
 
     async def _apply_catalog(
         self, source: PaymentProvider, event: ProviderEvent, kind: str, object_id: str

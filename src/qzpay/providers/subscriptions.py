@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError, ProviderSyncError
+from qzpay.providers.base import ProviderEvent
 from qzpay.subscriptions.models import Proration, Subscription, SubscriptionStatus
 
 QZPAY_SUBSCRIPTION_ID_KEY = "qzpay_subscription_id"
@@ -146,6 +147,13 @@ class SubscriptionAdapter(Protocol):
     def list(self) -> AsyncIterator[ProviderSubscription]:
         """Every subscription at the provider, ended ones included, page by page (for
         reconcile)."""
+        ...
+
+    def subscription_of(self, event: ProviderEvent, /) -> str | None:
+        """The provider subscription id a verified webhook delivery is about (Stripe's
+        ``customer.subscription.*``, ``invoice.paid``, ``invoice.payment_failed``;
+        MercadoPago's ``subscription_preapproval``), or None when it is about none. Pure: no
+        I/O; the caller re-fetches the subscription."""
         ...
 
 

@@ -20,12 +20,10 @@ from datetime import datetime
 from qzpay._time import utcnow
 from qzpay.catalog.models import Price
 from qzpay.customers.validation import fail
-from qzpay.limits import MAX_SYNC_BATCH
+from qzpay.limits import MAX_DUE_PASSES, MAX_SYNC_BATCH
 from qzpay.storage.base import Storage
 from qzpay.subscriptions.local import Local
 
-MAX_PASSES = 100_000
-"""A bound on the batches of one run (a run catches up at most this many batches)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +43,7 @@ async def run_due(storage: Storage, local: Local, now: datetime | None, *, batch
         fail("limit", "out_of_range", f"must be an integer from 1 to {MAX_SYNC_BATCH}")
     prices: dict[str, Price | None] = {}
     renewed = canceled = 0
-    for _ in range(MAX_PASSES):
+    for _ in range(MAX_DUE_PASSES):
         due = await storage.due_subscriptions(now, limit=batch)
         applied = 0
         for record in due:

@@ -52,11 +52,16 @@ from qzpay.limits import (
 )
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider, prices_of
-from qzpay.providers.subscriptions import SubscriptionTerms, subscriptions_of
+from qzpay.providers.subscriptions import (
+    SubscriptionAdapter,
+    SubscriptionTerms,
+    subscriptions_of,
+)
 from qzpay.storage.base import Storage, SubscriptionFilter
 from qzpay.subscriptions import inputs
 from qzpay.subscriptions.billed import Billed
 from qzpay.subscriptions.due import DueReport, run_due
+from qzpay.subscriptions.inbound import Outcome, apply_delivery
 from qzpay.subscriptions.local import Local
 from qzpay.subscriptions.models import Proration, Subscription, SubscriptionStatus
 from qzpay.subscriptions.resource import SUBSCRIPTIONS
@@ -286,6 +291,23 @@ class SubscriptionService:
     async def sync_pending(self, *, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
         """Finish subscription work left pending at the providers by failures or crashes."""
         return await self._billed.sync_pending(limit)
+
+    async def apply_webhook(
+        self, provider: str, provider_subscription_id: str, event_id: str
+    ) -> Outcome:
+        """Apply a verified delivery about ``provider_subscription_id`` (see
+        :mod:`qzpay.subscriptions.inbound`): ``("applied", id)``, ``("ignored", None)`` or
+        ``("duplicate", None)``."""
+        adapter = self._billed.adapters.get(provider)
+        if adapter is None:
+            return "ignored", None
+        return await apply_delivery(
+            self._billed, provider, adapter, provider_subscription_id, event_id
+        )
+
+    def adapter_of(self, provider: str) -> SubscriptionAdapter | None:
+        """The adapter of a configured provider that bills subscriptions."""
+        return self._billed.adapters.get(provider)
 
     # -- reads ----------------------------------------------------------------------------
     async def get(self, subscription_id: str, /) -> Subscription | None:

@@ -16,6 +16,7 @@ from qzpay.events import Event, decode_event
 from qzpay.storage.base import CustomerFilter, SyncTask, email_key
 from qzpay.storage.rows import CUSTOMER_COLUMNS, TASK_COLUMNS, customer_mapper, task_mapper
 from qzpay.storage.sqlite.catalog import CatalogReader
+from qzpay.storage.sqlite.subscriptions import SubscriptionsReader
 
 SELECT = f"SELECT {CUSTOMER_COLUMNS} FROM customers"
 customer_from_row = customer_mapper(decode_time=from_micros, decode_json=json.loads)
@@ -50,7 +51,7 @@ def read_connection(path: Path) -> sqlite3.Connection:
     return connection
 
 
-class Reader(CatalogReader):
+class Reader(CatalogReader, SubscriptionsReader):
     """Committed-data reads over one connection (each statement is its own read transaction)."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:

@@ -20,6 +20,7 @@ from qzpay.storage import migrations
 from qzpay.storage.base import CustomerFilter, SyncTask
 from qzpay.storage.sqlite.catalog import CatalogStorage
 from qzpay.storage.sqlite.reader import Reader, read_connection
+from qzpay.storage.sqlite.subscriptions import SubscriptionsStorage
 from qzpay.storage.sqlite.transaction import SQLiteTransaction
 
 _SQLITE_BUSY = 5
@@ -32,7 +33,7 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
-class SQLiteStorage(CatalogStorage):
+class SQLiteStorage(CatalogStorage, SubscriptionsStorage):
     """Storage in one SQLite file. ``synchronous`` is SQLite's durability setting: the default
     FULL syncs every commit to disk; NORMAL is faster and can lose the last commits (never
     corrupt the file) on a power cut."""

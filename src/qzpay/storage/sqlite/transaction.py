@@ -26,6 +26,7 @@ from qzpay.storage.rows import (
 )
 from qzpay.storage.sqlite.catalog import CatalogTransaction
 from qzpay.storage.sqlite.reader import SELECT, customer_from_row, task_from_row
+from qzpay.storage.sqlite.subscriptions import SubscriptionsTransaction
 
 
 def _marks(columns: str) -> str:
@@ -47,7 +48,7 @@ _INSERT_LINKS = (
 )
 
 
-class SQLiteTransaction(CatalogTransaction):
+class SQLiteTransaction(CatalogTransaction, SubscriptionsTransaction):
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
 
