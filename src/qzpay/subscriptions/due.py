@@ -25,7 +25,6 @@ from qzpay.storage.base import Storage
 from qzpay.subscriptions.local import Local
 
 
-
 @dataclass(frozen=True, slots=True)
 class DueReport:
     """What one ``run_due`` did: periods rolled over, subscriptions ended."""

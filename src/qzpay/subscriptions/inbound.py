@@ -78,8 +78,34 @@ async def _ignore(billed: Billed, delivery: tuple[str, str]) -> Outcome:
 async def _adopt(
     billed: Billed, provider: str, remote: ProviderSubscription, event_id: str
 ) -> Outcome | None:
-    """Store a provider subscription made outside qzpay, if qzpay knows its customer and
-    price at that provider; None when it does not."""
+    """Adopt with the delivery recorded in the same transaction; None when qzpay does not
+    know the subscription's customer or price at that provider."""
+    record = await adoptable(billed, provider, remote)
+    if record is None:
+        return None
+    async with billed.units() as work:
+        if not await work.tx.record_webhook_event(provider, event_id, utcnow()):
+            return "duplicate", None
+        await ledger.write(work, None, record)
+    return "applied", record.id
+
+
+async def adopt(billed: Billed, provider: str, remote: ProviderSubscription) -> str | None:
+    """Store a provider subscription made outside qzpay (reconcile's repair); its new id,
+    or None when qzpay does not know its customer or price at that provider."""
+    record = await adoptable(billed, provider, remote)
+    if record is None:
+        return None
+    async with billed.units() as work:
+        await ledger.write(work, None, record)
+    return record.id
+
+
+async def adoptable(
+    billed: Billed, provider: str, remote: ProviderSubscription
+) -> Subscription | None:
+    """The subscription adopting ``remote`` would store, if qzpay knows its customer (live)
+    and its price at that provider."""
     storage = billed.storage
     if remote.provider_customer_id is None or remote.provider_price_id is None:
         return None
@@ -104,9 +130,4 @@ async def _adopt(
         created_at=now,
         updated_at=now,
     )
-    adopted = await absorb(storage, record, remote, now=now, price=price)
-    async with billed.units() as work:
-        if not await work.tx.record_webhook_event(provider, event_id, now):
-            return "duplicate", None
-        await ledger.write(work, None, adopted)
-    return "applied", adopted.id
+    return await absorb(storage, record, remote, now=now, price=price)

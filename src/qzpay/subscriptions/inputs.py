@@ -162,3 +162,11 @@ def customer_only(customer_id: object) -> str:
 
 
 __all__ = ["MAX_TRIAL_DAYS", "NewSubscription", "SubscriptionQuery"]
+
+
+def check_provider_name(value: object) -> str:
+    problems = v.Problems()
+    name = check_provider(value, problems)
+    problems.raise_if_any()
+    assert name is not None
+    return name

@@ -64,6 +64,7 @@ from qzpay.subscriptions.due import DueReport, run_due
 from qzpay.subscriptions.inbound import Outcome, apply_delivery
 from qzpay.subscriptions.local import Local
 from qzpay.subscriptions.models import Proration, Subscription, SubscriptionStatus
+from qzpay.subscriptions.reconcile import SubscriptionReconcileReport, reconcile
 from qzpay.subscriptions.resource import SUBSCRIPTIONS
 
 
@@ -304,6 +305,18 @@ class SubscriptionService:
         return await apply_delivery(
             self._billed, provider, adapter, provider_subscription_id, event_id
         )
+
+    async def reconcile(
+        self, provider: str, /, *, fix: bool = False
+    ) -> SubscriptionReconcileReport:
+        """Compare this provider's subscriptions with qzpay's (see
+        :mod:`qzpay.subscriptions.reconcile`); with ``fix``, apply the provider's copies over
+        drift and adopt what qzpay can. The provider's state is never changed."""
+        inputs.check_provider_name(provider)
+        adapter = self._billed.adapters.get(provider)
+        if adapter is None:
+            fail("provider", "unknown_provider", f"{provider!r} bills no subscriptions here")
+        return await reconcile(self._billed, provider, adapter, fix=inputs.check_flag(fix, "fix"))
 
     def adapter_of(self, provider: str) -> SubscriptionAdapter | None:
         """The adapter of a configured provider that bills subscriptions."""

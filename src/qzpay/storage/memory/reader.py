@@ -17,9 +17,10 @@ from qzpay.storage.memory.catalog import CatalogState
 from qzpay.storage.memory.catalog_reads import CatalogReader
 from qzpay.storage.memory.copies import copy_customer, copy_event, copy_task
 from qzpay.storage.memory.state import MemoryState, task_order
+from qzpay.storage.memory.subscriptions import SubscriptionReader, SubscriptionState
 
 
-class MemoryReader(CatalogReader):
+class MemoryReader(CatalogReader, SubscriptionReader):
     __slots__ = ("_state",)
 
     def __init__(self, state: MemoryState) -> None:
@@ -27,6 +28,10 @@ class MemoryReader(CatalogReader):
 
     def _catalog(self) -> tuple[CatalogState, threading.Lock]:
         return self._state.catalog, self._state.lock
+
+    def _subscription_state(self) -> tuple[SubscriptionState, CatalogState, threading.Lock]:
+        state = self._state
+        return state.subscriptions, state.catalog, state.lock
 
     def get_customer(self, customer_id: str) -> Customer | None:
         customer = self._state.customers.get(customer_id)

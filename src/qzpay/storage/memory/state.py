@@ -15,6 +15,7 @@ from qzpay.events import Event
 from qzpay.storage.base import SyncTask
 from qzpay.storage.memory.catalog import CatalogState, CatalogWrites
 from qzpay.storage.memory.indexes import CustomerIndex
+from qzpay.storage.memory.subscriptions import SubscriptionState, SubscriptionWrites
 
 Link = tuple[str, str]  # (provider, provider customer id)
 TaskLink = tuple[str, str, str]  # (resource, provider, provider id) in a task's snapshot
@@ -28,7 +29,15 @@ def task_order(task: SyncTask) -> tuple[datetime, str]:
 class WriteSet:
     """What one transaction wrote: the new versions (private copies) and its appends."""
 
-    __slots__ = ("catalog", "customers", "events", "idempotency", "tasks", "webhooks")
+    __slots__ = (
+        "catalog",
+        "customers",
+        "events",
+        "idempotency",
+        "subscriptions",
+        "tasks",
+        "webhooks",
+    )
 
     def __init__(self) -> None:
         self.customers: dict[str, Customer] = {}
@@ -37,6 +46,7 @@ class WriteSet:
         self.tasks: dict[str, SyncTask | None] | None = None  # None value: deleted
         self.webhooks: set[tuple[str, str]] | None = None
         self.catalog: CatalogWrites | None = None  # plans and prices (memory/catalog.py)
+        self.subscriptions: SubscriptionWrites | None = None  # memory/subscriptions.py
 
 
 class MemoryState:
@@ -55,6 +65,7 @@ class MemoryState:
         self.task_links: dict[TaskLink, set[str]] = {}  # link in a task's snapshot -> record ids
         self.webhooks: set[tuple[str, str]] = set()
         self.catalog = CatalogState()
+        self.subscriptions = SubscriptionState()
 
     def apply(self, writes: WriteSet) -> None:
         with self.lock:
@@ -76,6 +87,8 @@ class MemoryState:
                 self.webhooks.update(writes.webhooks)
             if writes.catalog is not None:
                 self.catalog.apply(writes.catalog)
+            if writes.subscriptions is not None:
+                self.subscriptions.apply(writes.subscriptions)
 
     def _relink(self, customer_id: str, old: Customer | None, new: Customer) -> None:
         before = {} if old is None else old.provider_customer_ids

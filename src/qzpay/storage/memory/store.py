@@ -17,10 +17,11 @@ from qzpay.storage.base import CustomerFilter, SyncTask
 from qzpay.storage.memory.catalog_reads import CatalogStorage
 from qzpay.storage.memory.reader import MemoryReader
 from qzpay.storage.memory.state import MemoryState
+from qzpay.storage.memory.subscriptions import SubscriptionReads
 from qzpay.storage.memory.transaction import MemoryTransaction
 
 
-class MemoryStorage(CatalogStorage):
+class MemoryStorage(CatalogStorage, SubscriptionReads):
     def __init__(self) -> None:
         self._state = MemoryState()
         self._reader = MemoryReader(self._state)
@@ -42,6 +43,9 @@ class MemoryStorage(CatalogStorage):
         return MemoryTransaction(self._state, self._writer)
 
     def _catalog_reader(self) -> MemoryReader:
+        return self._reader
+
+    def _subscription_reader(self) -> MemoryReader:
         return self._reader
 
     def blocking_reader(self) -> MemoryReader:

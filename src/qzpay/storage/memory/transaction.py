@@ -22,10 +22,14 @@ from qzpay.storage.base import IdempotentCreate, SyncTask
 from qzpay.storage.memory.catalog import CatalogState, CatalogTransaction
 from qzpay.storage.memory.copies import copy_customer, copy_record, copy_task, event_with
 from qzpay.storage.memory.state import Link, MemoryState, WriteSet, task_order
+from qzpay.storage.memory.subscriptions import SubscriptionState, SubscriptionWriter
 
 
 class MemoryTransaction(
-    WriteSet, CatalogTransaction, AbstractAsyncContextManager["MemoryTransaction"]
+    WriteSet,
+    CatalogTransaction,
+    SubscriptionWriter,
+    AbstractAsyncContextManager["MemoryTransaction"],
 ):
     def __init__(self, state: MemoryState, writer: asyncio.Lock) -> None:
         super().__init__()
@@ -48,6 +52,9 @@ class MemoryTransaction(
 
     def _committed(self) -> CatalogState:
         return self._state.catalog
+
+    def _committed_subscriptions(self) -> SubscriptionState:
+        return self._state.subscriptions
 
     def _customer(self, customer_id: str) -> Customer | None:
         staged = self.customers.get(customer_id)
