@@ -143,7 +143,8 @@ class TestRecords:
         assert await storage.get_subscription(full.id) == full
         assert await storage.get_subscription(bare.id) == bare
         got = await storage.get_subscription(full.id)
-        assert got is not None and got.trial_end is not None
+        assert got is not None
+        assert got.trial_end is not None
         assert got.trial_end.utcoffset() == timedelta(0)
         assert got.current_period_start.microsecond == 123456
         assert await storage.get_subscription("sub_missing") is None
@@ -180,10 +181,14 @@ class TestRecords:
 
     async def test_rollback_writes_nothing(self, storage: Storage, world: World) -> None:
         stored = subscription(world.customer, world.price)
-        with pytest.raises(RuntimeError):
+
+        async def insert_then_fail() -> None:
             async with storage.transaction() as tx:
                 await tx.insert_subscription(stored)
                 raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            await insert_then_fail()
         assert await storage.get_subscription(stored.id) is None
 
     async def test_idempotency_key(self, storage: Storage, world: World) -> None:
@@ -199,9 +204,7 @@ class TestRecords:
         assert caught.value.code == "idempotency_key_reused"
         assert await storage.get_subscription(second.id) is None
 
-    async def test_provider_id_names_one_subscription(
-        self, storage: Storage, world: World
-    ) -> None:
+    async def test_provider_id_names_one_subscription(self, storage: Storage, world: World) -> None:
         linked = subscription(
             world.customer, world.price, provider="stripe", provider_subscription_id="sub_1"
         )
@@ -313,9 +316,7 @@ class TestGrants:
         ]
         assert await storage.grants(customer().id) == []
 
-    async def test_a_transaction_sees_its_own_changes(
-        self, storage: Storage, world: World
-    ) -> None:
+    async def test_a_transaction_sees_its_own_changes(self, storage: Storage, world: World) -> None:
         before = subscription(world.customer, world.price, status="incomplete")
         await insert(storage, before)
         assert await storage.grants(world.customer.id) == []
@@ -326,9 +327,7 @@ class TestGrants:
             seen = await tx.grants(world.customer.id)
             assert [g.subscription_id for g in seen] == [before.id]
             assert await storage.grants(world.customer.id) == []  # not committed yet
-        assert [g.subscription_id for g in await storage.grants(world.customer.id)] == [
-            before.id
-        ]
+        assert [g.subscription_id for g in await storage.grants(world.customer.id)] == [before.id]
 
 
 class TestDue:
@@ -377,6 +376,4 @@ class TestEvents:
         timeline = await storage.list_record_events(world.customer.id, limit=10)
         assert [e.id for e in timeline] == ["evt_1"]
         assert isinstance(timeline[0].data, EntitlementsChange)
-        assert [e.id for e in await storage.list_record_events(stored.id, limit=10)] == [
-            "evt_2"
-        ]
+        assert [e.id for e in await storage.list_record_events(stored.id, limit=10)] == ["evt_2"]

@@ -34,9 +34,7 @@ async def make_catalog(billing: Billing) -> Catalog:
     team_plan = await billing.plans.create(
         key=f"team-{tag}", name="Team", entitlements=["api", "sso"], limits={"projects": 10}
     )
-    free = await billing.prices.create(
-        free_plan.id, currency="USD", unit_amount=0, interval="week"
-    )
+    free = await billing.prices.create(free_plan.id, currency="USD", unit_amount=0, interval="week")
     old_free = await billing.prices.create(
         free_plan.id, currency="USD", unit_amount=0, interval="month"
     )

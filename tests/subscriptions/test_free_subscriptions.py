@@ -44,7 +44,8 @@ class TestCreate:
         seen = recorder(billing)
         sub = await billing.subscriptions.create(customer.id, catalog.free.id, metadata={"a": "b"})
         assert sub.status == "active"
-        assert sub.provider is None and sub.provider_subscription_id is None
+        assert sub.provider is None
+        assert sub.provider_subscription_id is None
         assert sub.plan_id == catalog.free_plan.id
         assert sub.trial_end is None  # a price's trial never applies to a free price
         assert sub.current_period_end - sub.current_period_start == timedelta(days=7)
@@ -100,8 +101,12 @@ class TestCreate:
         customer = await create_customer(billing)
         key = idempotency_key()
         seen = recorder(billing)
-        first = await billing.subscriptions.create(customer.id, catalog.free.id, idempotency_key=key)
-        again = await billing.subscriptions.create(customer.id, catalog.free.id, idempotency_key=key)
+        first = await billing.subscriptions.create(
+            customer.id, catalog.free.id, idempotency_key=key
+        )
+        again = await billing.subscriptions.create(
+            customer.id, catalog.free.id, idempotency_key=key
+        )
         assert again == first
         assert [e.type for e in seen].count("subscription.created") == 1
         with pytest.raises(ConflictError) as reused:
@@ -151,12 +156,14 @@ class TestChanges:
         sub = await billing.subscriptions.create(customer.id, catalog.free.id)
         seen = recorder(billing)
         scheduled = await billing.subscriptions.cancel(sub.id)
-        assert scheduled.cancel_at_period_end and scheduled.status == "active"
+        assert scheduled.cancel_at_period_end
+        assert scheduled.status == "active"
         assert scheduled.canceled_at is not None
         assert await billing.entitlements.check(customer.id, "api")
         assert access_changes(seen) == []
         kept = await billing.subscriptions.uncancel(sub.id)
-        assert not kept.cancel_at_period_end and kept.canceled_at is None
+        assert not kept.cancel_at_period_end
+        assert kept.canceled_at is None
         await billing.subscriptions.cancel(sub.id)
         report = await billing.subscriptions.run_due(sub.current_period_end - timedelta(seconds=1))
         assert (report.renewed, report.canceled) == (0, 0)
@@ -164,7 +171,8 @@ class TestChanges:
         assert (report.renewed, report.canceled) == (0, 1)
         ended = await billing.subscriptions.get(sub.id)
         assert ended is not None
-        assert ended.status == "canceled" and ended.ended_at == sub.current_period_end
+        assert ended.status == "canceled"
+        assert ended.ended_at == sub.current_period_end
         assert seen[-2].type == "subscription.canceled"
         assert access_changes(seen) == [(["api", "reports"], [])]
         with pytest.raises(ConflictError) as too_late:
@@ -177,7 +185,8 @@ class TestChanges:
         sub = await billing.subscriptions.create(customer.id, catalog.free.id)
         seen = recorder(billing)
         ended = await billing.subscriptions.cancel(sub.id, at_period_end=False)
-        assert ended.status == "canceled" and ended.ended_at is not None
+        assert ended.status == "canceled"
+        assert ended.ended_at is not None
         assert [e.type for e in seen] == ["subscription.canceled", "customer.entitlements_changed"]
         with pytest.raises(ConflictError):
             await billing.subscriptions.pause(sub.id)
@@ -244,7 +253,9 @@ class TestDue:
         customer = await create_customer(billing)
         subs = [await billing.subscriptions.create(customer.id, catalog.free.id) for _ in range(6)]
         later = subs[-1].current_period_end + timedelta(seconds=1)
-        others = [] if storage_url == "memory://" else [Billing(storage=storage_url) for _ in range(2)]
+        others = (
+            [] if storage_url == "memory://" else [Billing(storage=storage_url) for _ in range(2)]
+        )
         try:
             workers = [billing, *others]
             reports = await asyncio.gather(
@@ -269,7 +280,8 @@ class TestReads:
         c = await billing.subscriptions.create(one.id, catalog.team_free.id)
         await billing.subscriptions.pause(c.id)
         page = await billing.subscriptions.list()
-        assert [s.id for s in page.data] == [c.id, b.id, a.id] and page.total == 3
+        assert [s.id for s in page.data] == [c.id, b.id, a.id]
+        assert page.total == 3
         assert [s.id for s in (await billing.subscriptions.list(customer_id=one.id)).data] == [
             c.id,
             a.id,

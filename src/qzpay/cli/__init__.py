@@ -7,12 +7,13 @@ from ``customers reconcile --check``: differences remain. ``--json`` prints mach
 output on stdout (and, on failure, a JSON error object on stderr).
 
 Payment providers come from the environment (``qzpay.config``: ``STRIPE_API_KEY``, ...); the
-commands that write (create, update, delete, sync-pending, reconcile, serve) use them.
+commands that write (create, update, delete, sync-pending, reconcile, serve, worker) use them.
 
 This module is the command tree; each command lives in the module of its group:
 ``serve`` (demo, serve), ``customers``, ``catalog`` (plans, prices, catalog diff/apply),
-``provider_sync`` (reconcile, sync-pending), ``events`` and ``db``, over ``options`` (shared
-options, providers), ``handling`` (errors and exit codes) and ``rendering`` (tables and JSON).
+``provider_sync`` (reconcile, sync-pending), ``subscriptions`` (subscriptions, entitlements,
+limits), ``worker``, ``events`` and ``db``, over ``options`` (shared options, providers),
+``handling`` (errors and exit codes) and ``rendering`` (tables and JSON).
 """
 
 from __future__ import annotations
@@ -62,6 +63,22 @@ from qzpay.cli.rendering import (
     show_sync_report,
 )
 from qzpay.cli.serve import demo, serve
+from qzpay.cli.subscriptions import (
+    entitlements_check,
+    entitlements_list,
+    limits_get,
+    subscriptions_cancel,
+    subscriptions_change_price,
+    subscriptions_create,
+    subscriptions_get,
+    subscriptions_list,
+    subscriptions_pause,
+    subscriptions_resume,
+    subscriptions_run_due,
+    subscriptions_sync_pending,
+    subscriptions_uncancel,
+)
+from qzpay.cli.worker import worker_command
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -73,8 +90,10 @@ __all__ = [
     "catalog_app",
     "customers_app",
     "db_app",
+    "entitlements_app",
     "events_app",
     "handled",
+    "limits_app",
     "main",
     "parse_pairs",
     "plans_app",
@@ -88,6 +107,7 @@ __all__ = [
     "show_events",
     "show_reconcile",
     "show_sync_report",
+    "subscriptions_app",
     "sync_billing",
 ]
 
@@ -143,6 +163,30 @@ catalog_app.command("apply")(catalog_apply)
 catalog_app.command("reconcile")(catalog_reconcile)
 app.add_typer(catalog_app, name="catalog")
 
+subscriptions_app = typer.Typer(
+    help="Subscribe customers to prices, change and end subscriptions.", no_args_is_help=True
+)
+subscriptions_app.command("create")(subscriptions_create)
+subscriptions_app.command("get")(subscriptions_get)
+subscriptions_app.command("list")(subscriptions_list)
+subscriptions_app.command("cancel")(subscriptions_cancel)
+subscriptions_app.command("uncancel")(subscriptions_uncancel)
+subscriptions_app.command("change-price")(subscriptions_change_price)
+subscriptions_app.command("pause")(subscriptions_pause)
+subscriptions_app.command("resume")(subscriptions_resume)
+subscriptions_app.command("run-due")(subscriptions_run_due)
+subscriptions_app.command("sync-pending")(subscriptions_sync_pending)
+app.add_typer(subscriptions_app, name="subscriptions")
+
+entitlements_app = typer.Typer(help="What a customer may use now.", no_args_is_help=True)
+entitlements_app.command("list")(entitlements_list)
+entitlements_app.command("check")(entitlements_check)
+app.add_typer(entitlements_app, name="entitlements")
+
+limits_app = typer.Typer(help="A customer's limits now.", no_args_is_help=True)
+limits_app.command("get")(limits_get)
+app.add_typer(limits_app, name="limits")
+
 events_app = typer.Typer(help="Read the durable event log.", no_args_is_help=True)
 events_app.command("list")(events_list)
 app.add_typer(events_app, name="events")
@@ -152,6 +196,7 @@ db_app.command("upgrade")(db_upgrade)
 app.add_typer(db_app, name="db")
 
 app.command("relay")(relay_command)
+app.command("worker")(worker_command)
 
 
 def main() -> None:
