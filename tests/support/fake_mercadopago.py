@@ -49,6 +49,11 @@ and ``reference/api-json/customers.json``):
 
 * Subscription plans (``/preapproval_plan``): see :mod:`tests.support.fake_mercadopago_plans`,
   which this fake routes them to (same authorization, fault proxy and idempotency handling).
+* Subscriptions (``/preapproval``): see :mod:`tests.support.fake_mercadopago_preapproval`, routed
+  the same way; its test hooks (``/_test/…``, and ``/_checkout/…`` where ``init_point`` points)
+  need no authorization. The fake delivers no notification by itself (nothing here does):
+  :meth:`FakeMercadoPago.preapproval_notifications` builds, signed, the ``subscription_preapproval``
+  notifications MercadoPago would have sent for the changes so far, for :meth:`deliver`.
 
 Assumptions, where the documentation is silent (each pinned by a test of the fake):
 
@@ -88,7 +93,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
-from tests.support.fake_mercadopago_plans import PlanRefusal, PreapprovalPlans
+from tests.support.fake_mercadopago_plans import APPLICATION_ID, PlanRefusal, PreapprovalPlans
+from tests.support.fake_mercadopago_preapproval import Preapprovals
 
 ACCESS_TOKEN = "TEST-qzpay-fake-mercadopago-token"
 WEBHOOK_SECRET = "qzpay-fake-mercadopago-webhook-secret"
@@ -214,15 +220,25 @@ class FakeMercadoPago:
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _plans: PreapprovalPlans | None = None
+    _preapprovals: Preapprovals | None = None
 
     def __post_init__(self) -> None:
         self._plans = PreapprovalPlans(collector_id=USER_ID, site_currency=self.site_currency)
+        self._preapprovals = Preapprovals(
+            collector_id=USER_ID, plans=self._plans, site_currency=self.site_currency
+        )
 
     @property
     def plans(self) -> PreapprovalPlans:
         """The account's subscription plans; read them with :meth:`preapproval_plans`."""
         assert self._plans is not None
         return self._plans
+
+    @property
+    def subscriptions(self) -> Preapprovals:
+        """The account's subscriptions (``preapproval``); read them with :meth:`preapprovals`."""
+        assert self._preapprovals is not None
+        return self._preapprovals
 
     @property
     def url(self) -> str:
@@ -237,6 +253,7 @@ class FakeMercadoPago:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self.subscriptions.base_url = self.url
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.02},  # how long stop() waits for the loop to notice
@@ -287,6 +304,27 @@ class FakeMercadoPago:
     def preapproval_plan(self, plan_id: str) -> dict[str, Any] | None:
         with self._lock:
             return self.plans.get(plan_id)
+
+    def preapprovals(self, external_reference: str | None = None) -> list[dict[str, Any]]:
+        """Subscriptions (copies), oldest first, optionally those with this reference."""
+        with self._lock:
+            return self.subscriptions.all(external_reference)
+
+    def preapproval(self, preapproval_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self.subscriptions.get(preapproval_id)
+
+    def authorize_preapproval(
+        self, preapproval_id: str, *, payment_method_id: str = "visa"
+    ) -> dict[str, Any]:
+        """The payer authorises the subscription at its ``init_point`` (see the hooks)."""
+        with self._lock:
+            return self.subscriptions.authorize(preapproval_id, payment_method_id=payment_method_id)
+
+    def charge_preapproval(self, preapproval_id: str) -> dict[str, Any]:
+        """The renewal due at ``next_payment_date`` happens now (see the hooks)."""
+        with self._lock:
+            return self.subscriptions.charge(preapproval_id)
 
     def matching(self, method: str, path: str) -> list[FakeRequest]:
         return [r for r in self.requests if r.method == method and r.path == path]
@@ -355,6 +393,55 @@ class FakeMercadoPago:
         }
         return Notification(json.dumps(body).encode(), headers, query)
 
+    def preapproval_notification(
+        self,
+        preapproval_id: str,
+        *,
+        action: str = "updated",
+        version: int = 0,
+        request_id: str | None = None,
+        ts: int | None = None,
+    ) -> Notification:
+        """A ``subscription_preapproval`` notification, signed as :meth:`notification` signs.
+
+        Its body has the shape MercadoPago sends for subscriptions (not the payments one):
+        ``{action: created|updated, application_id, data{id}, date, entity: "preapproval",
+        id, type: "subscription_preapproval", version}``; ``data.id`` and ``type`` go in the
+        query string. (Shape as observed from MercadoPago's notification simulator and
+        deliveries; the reference documents only the topic's name.)
+        """
+        request_id = str(uuid.uuid4()) if request_id is None else request_id
+        ts = int(time.time()) if ts is None else ts
+        body = {
+            "action": action,
+            "application_id": APPLICATION_ID,
+            "data": {"id": preapproval_id},
+            "date": _now(),
+            "entity": "preapproval",
+            "id": secrets.randbelow(10**12),
+            "type": "subscription_preapproval",
+            "version": version,
+        }
+        signature = sign(self.webhook_secret, data_id=preapproval_id, request_id=request_id, ts=ts)
+        headers = {
+            "Content-Type": "application/json",
+            "x-signature": signature,
+            "x-request-id": request_id,
+        }
+        query = {"data.id": preapproval_id, "type": "subscription_preapproval"}
+        return Notification(json.dumps(body).encode(), headers, query)
+
+    def preapproval_notifications(self) -> list[Notification]:
+        """The notifications MercadoPago would have sent for the subscription changes since the
+        last call (``created`` for a create, ``updated`` for every later change), oldest first."""
+        with self._lock:
+            changes = list(self.subscriptions.changes)
+            self.subscriptions.changes.clear()
+        return [
+            self.preapproval_notification(preapproval_id, action=action, version=version)
+            for action, preapproval_id, version in changes
+        ]
+
     async def deliver(self, url: str, notification: Notification) -> int:
         """POST ``notification`` to a loopback ``url`` (query appended); the HTTP status."""
         host = urlsplit(url).hostname
@@ -368,6 +455,13 @@ class FakeMercadoPago:
 
     def handle(self, request: FakeRequest) -> tuple[int, dict[str, Any]]:
         self.requests.append(request)
+        if request.path.startswith(("/_test/", "/_checkout/")):  # the payer's and our side
+            body = _json_object(request.body) if request.body else None
+            with self._lock:
+                try:
+                    return self.subscriptions.route_hook(request.method, request.path, body)
+                except PlanRefusal as refusal:
+                    raise _Refusal(refusal.status, refusal.body) from None
         if request.headers.get("authorization") != f"Bearer {self.access_token}":
             raise _unauthorized()
         key = request.headers.get("x-idempotency-key")
@@ -386,6 +480,12 @@ class FakeMercadoPago:
             body = _json_object(request.body) if request.method in ("POST", "PUT") else None
             try:
                 return self.plans.route(request.method, request.path, request.query, body)
+            except PlanRefusal as refusal:
+                raise _Refusal(refusal.status, refusal.body) from None
+        if request.path == "/preapproval" or request.path.startswith("/preapproval/"):
+            body = _json_object(request.body) if request.method in ("POST", "PUT") else None
+            try:
+                return self.subscriptions.route(request.method, request.path, request.query, body)
             except PlanRefusal as refusal:
                 raise _Refusal(refusal.status, refusal.body) from None
         if request.path == "/v1/customers/search" and request.method == "GET":

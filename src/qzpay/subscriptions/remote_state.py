@@ -4,7 +4,8 @@ The billing state (status, periods, trial, cancellation, payment page, quantity)
 provider's; so is the price when the provider names it (a Stripe dashboard change of the
 subscription's price is a change of ``price_id`` and ``plan_id`` here, when qzpay knows that
 provider price). A MercadoPago preapproval names no price object: its price changes only
-through ``change_price``, which passes the price it set (``price``).
+through ``change_price``, which passes the price it set (``price``), and it holds no quantity
+(only the amount per period), so qzpay's quantity is kept.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ async def absorb(
     fields: dict[str, object] = {
         "provider_subscription_id": remote.id,
         "status": remote.status,
-        "quantity": remote.quantity,
         "current_period_start": remote.current_period_start,
         "current_period_end": remote.current_period_end,
         "trial_start": remote.trial_start,
@@ -46,6 +46,10 @@ async def absorb(
         "payment_url": remote.payment_url if remote.status == "incomplete" else None,
         "updated_at": now,
     }
+    if remote.provider_price_id is not None:
+        # A provider with price objects (Stripe) holds the quantity; one without (MercadoPago
+        # bills an amount per period) does not, so qzpay's quantity stands.
+        fields["quantity"] = remote.quantity
     if price is None and remote.provider_price_id is not None and record.provider is not None:
         current = await storage.get_price(record.price_id)
         linked = None if current is None else current.provider_price_ids.get(record.provider)

@@ -9,6 +9,7 @@ from qzpay.providers.base import ProviderEvent
 from qzpay.providers.common import Delivery, WebhookProvider, check_client_settings
 from qzpay.providers.mercadopago.customers import MercadoPagoCustomers
 from qzpay.providers.mercadopago.prices import MercadoPagoPrices
+from qzpay.providers.mercadopago.subscriptions import MercadoPagoSubscriptions
 from qzpay.providers.mercadopago.transport import PROVIDER, MercadoPagoClient
 from qzpay.providers.mercadopago.webhooks import parse_webhook
 
@@ -26,9 +27,10 @@ class MercadoPagoProvider(WebhookProvider):
     say whether a redelivery is signed anew, and a replay only makes qzpay re-fetch.
 
     ``back_url`` is where MercadoPago sends a subscriber back after its checkout; MercadoPago
-    requires one on every subscription plan, so prices cannot be created without it
-    (``provider.prices``: a recurring price is a ``preapproval_plan``; qzpay plans have no
-    MercadoPago object, so this provider has no ``plans``).
+    requires one on every subscription plan and subscription, so neither prices nor
+    subscriptions can be created without it (``provider.prices``: a recurring price is a
+    ``preapproval_plan``; qzpay plans have no MercadoPago object, so this provider has no
+    ``plans``; ``provider.subscriptions``: a subscription is a ``preapproval``).
     """
 
     name: str = PROVIDER
@@ -69,6 +71,9 @@ class MercadoPagoProvider(WebhookProvider):
         )
         self.customers = MercadoPagoCustomers(self._client, page_size=page_size)
         self.prices = MercadoPagoPrices(self._client, page_size=page_size, back_url=back_url)
+        self.subscriptions = MercadoPagoSubscriptions(
+            self._client, page_size=page_size, back_url=back_url
+        )
 
     def _verify(self, delivery: Delivery, secret: str) -> ProviderEvent:
         """Verify and parse a notification; its ``query`` holds the signed ``data.id`` (see
