@@ -292,7 +292,7 @@ class TestReads:
         walked = [s.id async for s in billing.subscriptions.iterate(page_size=1)]
         assert walked == [c.id, b.id, a.id]
         with pytest.raises(ValidationError) as invalid:
-            await billing.subscriptions.list(status="gone", limit=0)
+            await billing.subscriptions.list(status="gone", limit=0)  # type: ignore[arg-type]
         assert {p["field"] for p in invalid.value.errors} == {"status", "limit"}
         assert await billing.subscriptions.get_by_external_id("sub_nowhere") is None
         assert await billing.subscriptions.get("sub_unknown") is None

@@ -81,7 +81,7 @@ def recorder(billing: Billing) -> list[Event[Any]]:
 
 async def notify(billing: Billing, fake: FakeMercadoPago) -> list[str]:
     """Deliver every notification the fake would have sent since the last call."""
-    statuses = []
+    statuses: list[str] = []
     for notification in fake.preapproval_notifications():
         result = await billing.webhooks.handle(
             "mercadopago", notification.body, notification.headers, query=notification.query
@@ -97,7 +97,8 @@ async def authorised(shop: Shop, fake: FakeMercadoPago, **create: Any) -> Subscr
     fake.authorize_preapproval(sub.provider_subscription_id)
     await notify(billing, fake)
     found = await billing.subscriptions.get(sub.id)
-    assert found is not None and found.status == "active"
+    assert found is not None
+    assert found.status == "active"
     return found
 
 
@@ -109,8 +110,10 @@ class TestCreate:
         fake_mercadopago.preapproval_notifications()  # forget earlier tests' changes
         seen = recorder(billing)
         sub = await billing.subscriptions.create(shop.customer.id, shop.monthly.id)
-        assert sub.status == "incomplete" and sub.provider == "mercadopago"
-        assert sub.payment_url is not None and sub.payment_url.startswith("http")
+        assert sub.status == "incomplete"
+        assert sub.provider == "mercadopago"
+        assert sub.payment_url is not None
+        assert sub.payment_url.startswith("http")
         copy = fake_mercadopago.preapproval(str(sub.provider_subscription_id))
         assert copy is not None
         assert copy["external_reference"] == sub.id
@@ -122,7 +125,9 @@ class TestCreate:
         fake_mercadopago.authorize_preapproval(str(sub.provider_subscription_id))
         assert await notify(billing, fake_mercadopago) == ["applied"]
         active = await billing.subscriptions.get(sub.id)
-        assert active is not None and active.status == "active" and active.payment_url is None
+        assert active is not None
+        assert active.status == "active"
+        assert active.payment_url is None
         assert await billing.entitlements.check(shop.customer.id, "sso")
         changes = [e.data for e in seen if isinstance(e.data, EntitlementsChange)]
         assert [(c.before, c.after) for c in changes] == [([], ["api", "sso"])]
@@ -145,7 +150,8 @@ class TestCreate:
         self, shop: Shop, fake_mercadopago: FakeMercadoPago
     ) -> None:
         sub = await shop.billing.subscriptions.create(shop.customer.id, shop.free.id)
-        assert sub.provider is None and sub.status == "active"
+        assert sub.provider is None
+        assert sub.status == "active"
         assert fake_mercadopago.preapprovals(external_reference=sub.id) == []
 
     async def test_trial_is_trialing_once_authorised(
@@ -156,7 +162,9 @@ class TestCreate:
         fake_mercadopago.authorize_preapproval(str(sub.provider_subscription_id))
         await notify(billing, fake_mercadopago)
         now = await billing.subscriptions.get(sub.id)
-        assert now is not None and now.status == "trialing" and now.trial_end is not None
+        assert now is not None
+        assert now.status == "trialing"
+        assert now.trial_end is not None
         assert await billing.entitlements.check(shop.customer.id, "api")
 
     async def test_ambiguous_create_leaves_exactly_one_preapproval(
@@ -195,9 +203,11 @@ class TestChanges:
         billing = shop.billing
         sub = await authorised(shop, fake_mercadopago)
         scheduled = await billing.subscriptions.cancel(sub.id)
-        assert scheduled.cancel_at_period_end and scheduled.status == "active"
+        assert scheduled.cancel_at_period_end
+        assert scheduled.status == "active"
         copy = fake_mercadopago.preapproval(str(sub.provider_subscription_id))
-        assert copy is not None and copy["auto_recurring"].get("end_date")
+        assert copy is not None
+        assert copy["auto_recurring"].get("end_date")
         kept = await billing.subscriptions.uncancel(sub.id)
         assert not kept.cancel_at_period_end
 
@@ -210,7 +220,8 @@ class TestChanges:
         ended = await billing.subscriptions.cancel(sub.id, at_period_end=False)
         assert ended.status == "canceled"
         copy = fake_mercadopago.preapproval(str(sub.provider_subscription_id))
-        assert copy is not None and copy["status"] == "cancelled"
+        assert copy is not None
+        assert copy["status"] == "cancelled"
         assert [e.type for e in seen] == ["subscription.canceled", "customer.entitlements_changed"]
         assert not await billing.entitlements.check(shop.customer.id, "api")
 
@@ -230,9 +241,11 @@ class TestChanges:
         billing = shop.billing
         sub = await authorised(shop, fake_mercadopago, quantity=2)
         moved = await billing.subscriptions.change_price(sub.id, shop.monthly_more.id)
-        assert moved.price_id == shop.monthly_more.id and moved.quantity == 2
+        assert moved.price_id == shop.monthly_more.id
+        assert moved.quantity == 2
         copy = fake_mercadopago.preapproval(str(sub.provider_subscription_id))
-        assert copy is not None and copy["auto_recurring"]["transaction_amount"] == 79.8
+        assert copy is not None
+        assert copy["auto_recurring"]["transaction_amount"] == 79.8
         with pytest.raises(SubscriptionChangeUnsupported):
             await billing.subscriptions.change_price(sub.id, shop.yearly.id)
         assert await billing.subscriptions.get(sub.id) == moved
@@ -259,8 +272,10 @@ class TestReconcile:
         report = await billing.subscriptions.reconcile("mercadopago")
         assert not report.in_sync
         drifted = [d for d in report.drift if d.subscription_id == sub.id]
-        assert drifted and drifted[0].fields["status"] == ("incomplete", "active")
+        assert drifted
+        assert drifted[0].fields["status"] == ("incomplete", "active")
         fixed = await billing.subscriptions.reconcile("mercadopago", fix=True)
         assert sub.id in fixed.fixed
         now = await billing.subscriptions.get(sub.id)
-        assert now is not None and now.status == "active"
+        assert now is not None
+        assert now.status == "active"
