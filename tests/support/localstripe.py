@@ -9,6 +9,9 @@ fixes two things about stock localstripe without touching site-packages:
   and never loads the file, so each run starts empty and shares nothing.
 * stock localstripe has Products but no Prices, and sends no product update or delete events;
   :mod:`tests.support.localstripe_prices` adds both (see there).
+* stock localstripe bills Plan-based subscriptions only;
+  :mod:`tests.support.localstripe_subscriptions` makes them Price-based, with invoices, hosted
+  invoice pages, idempotency keys and test hooks (see there).
 
 It prints ``LISTENING <port>`` once the socket is bound and exits when its parent dies, so a
 killed test run leaves no server behind. The helpers below (:func:`start_localstripe` and the
@@ -192,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from aiohttp import web
     from localstripe.server import app  # type: ignore[import-untyped]
 
-    from tests.support import localstripe_prices
+    from tests.support import localstripe_prices, localstripe_subscriptions
 
     localstripe_prices.install(app)
 
@@ -200,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
     port = sock.getsockname()[1]
+    localstripe_subscriptions.install(app, base_url=f"http://127.0.0.1:{port}")
 
     parent = os.getppid()
     tasks: set[asyncio.Task[None]] = set()

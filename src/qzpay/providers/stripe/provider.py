@@ -9,6 +9,7 @@ from qzpay.providers.common import Delivery, WebhookProvider, check_client_setti
 from qzpay.providers.stripe.customers import StripeCustomers
 from qzpay.providers.stripe.plans import StripePlans
 from qzpay.providers.stripe.prices import StripePrices
+from qzpay.providers.stripe.subscriptions import StripeSubscriptions
 from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
 from qzpay.providers.stripe.webhooks import DEFAULT_WEBHOOK_TOLERANCE, parse_webhook
 
@@ -57,6 +58,7 @@ class StripeProvider(WebhookProvider):
         self.customers = StripeCustomers(self._transport, page_size=page_size)
         self.plans = StripePlans(self._transport, page_size=page_size)
         self.prices = StripePrices(self._transport, page_size=page_size)
+        self.subscriptions = StripeSubscriptions(self._transport, page_size=page_size)
 
     def _verify(self, delivery: Delivery, secret: str) -> ProviderEvent:
         """Verify and parse a delivery (see :func:`~qzpay.providers.stripe.webhooks.parse_webhook`).
