@@ -2,7 +2,8 @@
 
 ``provider.py`` holds the provider object; ``transport.py`` the SDK on its thread pool
 (re-rooted at ``api_base``, never resending) and the classification of its failures;
-``customers.py`` the customer adapter (one customer per email: see there); ``mapping.py`` the
+``customers.py`` the customer adapter (one customer per email: see there), ``prices.py`` and
+``subscriptions.py`` (``preapproval``) the others; ``mapping.py`` the
 field mapping, with its table; ``webhooks.py`` the ``x-signature`` check. Only plain Python
 values leave this package; SDK objects and errors are converted inside it.
 """
@@ -11,6 +12,7 @@ from qzpay.providers.mercadopago.customers import MercadoPagoCustomers, MercadoP
 from qzpay.providers.mercadopago.mapping import split_name
 from qzpay.providers.mercadopago.prices import MercadoPagoPrices
 from qzpay.providers.mercadopago.provider import MAX_PAGE_SIZE, MercadoPagoProvider
+from qzpay.providers.mercadopago.subscriptions import MercadoPagoSubscriptions
 from qzpay.providers.mercadopago.transport import idempotency_key
 from qzpay.providers.mercadopago.webhooks import sign_manifest
 
@@ -20,6 +22,7 @@ __all__ = [
     "MercadoPagoEmailTaken",
     "MercadoPagoPrices",
     "MercadoPagoProvider",
+    "MercadoPagoSubscriptions",
     "idempotency_key",
     "sign_manifest",
     "split_name",

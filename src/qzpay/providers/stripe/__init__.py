@@ -1,7 +1,7 @@
 """Stripe behind the PaymentProvider protocol, via the official SDK's async client.
 
 ``provider.py`` holds the provider object, ``transport.py`` the SDK client (retries off) and
-its error classification, ``customers.py`` the customer adapter, ``mapping.py`` the field
+its error classification, ``customers.py``, ``plans.py``, ``prices.py`` and ``subscriptions.py`` the adapters, ``mapping.py`` the field
 mapping and ``webhooks.py`` the signature check. Only plain Python values leave this package;
 SDK objects and errors are converted inside it.
 """
@@ -10,6 +10,7 @@ from qzpay.providers.stripe.customers import StripeCustomers
 from qzpay.providers.stripe.plans import StripePlans
 from qzpay.providers.stripe.prices import StripePrices
 from qzpay.providers.stripe.provider import MAX_PAGE_SIZE, StripeProvider
+from qzpay.providers.stripe.subscriptions import StripeSubscriptions
 from qzpay.providers.stripe.webhooks import DEFAULT_WEBHOOK_TOLERANCE
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "StripePlans",
     "StripePrices",
     "StripeProvider",
+    "StripeSubscriptions",
 ]
