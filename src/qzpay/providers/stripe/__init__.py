@@ -1,8 +1,9 @@
 """Stripe behind the PaymentProvider protocol, via the official SDK's async client.
 
 ``provider.py`` holds the provider object, ``transport.py`` the SDK client (retries off) and
-its error classification, ``customers.py``, ``plans.py``, ``prices.py`` and ``subscriptions.py`` the adapters, ``mapping.py`` the field
-mapping and ``webhooks.py`` the signature check. Only plain Python values leave this package;
+its error classification, ``customers.py``, ``plans.py``, ``prices.py`` and
+``subscriptions.py`` the adapters, ``mapping.py`` the field mapping and ``webhooks.py`` the
+signature check. Only plain Python values leave this package;
 SDK objects and errors are converted inside it.
 """
 
