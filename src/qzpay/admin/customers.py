@@ -18,6 +18,7 @@ from qzpay.customers.validation import check_id
 from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError, ValidationError
 from qzpay.events import Event
 from qzpay.storage.base import SyncTask
+from qzpay.subscriptions.models import EntitlementsChange
 
 PAGE_SIZE: Final = 50
 TIMELINE_SIZE: Final = 50
@@ -33,14 +34,18 @@ def _search(query: Fields) -> dict[str, str]:
     }
 
 
-def timeline_rows(events: list[Event]) -> list[dict[str, Any]]:
-    """Each event with the fields it changed: (field, value before, value after)."""
+def timeline_rows(events: list[Event[Any]]) -> list[dict[str, Any]]:
+    """Each event with the fields it changed: (field, value before, value after); a change of
+    what the customer may use shows its entitlements before and after."""
     rows = []
     for event in events:
-        changes = [
-            (name, old, _plain(getattr(event.data, name, None)))
-            for name, old in sorted((event.previous or {}).items())
-        ]
+        if isinstance(event.data, EntitlementsChange):
+            changes = [("entitlements", event.data.before, event.data.after)]
+        else:
+            changes = [
+                (name, old, _plain(getattr(event.data, name, None)))
+                for name, old in sorted((event.previous or {}).items())
+            ]
         rows.append({"event": event, "changes": changes})
     return rows
 

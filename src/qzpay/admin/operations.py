@@ -7,6 +7,7 @@ from typing import Any, Final, NamedTuple
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from qzpay import records
 from qzpay.admin.context import Admin, Fields
 from qzpay.admin.render import page
 from qzpay.admin.session import Session
@@ -102,7 +103,7 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
     @admin.signed_in
     async def events(request: Request, session: Session, query: Fields) -> Response:
         chosen = query.get("type", "")
-        event_type = chosen if chosen in EVENT_TYPES else None
+        event_type = chosen if chosen in records.event_types() else None
         raw_limit = query.get("limit", "")
         limit = int(raw_limit) if raw_limit in {str(n) for n in EVENT_LIMITS} else EVENT_LIMITS[1]
         found = await admin.tail.latest(event_type=event_type, limit=limit)
@@ -112,7 +113,8 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
             session=session,
             title="Events",
             events=found,
-            event_types=EVENT_TYPES,
+            event_types=records.event_types(),
+            customer_event_types=EVENT_TYPES,
             chosen=event_type or "",
             limits=EVENT_LIMITS,
             limit=limit,
