@@ -39,6 +39,7 @@ def timeline_rows(events: list[Event[Any]]) -> list[dict[str, Any]]:
     what the customer may use shows its entitlements before and after."""
     rows = []
     for event in events:
+        changes: list[tuple[str, object, object]]
         if isinstance(event.data, EntitlementsChange):
             changes = [("entitlements", event.data.before, event.data.after)]
         else:
