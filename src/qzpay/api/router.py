@@ -24,6 +24,7 @@ from qzpay.api.schemas import (
     EventList,
     Health,
 )
+from qzpay.api.subscription_routes import create_subscription_routers
 from qzpay.api.webhook_routes import create_webhook_router
 from qzpay.billing import Billing
 from qzpay.customers.models import Customer
@@ -338,6 +339,9 @@ def create_router(
     plan_routes, price_routes = create_catalog_routers(billing, capped)
     api.include_router(plan_routes)
     api.include_router(price_routes)
+    subscription_routes, entitlement_routes = create_subscription_routers(billing, capped)
+    api.include_router(subscription_routes)
+    api.include_router(entitlement_routes)
     api.include_router(event_routes)
 
     router = problem_router(capped)

@@ -16,6 +16,7 @@ from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Address, Customer
 from qzpay.events import Event
 from qzpay.page import Page
+from qzpay.subscriptions.models import EntitlementsChange, Subscription
 
 _METADATA_RULES = (
     "At most 50 keys; keys 1–40 characters without `[` or `]`; values strings of at most "
@@ -113,9 +114,11 @@ class CustomerList(BaseModel):
 
 
 class EventList(BaseModel):
-    """Events in commit order: a customer's, a plan's or a price's (``data`` is the record)."""
+    """Events in commit order: a customer's, a plan's, a price's or a subscription's (``data``
+    is the record), or ``customer.entitlements_changed`` (``data`` is what the customer may use
+    before and after the change)."""
 
-    data: list[Event | Event[Plan] | Event[Price]]
+    data: list[Event | Event[Plan] | Event[Price] | Event[Subscription] | Event[EntitlementsChange]]
     next_after: str | None = Field(
         description=(
             "Pass as `after` to continue: the last event's id, or the `after` you sent when "
