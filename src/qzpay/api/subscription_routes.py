@@ -11,6 +11,7 @@ The entitlement reads never 404: an unknown customer simply may use nothing.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -31,6 +32,7 @@ from qzpay.billing import Billing
 from qzpay.errors import NotFoundError
 from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_ID_LENGTH, MAX_SLUG_LENGTH
 from qzpay.subscriptions.models import Subscription, SubscriptionStatus
+from qzpay.subscriptions.service import SubscriptionService
 
 SubscriptionId = Annotated[
     str,
@@ -42,7 +44,27 @@ CustomerId = Annotated[
 Key = Annotated[str, Path(min_length=1, max_length=MAX_SLUG_LENGTH, description=KEY_RULE)]
 
 AT_PERIOD_END = SubscriptionCancel()
+
+Action = Callable[[SubscriptionService, str], Awaitable[Subscription]]
+ACTIONS: tuple[tuple[str, str], ...] = (
+    ("uncancel", "Keep a subscription cancelled at period end (409 once it has ended)"),
+    ("pause", "Pause a subscription: no billing and no access until resumed"),
+    ("resume", "Resume a paused subscription (one not paused is unchanged)"),
+)
+"""The actions that take no body: ``SubscriptionService`` method name, route summary."""
 """What ``POST /subscriptions/{id}/cancel`` without a body asks for."""
+
+
+def _action_endpoint(billing: Billing, verb: str) -> Callable[[str], Awaitable[Subscription]]:
+    """The endpoint of one body-less action (``uncancel_subscription``...), named for its
+    operation id."""
+    action: Action = getattr(SubscriptionService, verb)
+
+    async def endpoint(subscription_id: SubscriptionId) -> Subscription:
+        return await action(billing.subscriptions, subscription_id)
+
+    endpoint.__name__ = endpoint.__qualname__ = f"{verb}_subscription"
+    return endpoint
 
 
 def _id_filter(description: str) -> object:
@@ -141,15 +163,6 @@ def create_subscription_routers(
         return await billing.subscriptions.cancel(subscription_id, at_period_end=body.at_period_end)
 
     @subscription_routes.post(
-        "/subscriptions/{subscription_id}/uncancel",
-        response_model=Subscription,
-        summary="Keep a subscription cancelled at period end (409 once it has ended)",
-        responses=changes,
-    )
-    async def uncancel_subscription(subscription_id: SubscriptionId) -> Subscription:
-        return await billing.subscriptions.uncancel(subscription_id)
-
-    @subscription_routes.post(
         "/subscriptions/{subscription_id}/change_price",
         response_model=Subscription,
         summary="Move a subscription to another price (and plan), and quantity",
@@ -162,23 +175,14 @@ def create_subscription_routers(
             subscription_id, body.price_id, **body.changes()
         )
 
-    @subscription_routes.post(
-        "/subscriptions/{subscription_id}/pause",
-        response_model=Subscription,
-        summary="Pause a subscription: no billing and no access until resumed",
-        responses=changes,
-    )
-    async def pause_subscription(subscription_id: SubscriptionId) -> Subscription:
-        return await billing.subscriptions.pause(subscription_id)
-
-    @subscription_routes.post(
-        "/subscriptions/{subscription_id}/resume",
-        response_model=Subscription,
-        summary="Resume a paused subscription (one not paused is unchanged)",
-        responses=changes,
-    )
-    async def resume_subscription(subscription_id: SubscriptionId) -> Subscription:
-        return await billing.subscriptions.resume(subscription_id)
+    # Actions without a body: one builder, so their routes cannot drift apart.
+    for verb, summary in ACTIONS:
+        subscription_routes.post(
+            f"/subscriptions/{{subscription_id}}/{verb}",
+            response_model=Subscription,
+            summary=summary,
+            responses=changes,
+        )(_action_endpoint(billing, verb))
 
     # -- entitlements and limits -----------------------------------------------------------
 

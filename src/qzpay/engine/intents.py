@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from qzpay.engine.resource import R, Resource
 from qzpay.engine.tasks import TaskBook
+from qzpay.engine.unit_of_work import Units
 from qzpay.errors import ConflictError
 from qzpay.storage.base import SyncTask, Transaction
 
@@ -87,3 +88,33 @@ async def racing(attempt: Callable[[Attempt], Awaitable[T]]) -> T:
             if not state.inserting or exc.code != "idempotency_key_reused" or last:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def open_intent(
+    units: Units,
+    tasks: TaskBook[R],
+    resource: Resource[R],
+    fresh: SyncTask,
+    key: str | None,
+    fingerprint: str | None,
+) -> R | SyncTask:
+    """Store ``fresh``, the intent of a create, before any provider is called; for a retry
+    with the same ``key``, the record the first call made instead (replayed), or its
+    unfinished intent, taken over. The intent to work on, or the replayed record."""
+
+    async def attempt(state: Attempt) -> R | SyncTask:
+        task = fresh
+        async with units() as work:
+            if key is not None:
+                earlier = await replay(resource, work.tx, key, fingerprint)
+                if earlier is not None:
+                    return earlier
+                pending = await work.tx.find_sync_task_by_key(key)
+                if pending is not None:
+                    task = await resume(tasks, work.tx, pending, fingerprint)
+            if task is fresh:
+                state.inserting = True
+                await work.tx.put_sync_task(task)
+        return task
+
+    return await racing(attempt)

@@ -5,12 +5,15 @@ its lease (claimed here, released on failure)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic
 
 from qzpay._time import utcnow
 from qzpay.engine.core import Engine
 from qzpay.engine.resource import R, Remote
+from qzpay.engine.tasks import TaskBook
+from qzpay.engine.unit_of_work import Units
 from qzpay.errors import ConflictError, ProviderSyncError
 from qzpay.limits import DEFAULT_SYNC_BATCH, MAX_SYNC_BATCH
 from qzpay.storage.base import SyncTask
@@ -45,6 +48,42 @@ async def undo_intent(engine: Engine[R], remote: Remote[R], task: SyncTask) -> b
     return True
 
 
+async def run_claimed(
+    units: Units,
+    tasks: TaskBook[R],
+    resource: str,
+    limit: int,
+    settle: Callable[[SyncTask], Awaitable[None]],
+) -> SyncReport:
+    """One ``sync_pending`` pass of ``resource``: claim up to ``limit`` of its tasks (their
+    lease ended, or their owner is gone), ``settle`` each under its lease, and give back the
+    lease of each that fails again (ProviderSyncError) for a later pass."""
+    storage = units.storage
+    pending = await storage.list_sync_tasks(limit=MAX_SYNC_BATCH)
+    async with units() as work:
+        claimed = await work.tx.claim_sync_tasks(
+            owner=tasks.leases.owner,
+            now=utcnow(),
+            lease_until=tasks.leases.until(),
+            stale_owners=tasks.stale_owners(pending),
+            limit=limit,
+            resource=resource,
+        )
+    completed = failed = 0
+    for task in claimed:
+        with tasks.leases.working_on(tasks.key(task)):
+            try:
+                await settle(task)
+                completed += 1
+            except ProviderSyncError as failure:
+                failed += 1
+                logger.warning("sync of %s failed again: %s", tasks.key(task), failure)
+                async with units() as work:
+                    await tasks.release(work.tx, task, failure)
+    remaining = await storage.count_sync_tasks()
+    return SyncReport(completed=completed, failed=failed, remaining=remaining)
+
+
 class Pending(Generic[R]):
     """The sync_pending runner of one resource.
 
@@ -59,29 +98,10 @@ class Pending(Generic[R]):
         self._finish_unkeyed = finish_unkeyed
 
     async def run(self, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
-        engine, tasks = self._engine, self._engine.tasks
-        pending = await engine.storage.list_sync_tasks(limit=MAX_SYNC_BATCH)
-        async with engine.unit() as work:
-            claimed = await work.tx.claim_sync_tasks(
-                owner=tasks.leases.owner,
-                now=utcnow(),
-                lease_until=tasks.leases.until(),
-                stale_owners=tasks.stale_owners(pending),
-                limit=limit,
-                resource=engine.resource.name,
-            )
-        completed = failed = 0
-        for task in claimed:
-            with tasks.leases.working_on(tasks.key(task)):
-                try:
-                    await self.settle(task)
-                    completed += 1
-                except ProviderSyncError as failure:
-                    failed += 1
-                    logger.warning("sync of %s failed again: %s", tasks.key(task), failure)
-                    await engine.release(task, failure)
-        remaining = await engine.storage.count_sync_tasks()
-        return SyncReport(completed=completed, failed=failed, remaining=remaining)
+        engine = self._engine
+        return await run_claimed(
+            engine.unit, engine.tasks, engine.resource.name, limit, self.settle
+        )
 
     async def settle(self, task: SyncTask) -> None:
         """Do the work of one claimed task (raising ProviderSyncError if it fails again)."""

@@ -22,7 +22,7 @@ from typing import Generic, Literal, TypeAlias
 
 from qzpay._time import utcnow
 from qzpay.engine.core import Engine, copy_with
-from qzpay.engine.intents import Attempt, racing, replay, resume
+from qzpay.engine.intents import open_intent
 from qzpay.engine.pending import Pending, SyncReport, permanent, undo_intent
 from qzpay.engine.resource import Change, R, Remote
 from qzpay.errors import ConflictError, ProviderSyncError
@@ -158,23 +158,7 @@ class ProviderFirst(_WithProviders[R]):
     async def create(self, record: R, key: str | None, fingerprint: str | None) -> R:
         engine, tasks = self.engine, self.engine.tasks
         fresh = tasks.new(record, "create", committed=False, key=key, fingerprint=fingerprint)
-
-        async def attempt(state: Attempt) -> R | SyncTask:
-            task = fresh
-            async with engine.unit() as work:
-                if key is not None:
-                    earlier = await replay(engine.resource, work.tx, key, fingerprint)
-                    if earlier is not None:
-                        return earlier
-                    pending = await work.tx.find_sync_task_by_key(key)
-                    if pending is not None:
-                        task = await resume(tasks, work.tx, pending, fingerprint)
-                if task is fresh:
-                    state.inserting = True
-                    await work.tx.put_sync_task(task)
-            return task
-
-        task = await racing(attempt)
+        task = await open_intent(engine.unit, tasks, engine.resource, fresh, key, fingerprint)
         if not isinstance(task, SyncTask):
             return task  # replayed
         target = tasks.record(task)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from qzpay.storage.catalog_rows import Layout
 from qzpay.storage.subscription_base import SubscriptionFilter
-from qzpay.subscriptions.models import Subscription
+from qzpay.subscriptions.models import SUBSCRIPTION_FIELDS, Subscription
 from qzpay.subscriptions.registry import ENTITLEMENTS_CHANGED, SUBSCRIPTION
 
 __all__ = ["ENTITLEMENTS_CHANGED", "SUBSCRIPTION", "SUBSCRIPTION_ROWS"]
@@ -37,25 +37,9 @@ SUBSCRIPTION_ROWS: Layout[Subscription, SubscriptionFilter] = Layout(
         ("created_at", "created_at", "time"),
         ("updated_at", "updated_at", "time"),
     ),
-    # Everything but the id, the customer and the creation time.
-    updated=(
-        "price_id",
-        "plan_id",
-        "quantity",
-        "status",
-        "current_period_start",
-        "current_period_end",
-        "trial_start",
-        "trial_end",
-        "cancel_at_period_end",
-        "canceled_at",
-        "ended_at",
-        "payment_url",
-        "provider",
-        "provider_subscription_id",
-        "metadata",
-        "updated_at",
-    ),
+    # Every field an event reports but the customer (a subscription never changes hands),
+    # and the time of the change.
+    updated=(*(f for f in SUBSCRIPTION_FIELDS if f != "customer_id"), "updated_at"),
     filters=("customer_id", "status", "plan_id", "price_id"),
 )
 

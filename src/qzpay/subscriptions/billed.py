@@ -28,15 +28,14 @@ from dataclasses import replace
 
 from qzpay._time import utcnow
 from qzpay.catalog.models import Plan, Price
-from qzpay.engine.intents import Attempt, racing, replay, resume
+from qzpay.engine.intents import open_intent
 from qzpay.engine.keys import create_key, fresh_key
 from qzpay.engine.leases import Leases
-from qzpay.engine.pending import SyncReport
+from qzpay.engine.pending import SyncReport, run_claimed
 from qzpay.engine.strategy import SyncErrors
 from qzpay.engine.tasks import TaskBook
 from qzpay.engine.unit_of_work import Units
 from qzpay.errors import ConflictError, ProviderSyncError
-from qzpay.limits import MAX_SYNC_BATCH
 from qzpay.providers.base import PaymentProvider
 from qzpay.providers.subscriptions import (
     ProviderSubscription,
@@ -47,7 +46,7 @@ from qzpay.providers.subscriptions import (
 from qzpay.storage.base import SyncTask
 from qzpay.subscriptions import ledger
 from qzpay.subscriptions.local import ended
-from qzpay.subscriptions.models import Proration, Subscription
+from qzpay.subscriptions.models import ENDED, Proration, Subscription
 from qzpay.subscriptions.remote_state import absorb
 from qzpay.subscriptions.resource import SUBSCRIPTIONS
 
@@ -55,6 +54,13 @@ logger = logging.getLogger("qzpay.sync")
 
 Call = Callable[[SubscriptionAdapter, str, str], Awaitable[ProviderSubscription]]
 """``call(adapter, provider_subscription_id, idempotency_key)``: one change at the provider."""
+
+
+def _live(record: Subscription) -> Subscription:
+    """``record``, unless it has ended (ConflictError ``subscription_ended``)."""
+    if record.status in ENDED:
+        raise ended(record)
+    return record
 
 
 class Billed:
@@ -94,23 +100,7 @@ class Billed:
             return await self._create_logged(terms, key, digest)
         tasks, record = self.tasks, terms.subscription
         fresh = tasks.new(record, "create", committed=False, key=key, fingerprint=digest)
-
-        async def attempt(state: Attempt) -> Subscription | SyncTask:
-            task = fresh
-            async with self.units() as work:
-                if key is not None:
-                    earlier = await replay(SUBSCRIPTIONS, work.tx, key, digest)
-                    if earlier is not None:
-                        return earlier
-                    pending = await work.tx.find_sync_task_by_key(key)
-                    if pending is not None:
-                        task = await resume(tasks, work.tx, pending, digest)
-                if task is fresh:
-                    state.inserting = True
-                    await work.tx.put_sync_task(task)
-            return task
-
-        task = await racing(attempt)
+        task = await open_intent(self.units, tasks, SUBSCRIPTIONS, fresh, key, digest)
         if not isinstance(task, SyncTask):
             return task  # replayed
         target = tasks.record(task)
@@ -188,21 +178,9 @@ class Billed:
         provider; a failure is logged and left to ``sync_pending``."""
         record = terms.subscription
         task = self.tasks.new(record, "create", committed=True)
-
-        async def attempt(state: Attempt) -> Subscription | None:
-            async with self.units() as work:
-                if key is not None:
-                    earlier = await replay(SUBSCRIPTIONS, work.tx, key, digest)
-                    if earlier is not None:
-                        return earlier
-                state.inserting = True
-                await ledger.write(work, None, record, idempotency_key=key, fingerprint=digest)
-                await work.tx.put_sync_task(task)
-            return None
-
-        earlier = await racing(attempt)
-        if earlier is not None:
-            return earlier
+        stored = await ledger.insert_new(self.units, record, key, digest, task=task)
+        if stored is not record:
+            return stored  # replayed
         with self.tasks.leases.working_on(record.id):
             try:
                 remote = await self._create_at(terms, look_first=False)
@@ -244,28 +222,24 @@ class Billed:
         return applied
 
     async def cancel(self, record: Subscription, *, at_period_end: bool) -> Subscription:
-        if record.status == "canceled" or (at_period_end and record.cancel_at_period_end):
+        if record.status in ENDED or (at_period_end and record.cancel_at_period_end):
             return record
-
-        async def call(
-            adapter: SubscriptionAdapter, remote_id: str, key: str
-        ) -> ProviderSubscription:
-            return await adapter.cancel(remote_id, at_period_end=at_period_end, idempotency_key=key)
-
-        return await self._change(record, "cancel", call)
+        return await self._change(
+            record,
+            "cancel",
+            lambda adapter, remote_id, key: adapter.cancel(
+                remote_id, at_period_end=at_period_end, idempotency_key=key
+            ),
+        )
 
     async def uncancel(self, record: Subscription) -> Subscription:
-        if record.status in ("canceled", "incomplete_expired"):
-            raise ended(record)
-        if not record.cancel_at_period_end:
-            return record
-
-        async def call(
-            adapter: SubscriptionAdapter, remote_id: str, key: str
-        ) -> ProviderSubscription:
-            return await adapter.uncancel(remote_id, idempotency_key=key)
-
-        return await self._change(record, "uncancel", call)
+        if _live(record).cancel_at_period_end:
+            return await self._change(
+                record,
+                "uncancel",
+                lambda a, remote_id, key: a.uncancel(remote_id, idempotency_key=key),
+            )
+        return record
 
     async def change_price(
         self,
@@ -275,49 +249,34 @@ class Billed:
         quantity: int | None,
         proration: Proration,
     ) -> Subscription:
-        if record.status in ("canceled", "incomplete_expired"):
-            raise ended(record)
-        count = record.quantity if quantity is None else quantity
-
-        async def call(
-            adapter: SubscriptionAdapter, remote_id: str, key: str
-        ) -> ProviderSubscription:
-            return await adapter.change_price(
+        count = _live(record).quantity if quantity is None else quantity
+        return await self._change(
+            record,
+            "change-price",
+            lambda adapter, remote_id, key: adapter.change_price(
                 remote_id,
                 price=price,
                 plan=plan,
                 quantity=count,
                 proration=proration,
                 idempotency_key=key,
-            )
-
-        return await self._change(record, "change-price", call, price)
+            ),
+            price,
+        )
 
     async def pause(self, record: Subscription) -> Subscription:
-        if record.status in ("canceled", "incomplete_expired"):
-            raise ended(record)
-        if record.status == "paused":
+        if _live(record).status == "paused":
             return record
-
-        async def call(
-            adapter: SubscriptionAdapter, remote_id: str, key: str
-        ) -> ProviderSubscription:
-            return await adapter.pause(remote_id, idempotency_key=key)
-
-        return await self._change(record, "pause", call)
+        return await self._change(
+            record, "pause", lambda a, remote_id, key: a.pause(remote_id, idempotency_key=key)
+        )
 
     async def resume(self, record: Subscription) -> Subscription:
-        if record.status in ("canceled", "incomplete_expired"):
-            raise ended(record)
-        if record.status != "paused":
+        if _live(record).status != "paused":
             return record
-
-        async def call(
-            adapter: SubscriptionAdapter, remote_id: str, key: str
-        ) -> ProviderSubscription:
-            return await adapter.resume(remote_id, idempotency_key=key)
-
-        return await self._change(record, "resume", call)
+        return await self._change(
+            record, "resume", lambda a, remote_id, key: a.resume(remote_id, idempotency_key=key)
+        )
 
     # -- the provider's word --------------------------------------------------------------
     async def apply(
@@ -353,30 +312,7 @@ class Billed:
     async def sync_pending(self, limit: int) -> SyncReport:
         if not self.adapters:
             return SyncReport(completed=0, failed=0, remaining=0)
-        tasks = self.tasks
-        pending = await self.storage.list_sync_tasks(limit=MAX_SYNC_BATCH)
-        async with self.units() as work:
-            claimed = await work.tx.claim_sync_tasks(
-                owner=tasks.leases.owner,
-                now=utcnow(),
-                lease_until=tasks.leases.until(),
-                stale_owners=tasks.stale_owners(pending),
-                limit=limit,
-                resource=SUBSCRIPTIONS.name,
-            )
-        completed = failed = 0
-        for task in claimed:
-            with tasks.leases.working_on(task.record_id):
-                try:
-                    await self._settle(task)
-                    completed += 1
-                except ProviderSyncError as failure:
-                    failed += 1
-                    logger.warning("sync of %s failed again: %s", task.record_id, failure)
-                    async with self.units() as work:
-                        await tasks.release(work.tx, task, failure)
-        remaining = await self.storage.count_sync_tasks()
-        return SyncReport(completed=completed, failed=failed, remaining=remaining)
+        return await run_claimed(self.units, self.tasks, SUBSCRIPTIONS.name, limit, self._settle)
 
     async def _settle(self, task: SyncTask) -> None:
         record = self.tasks.record(task)

@@ -12,9 +12,10 @@ change cannot alter access (neither version grants, or both grant the same plan)
 from __future__ import annotations
 
 from qzpay.customers.models import Customer
-from qzpay.engine.unit_of_work import UnitOfWork
+from qzpay.engine.intents import Attempt, racing, replay
+from qzpay.engine.unit_of_work import UnitOfWork, Units
 from qzpay.errors import ConflictError, NotFoundError
-from qzpay.storage.base import Grant, Transaction
+from qzpay.storage.base import Grant, SyncTask, Transaction
 from qzpay.subscriptions.models import EntitlementsChange, Subscription
 from qzpay.subscriptions.registry import ENTITLEMENTS_CHANGED
 from qzpay.subscriptions.resource import SUBSCRIPTIONS
@@ -86,3 +87,29 @@ async def write(
             )
             await work.emit(ENTITLEMENTS_CHANGED, change)
     return after
+
+
+async def insert_new(
+    units: Units,
+    record: Subscription,
+    key: str | None,
+    fingerprint: str | None,
+    *,
+    task: SyncTask | None = None,
+) -> Subscription:
+    """Commit a new subscription with its events (and ``task``, provider work for it); for a
+    retry with ``key``, the subscription the first call made instead (not ``record``)."""
+
+    async def attempt(state: Attempt) -> Subscription:
+        async with units() as work:
+            if key is not None:
+                earlier = await replay(SUBSCRIPTIONS, work.tx, key, fingerprint)
+                if earlier is not None:
+                    return earlier
+            state.inserting = True
+            stored = await write(work, None, record, idempotency_key=key, fingerprint=fingerprint)
+            if task is not None:
+                await work.tx.put_sync_task(task)
+        return stored
+
+    return await racing(attempt)

@@ -14,14 +14,12 @@ from typing import Any
 
 from qzpay._time import utcnow
 from qzpay.catalog.models import Price
-from qzpay.engine.intents import Attempt, racing, replay
 from qzpay.engine.unit_of_work import Units
 from qzpay.errors import ConflictError, NotFoundError
 from qzpay.subscriptions import ledger
 from qzpay.subscriptions.inputs import NewSubscription
 from qzpay.subscriptions.models import ENDED, Subscription, subscription_ids
 from qzpay.subscriptions.periods import period_end
-from qzpay.subscriptions.resource import SUBSCRIPTIONS
 
 Fields = dict[str, Any]
 Change = Callable[[Subscription, datetime], Fields | None]
@@ -112,20 +110,7 @@ class Local:
     async def create(
         self, new: NewSubscription, price: Price, key: str | None, digest: str | None
     ) -> Subscription:
-        record = self.new_record(new, price)
-
-        async def attempt(state: Attempt) -> Subscription:
-            async with self.units() as work:
-                if key is not None:
-                    earlier = await replay(SUBSCRIPTIONS, work.tx, key, digest)
-                    if earlier is not None:
-                        return earlier
-                state.inserting = True
-                return await ledger.write(
-                    work, None, record, idempotency_key=key, fingerprint=digest
-                )
-
-        return await racing(attempt)
+        return await ledger.insert_new(self.units, self.new_record(new, price), key, digest)
 
     async def change(self, subscription_id: str, change: Change) -> Subscription:
         """Apply ``change`` to the subscription read for change, with its events."""

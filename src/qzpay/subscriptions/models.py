@@ -15,7 +15,7 @@ continues until the provider gives up). ``incomplete`` (not paid yet), ``paused`
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -31,16 +31,7 @@ SubscriptionStatus = Literal[
     "paused",
     "canceled",
 ]
-STATUSES: Final[tuple[SubscriptionStatus, ...]] = (
-    "incomplete",
-    "incomplete_expired",
-    "trialing",
-    "active",
-    "past_due",
-    "unpaid",
-    "paused",
-    "canceled",
-)
+STATUSES: Final[tuple[SubscriptionStatus, ...]] = get_args(SubscriptionStatus)
 GRANTING: Final[tuple[SubscriptionStatus, ...]] = ("trialing", "active", "past_due")
 """The statuses in which a subscription grants its plan's entitlements and limits."""
 ENDED: Final[tuple[SubscriptionStatus, ...]] = ("canceled", "incomplete_expired")
