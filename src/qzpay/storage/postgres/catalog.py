@@ -146,8 +146,12 @@ _CONFLICTS: dict[str, tuple[str, str]] = {
 }
 
 
-def _conflict(exc: asyncpg.UniqueViolationError) -> Exception:
-    known = _CONFLICTS.get(exc.constraint_name or "")
+def unique_conflict(
+    exc: asyncpg.UniqueViolationError, known_constraints: dict[str, tuple[str, str]]
+) -> Exception:
+    """The ConflictError a unique constraint of ``known_constraints`` (name -> code, message)
+    stands for; a StorageError for any other."""
+    known = known_constraints.get(exc.constraint_name or "")
     if known is None:
         return StorageError(f"PostgreSQL error: {exc!r}")
     code, message = known
@@ -175,7 +179,7 @@ class CatalogTransaction:
         try:
             await connection.execute(statement, *args)
         except asyncpg.UniqueViolationError as exc:
-            raise _conflict(exc) from exc
+            raise unique_conflict(exc, _CONFLICTS) from exc
         except DRIVER_ERRORS as exc:
             raise driver_error(exc) from exc
 

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from qzpay.errors import ConflictError, StorageError
 from qzpay.storage.catalog_rows import update_sql, where
+from qzpay.storage.postgres.catalog import unique_conflict
 from qzpay.storage.postgres.connections import DRIVER_ERRORS, Connection, driver_error
 from qzpay.storage.postgres.sql import known_total, queue
 from qzpay.storage.rows import Row, as_is
@@ -95,14 +95,6 @@ _CONFLICTS: dict[str, tuple[str, str]] = {
 }
 
 
-def _conflict(exc: asyncpg.UniqueViolationError) -> Exception:
-    known = _CONFLICTS.get(exc.constraint_name or "")
-    if known is None:
-        return StorageError(f"PostgreSQL error: {exc!r}")
-    code, message = known
-    return ConflictError(message, code=code)
-
-
 def grants_from_rows(rows: Sequence[Row]) -> list[Grant]:
     """The rows of :data:`GRANTS` as grants (JSONB arrives as text from asyncpg)."""
     loads = json.loads
@@ -160,7 +152,7 @@ class SubscriptionTransaction:
         try:
             await connection.execute(statement, *args)
         except asyncpg.UniqueViolationError as exc:
-            raise _conflict(exc) from exc
+            raise unique_conflict(exc, _CONFLICTS) from exc
         except DRIVER_ERRORS as exc:
             raise driver_error(exc) from exc
 
