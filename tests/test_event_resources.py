@@ -305,7 +305,8 @@ print(json.dumps(app.openapi(), sort_keys=True))
 
 
 def test_the_openapi_document_does_not_depend_on_registered_resources() -> None:
-    """The events API documents customers' events as it did, plus plans' and prices'; registering
+    """The events API documents customers' events as it did, plus plans', prices',
+    subscriptions' and the customers' entitlement changes; registering
     another resource (gizmo, here) changes nothing in it: a fresh interpreter, which knows no
     gizmo, writes the same."""
     app = create_app(Billing("memory://"), auth=APIKeyAuth("k" * 32))
@@ -317,6 +318,8 @@ def test_the_openapi_document_does_not_depend_on_registered_resources() -> None:
             {"$ref": "#/components/schemas/Event"},
             {"$ref": "#/components/schemas/Event_Plan_"},
             {"$ref": "#/components/schemas/Event_Price_"},
+            {"$ref": "#/components/schemas/Event_Subscription_"},
+            {"$ref": "#/components/schemas/Event_EntitlementsChange_"},
         ]
     }
     assert not any("gizmo" in name.lower() for name in components)
