@@ -387,6 +387,7 @@ class SyncSubscriptions(BlockingTwin[SubscriptionService]):
     resume = blocking(SubscriptionService.resume)
     run_due = blocking(SubscriptionService.run_due)
     sync_pending = blocking(SubscriptionService.sync_pending)
+    reconcile = blocking(SubscriptionService.reconcile)
     get = blocking(SubscriptionService.get)
     get_by_external_id = blocking(SubscriptionService.get_by_external_id)
     list = blocking(SubscriptionService.list)

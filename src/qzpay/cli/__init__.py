@@ -63,6 +63,7 @@ from qzpay.cli.rendering import (
     show_sync_report,
 )
 from qzpay.cli.serve import demo, serve
+from qzpay.cli.subscription_reconcile import subscriptions_reconcile
 from qzpay.cli.subscriptions import (
     entitlements_check,
     entitlements_list,
@@ -173,6 +174,7 @@ subscriptions_app.command("cancel")(subscriptions_cancel)
 subscriptions_app.command("uncancel")(subscriptions_uncancel)
 subscriptions_app.command("change-price")(subscriptions_change_price)
 subscriptions_app.command("pause")(subscriptions_pause)
+subscriptions_app.command("reconcile")(subscriptions_reconcile)
 subscriptions_app.command("resume")(subscriptions_resume)
 subscriptions_app.command("run-due")(subscriptions_run_due)
 subscriptions_app.command("sync-pending")(subscriptions_sync_pending)

@@ -1,0 +1,108 @@
+"""``qzpay subscriptions reconcile PROVIDER``: compare qzpay's subscriptions with one
+provider's, and with ``--fix`` take the provider's copies (the provider owns the billing
+state: nothing is ever changed there)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from qzpay.cli.handling import EXIT_DIFFERENCES
+from qzpay.cli.options import Common, command
+from qzpay.cli.provider_sync import provider_billing
+from qzpay.cli.rendering import console, print_json
+from qzpay.subscriptions.reconcile import SubscriptionReconcileReport
+
+
+@command
+def subscriptions_reconcile(
+    provider: Annotated[str, typer.Argument(help="The provider: stripe, mercadopago.")],
+    fix: Annotated[
+        bool,
+        typer.Option("--fix", help="Apply the provider's copies over drift; adopt what it can."),
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 3 when not in sync (for cron; not with --fix)."),
+    ] = False,
+    *,
+    common: Common,
+) -> None:
+    """Compare qzpay's subscriptions with the provider's and report every difference.
+
+    --fix applies the provider's copy over each drifted subscription (with its events) and
+    adopts provider subscriptions made outside qzpay for a known customer and price; the
+    provider is never changed. The report shows what was found before fixing. Exit code 0
+    whether in sync or not, unless --check (then 3 when not in sync).
+    """
+    if fix and check:
+        raise typer.BadParameter("--check reports without changing anything: not with --fix")
+    with provider_billing(common.database_url, provider, as_json=common.as_json) as billing:
+        report = billing.subscriptions.reconcile(provider, fix=fix)
+    if common.as_json:
+        print_json(reconcile_json(report))
+    else:
+        _show(report, fixed_now=fix)
+    if check and not report.in_sync:
+        raise typer.Exit(EXIT_DIFFERENCES)
+
+
+def reconcile_json(report: SubscriptionReconcileReport) -> dict[str, Any]:
+    """The report as JSON: its fields, ``in_sync``, and each drifted field as
+    ``{"local": ..., "provider": ...}`` (times as ISO 8601)."""
+    fields = dataclasses.asdict(report)
+    fields["drift"] = [
+        {
+            "subscription_id": drift.subscription_id,
+            "provider_subscription_id": drift.provider_subscription_id,
+            "fields": {
+                name: {"local": _plain(local), "provider": _plain(remote)}
+                for name, (local, remote) in drift.fields.items()
+            },
+        }
+        for drift in report.drift
+    ]
+    return {"provider": fields.pop("provider"), "in_sync": report.in_sync, **fields}
+
+
+def _plain(value: object) -> object:
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else value
+
+
+def _show(report: SubscriptionReconcileReport, *, fixed_now: bool) -> None:
+    name = report.provider
+    out = console()
+    out.print(
+        Text(
+            f"{name}: {report.local_subscriptions} subscriptions here, "
+            f"{report.provider_subscriptions} at {name}"
+        )
+    )
+    table = Table()
+    table.add_column("check")
+    table.add_column("count", justify="right")
+    table.add_column("subscriptions", overflow="fold")
+    rows: list[tuple[str, list[str]]] = [
+        ("fields differ", [f"{d.subscription_id} ({', '.join(d.fields)})" for d in report.drift]),
+        (f"at {name}, unknown here [{name} ids]", report.missing_locally),
+        (f"cannot be adopted [{name} ids]", report.unmanaged),
+        (f"missing at {name}", report.missing_at_provider),
+        ("sync pending", report.pending),
+    ]
+    for label, ids in rows:
+        shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+        table.add_row(label, str(len(ids)), shown or Text("-", style="dim"))
+    out.print(table)
+    for line in report.fixed:
+        out.print(Text(f"fixed: {line}"))
+    if report.in_sync:
+        out.print(Text("in sync", style="green"))
+    elif fixed_now:
+        out.print(Text("fixed what is safe; run again to confirm", style="yellow"))
+    else:
+        out.print(Text("not in sync", style="yellow"))
