@@ -295,6 +295,23 @@ class TestChanges:
 
 
 class TestAmbiguity:
+    async def test_an_ambiguous_change_is_settled_from_stripe_by_sync_pending(
+        self, shop: Shop, stripe_sdk: stripe.StripeClient, fault_proxy: FaultProxy
+    ) -> None:
+        billing = shop.billing
+        sub = await active(shop, stripe_sdk)
+        fault_proxy.inject(Fault.drop(), method="POST")  # Stripe pauses it; no answer arrives
+        with pytest.raises(ProviderSyncError) as caught:
+            await billing.subscriptions.pause(sub.id)
+        assert caught.value.ambiguous
+        assert await billing.subscriptions.get(sub.id) == sub  # nothing stored unconfirmed
+        report = await billing.subscriptions.sync_pending()
+        assert (report.completed, report.failed) == (1, 0)
+        settled = await billing.subscriptions.get(sub.id)
+        assert settled is not None
+        assert settled.status == "paused"
+        assert await billing.entitlements.list(shop.customer.id) == []
+
     async def test_an_ambiguous_create_makes_exactly_one_stripe_subscription(
         self, shop: Shop, fault_proxy: FaultProxy, stripe_sdk: stripe.StripeClient
     ) -> None:
