@@ -6,7 +6,10 @@ covers every object there and ``in_sync`` can be asserted."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +20,7 @@ from qzpay import Billing
 from qzpay.catalog.models import Plan
 from qzpay.errors import ValidationError
 from qzpay.providers.stripe import StripeProvider
+from tests.support.fake_mercadopago import ACCESS_TOKEN as MP_TOKEN
 from tests.support.fake_mercadopago import FakeMercadoPago
 from tests.support.localstripe import start_localstripe
 from tests.support.stripe_sdk import stripe_sdk
@@ -216,3 +220,45 @@ async def _stored(billing: Billing, plan_id: str) -> Plan:
     stored = await billing.plans.get(plan_id)
     assert stored is not None
     return stored
+
+
+async def test_mercadopago_amount_edited_there_is_drift_and_put_back(
+    storage_url: str, make_mercadopago_provider: Any, isolated_mercadopago: FakeMercadoPago
+) -> None:
+    """A price's terms never change in qzpay: a MercadoPago copy charging another amount (an
+    edit in its dashboard) is drift, and fix puts qzpay's amount back."""
+    fake = isolated_mercadopago
+    provider = make_mercadopago_provider(api_base=fake.url, back_url="https://shop.example/b")
+    async with Billing(storage=storage_url, provider=provider) as billing:
+        plan = await billing.plans.create(slug("mp-terms"), "MP terms")
+        price = await billing.prices.create(
+            plan.id, currency="BRL", unit_amount=4990, interval="month"
+        )
+        remote_id = price.provider_price_ids["mercadopago"]
+        body = {"auto_recurring": {"transaction_amount": 59.9}}
+        assert (
+            await asyncio.to_thread(_put, f"{fake.url}/preapproval_plan/{remote_id}", body) == 200
+        )
+        report = await billing.catalog.reconcile("mercadopago")
+        assert not report.in_sync
+        (drift,) = [d for d in report.drift if d.record_id == price.id]
+        assert drift.fields == {"unit_amount": (4990, 5990)}
+        fixed = await billing.catalog.reconcile("mercadopago", fix=True)
+        assert f"pushed unit_amount of {price.id} to mercadopago" in fixed.fixed
+        assert fixed.conflicts == {}
+        copy = fake.preapproval_plan(remote_id)
+        assert copy is not None
+        assert copy["auto_recurring"]["transaction_amount"] == 49.9
+        assert (await billing.catalog.reconcile("mercadopago")).in_sync
+
+
+def _put(url: str, body: dict[str, Any]) -> int:
+    """A PUT to the loopback fake, as its dashboard would edit an object; the status."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {MP_TOKEN}", "Content-Type": "application/json"},
+        method="PUT",
+    )
+    with urllib.request.urlopen(request) as answer:  # the loopback fake only
+        return int(answer.status)

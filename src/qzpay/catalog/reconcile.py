@@ -49,8 +49,10 @@ from qzpay.providers.base import (
     PriceAdapter,
     ProviderPlan,
     ProviderPrice,
+    billing_period,
     plans_of,
     prices_of,
+    same_terms,
 )
 from qzpay.storage.base import Storage
 
@@ -245,7 +247,7 @@ async def _prices(
         if linked is None:
             continue
         seen_there = adapter.merge_remote(price, linked)
-        differs = _drift(price, seen_there, PRICE_FIELDS)
+        differs = {**_drift(price, seen_there, PRICE_FIELDS), **terms_drift(price, linked)}
         if differs:
             report.drift.append(Drift("price", price.id, linked.id, differs))
             if fix and price.active and not linked.active:
@@ -254,7 +256,7 @@ async def _prices(
             elif fix:
                 plan = await storage.get_plan(price.plan_id)
                 assert plan is not None  # a price's plan is never deleted
-                await adapter.update(
+                pushed = await adapter.update(
                     linked.id,
                     seen_there,
                     price,
@@ -262,6 +264,11 @@ async def _prices(
                     idempotency_key=keys.update_key(linked.id),
                 )
                 report.fixed.append(f"pushed {', '.join(differs)} of {price.id} to {name}")
+                if terms_drift(price, pushed):
+                    report.conflicts[price.id] = (
+                        f"its {name} copy {linked.id} charges other terms, which cannot be "
+                        f"changed there: replace the price"
+                    )
     _missing_locally(report, remote, seen, pending)
 
 
@@ -362,6 +369,25 @@ async def _unlinked(
         report.fixed.append(f"linked {record.id} to {candidates[0].id}")
         return False
     return not copies
+
+
+def terms_drift(local: Price, remote: ProviderPrice) -> dict[str, tuple[Any, Any]]:
+    """What a provider copy charges differently from the price: ``currency``,
+    ``unit_amount``, and the billing period as ``interval`` (``"1 month"``; compared as
+    providers count it, so a weekly price equals a 7-day copy). Empty when the terms agree."""
+    if same_terms(local, remote):
+        return {}
+    terms: dict[str, tuple[Any, Any]] = {}
+    if remote.currency != local.currency:
+        terms["currency"] = (local.currency, remote.currency)
+    if remote.unit_amount != local.unit_amount:
+        terms["unit_amount"] = (local.unit_amount, remote.unit_amount)
+    there = None if remote.interval is None else f"{remote.interval_count} {remote.interval}"
+    if remote.interval is None or billing_period(
+        remote.interval, remote.interval_count
+    ) != billing_period(local.interval, local.interval_count):
+        terms["interval"] = (f"{local.interval_count} {local.interval}", there)
+    return terms
 
 
 def _drift(local: Plan | Price, seen: Plan | Price, fields: tuple[str, ...]) -> dict[str, Any]:

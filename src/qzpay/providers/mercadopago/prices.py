@@ -97,9 +97,9 @@ class MercadoPagoPrices:
         plan: Plan,
         idempotency_key: str,
     ) -> ProviderPrice:
-        """Send the status if the active flag changed, and the plan's name as ``reason`` if
-        MercadoPago shows another one; else only read (lookup key and metadata are not held).
-        """
+        """Send the status if the active flag changed, the plan's name as ``reason`` and the
+        amount and currency if MercadoPago shows others; else only read (lookup key and
+        metadata are not held)."""
         operation = "update_price"
         current = await self._retrieve(operation, provider_price_id)
         if current is None:
@@ -109,6 +109,13 @@ class MercadoPagoPrices:
             body["status"] = mapping.status(after.active)
         if current.name != plan.name:
             body["reason"] = plan.name
+        if (current.unit_amount, current.currency) != (after.unit_amount, after.currency):
+            # qzpay's amount never changes: a copy charging another one (edited in the
+            # dashboard) is put back. Its billing period cannot be changed at MercadoPago.
+            body["auto_recurring"] = {
+                "transaction_amount": mapping.transaction_amount(after),
+                "currency_id": after.currency,
+            }
         if not body:
             return current
         key = _key("update", after.id, idempotency_key)
