@@ -358,3 +358,38 @@ async def _events(billing: Billing) -> AsyncIterator[Any]:
         if len(batch) < 100:
             return
         after = batch[-1].id
+
+
+class TestLookupKeyMovedAtStripe:
+    async def test_the_takers_delivery_first_moves_the_key_here_too(
+        self, synced: Billing, stripe_sdk: stripe.StripeClient
+    ) -> None:
+        """Regression: Stripe's ``transfer_lookup_key`` moves a key between prices and sends
+        ``price.updated`` for both, in any order; applying the taker's first used to fail on
+        the local one-active-holder rule (lookup_key_taken), now the holder gives it up."""
+        plan = await pro_plan(synced)
+        key = slug("moving")
+        holder = await synced.prices.create(
+            plan.id, currency="usd", unit_amount=100, interval="month", lookup_key=key
+        )
+        taker = await synced.prices.create(
+            plan.id, currency="usd", unit_amount=200, interval="month"
+        )
+        taker_id = taker.provider_price_ids["stripe"]
+        await stripe_sdk.v1.prices.update_async(
+            taker_id, {"lookup_key": key, "transfer_lookup_key": True}
+        )
+        payload, headers = signed("price.updated", "price", taker_id)
+        result = await synced.webhooks.handle("stripe", payload, headers)
+        assert (result.status, result.record_id) == ("applied", taker.id)
+        moved = await synced.prices.get_by_lookup_key(key)
+        assert moved is not None
+        assert moved.id == taker.id
+        released = await synced.prices.get(holder.id)
+        assert released is not None
+        assert released.lookup_key is None
+        holder_id = holder.provider_price_ids["stripe"]
+        payload, headers = signed("price.updated", "price", holder_id)
+        late = await synced.webhooks.handle("stripe", payload, headers)
+        assert late.status in ("applied", "duplicate")
+        assert (await synced.prices.get_by_lookup_key(key)) == moved

@@ -249,6 +249,8 @@ class PriceService:
         provider. Returns the stored price, or None for a duplicate delivery."""
         adapter = prices_of(provider)
         assert adapter is not None
+        if remote is not None and remote.active and remote.lookup_key is not None:
+            await self._release_lookup_key(remote.lookup_key, price_id)
 
         def merge(before: Price) -> Price:
             if remote is None:
@@ -261,6 +263,23 @@ class PriceService:
         return await self._strategy.apply_remote(
             price_id, merge, source=provider.name, delivery=webhook_event_id
         )
+
+    async def _release_lookup_key(self, lookup_key: str, taker_id: str) -> None:
+        """A provider moved ``lookup_key`` to the price ``taker_id`` (Stripe's
+        ``transfer_lookup_key``): the active price holding it here gives it up first, locally
+        (``price.updated``), as it already has at the provider. Without this, applying the
+        taker's delivery before the holder's would break the one-active-holder rule."""
+        holder = await self._storage.get_price_by_lookup_key(lookup_key)
+        if holder is None or holder.id == taker_id:
+            return
+        taker = await self._storage.get_price(taker_id)
+        if taker is None or not taker.active:
+            return  # an archived price never takes a key here
+
+        async def give_up(before: Price) -> dict[str, Any]:
+            return {"lookup_key": None} if before.lookup_key == lookup_key else {}
+
+        await self.engine.change_locally(holder.id, give_up)
 
     async def _load(
         self, work: UnitOfWork, price_id: str, lookup_key: str | None
