@@ -393,3 +393,52 @@ class TestLookupKeyMovedAtStripe:
         late = await synced.webhooks.handle("stripe", payload, headers)
         assert late.status in ("applied", "duplicate")
         assert (await synced.prices.get_by_lookup_key(key)) == moved
+
+
+class TestApplyWithFaults:
+    async def test_a_failure_mid_apply_leaves_no_duplicate_and_a_rerun_finishes(
+        self, synced: Billing, fault_proxy: FaultProxy, stripe_sdk: stripe.StripeClient
+    ) -> None:
+        """catalog.apply with Stripe: the third Stripe price create fails (a 500, so it may
+        have landed), apply raises; what was applied stays applied, and running apply again
+        finishes the rest with exactly one Stripe object per plan and price."""
+        key = slug("apply")
+        spec: dict[str, Any] = {
+            "plans": [
+                {
+                    "key": f"{key}-{n}",
+                    "name": f"Plan {n}",
+                    "prices": [
+                        {
+                            "lookup_key": f"{key}-{n}-{interval}",
+                            "currency": "USD",
+                            "unit_amount": 1000 * (n + 1),
+                            "interval": interval,
+                        }
+                        for interval in ("month", "year")
+                    ],
+                }
+                for n in range(2)
+            ]
+        }
+        fault_proxy.inject(
+            Fault.server_error(),
+            method="POST",
+            path="/v1/prices",
+            where=lambda _: len(fault_proxy.matching("POST", "/v1/prices")) >= 3,
+        )
+        with pytest.raises(ProviderSyncError):
+            await synced.catalog.apply(spec)
+        remaining = await synced.catalog.diff(spec)
+        assert 0 < len(remaining) < 6
+        await synced.catalog.sync_pending()
+        await synced.catalog.apply(spec)
+        assert not await synced.catalog.diff(spec)
+        for n in range(2):
+            plan = await synced.plans.get_by_key(f"{key}-{n}")
+            assert plan is not None
+            assert await products_of(stripe_sdk, plan) == [plan.provider_plan_ids["stripe"]]
+            for interval in ("month", "year"):
+                price = await synced.prices.get_by_lookup_key(f"{key}-{n}-{interval}")
+                assert price is not None
+                assert await prices_of(stripe_sdk, price) == [price.provider_price_ids["stripe"]]
