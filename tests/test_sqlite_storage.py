@@ -111,3 +111,23 @@ class TestLocking:
             other.execute("ROLLBACK")
             other.close()
             assert (await billing.customers.list()).total == 0
+
+
+async def test_pending_work_is_read_oldest_first_from_its_index(tmp_path: Path) -> None:
+    """list_sync_tasks and claim_sync_tasks read sync_tasks in (created_at, id) index order and
+    stop at their limit; no sort of every pending task."""
+    opened = SQLiteStorage(tmp_path / "tasks.db")
+    await opened.open()
+    await opened.close()
+    db = sqlite3.connect(tmp_path / "tasks.db")
+    try:
+        for sql in (
+            "SELECT * FROM sync_tasks ORDER BY created_at, customer_id LIMIT 10",
+            "SELECT * FROM sync_tasks WHERE (lease_until <= 0 OR lease_owner IS NULL) "
+            "AND (NULL IS NULL OR resource = NULL) ORDER BY created_at, customer_id LIMIT 10",
+        ):
+            plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "sync_tasks_created" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+    finally:
+        db.close()
