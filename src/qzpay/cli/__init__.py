@@ -18,6 +18,8 @@ limits), ``worker``, ``events`` and ``db``, over ``options`` (shared options, pr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from qzpay.cli.catalog import (
@@ -129,73 +131,81 @@ def _root() -> None:
 app.command()(demo)
 app.command()(serve)
 
-customers_app = typer.Typer(help="Create, read, update and delete customers.", no_args_is_help=True)
-customers_app.command("create")(customers_create)
-customers_app.command("get")(customers_get)
-customers_app.command("list")(customers_list)
-customers_app.command("update")(customers_update)
-customers_app.command("delete")(customers_delete)
-customers_app.command("reconcile")(customers_reconcile)
-customers_app.command("sync-pending")(customers_sync_pending)
-app.add_typer(customers_app, name="customers")
 
-plans_app = typer.Typer(help="Create, read, update and archive plans.", no_args_is_help=True)
-plans_app.command("create")(plans_create)
-plans_app.command("get")(plans_get)
-plans_app.command("list")(plans_list)
-plans_app.command("update")(plans_update)
-plans_app.command("archive")(plans_archive)
-app.add_typer(plans_app, name="plans")
+def _group(name: str, help: str, commands: dict[str, Callable[..., None]]) -> typer.Typer:
+    """A command group: ``qzpay <name> <command>``, its commands in the order given."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    for command_name, function in commands.items():
+        group.command(command_name)(function)
+    app.add_typer(group, name=name)
+    return group
 
-prices_app = typer.Typer(help="Create, read, update and archive prices.", no_args_is_help=True)
-prices_app.command("create")(prices_create)
-prices_app.command("get")(prices_get)
-prices_app.command("list")(prices_list)
-prices_app.command("update")(prices_update)
-prices_app.command("archive")(prices_archive)
-app.add_typer(prices_app, name="prices")
 
-catalog_app = typer.Typer(
-    help="Keep plans and prices in step with a catalog file and the providers.",
-    no_args_is_help=True,
+customers_app = _group(
+    "customers",
+    "Create, read, update and delete customers.",
+    {
+        "create": customers_create,
+        "get": customers_get,
+        "list": customers_list,
+        "update": customers_update,
+        "delete": customers_delete,
+        "reconcile": customers_reconcile,
+        "sync-pending": customers_sync_pending,
+    },
 )
-catalog_app.command("diff")(catalog_diff)
-catalog_app.command("apply")(catalog_apply)
-catalog_app.command("reconcile")(catalog_reconcile)
-app.add_typer(catalog_app, name="catalog")
-
-subscriptions_app = typer.Typer(
-    help="Subscribe customers to prices, change and end subscriptions.", no_args_is_help=True
+plans_app = _group(
+    "plans",
+    "Create, read, update and archive plans.",
+    {
+        "create": plans_create,
+        "get": plans_get,
+        "list": plans_list,
+        "update": plans_update,
+        "archive": plans_archive,
+    },
 )
-subscriptions_app.command("create")(subscriptions_create)
-subscriptions_app.command("get")(subscriptions_get)
-subscriptions_app.command("list")(subscriptions_list)
-subscriptions_app.command("cancel")(subscriptions_cancel)
-subscriptions_app.command("uncancel")(subscriptions_uncancel)
-subscriptions_app.command("change-price")(subscriptions_change_price)
-subscriptions_app.command("pause")(subscriptions_pause)
-subscriptions_app.command("reconcile")(subscriptions_reconcile)
-subscriptions_app.command("resume")(subscriptions_resume)
-subscriptions_app.command("run-due")(subscriptions_run_due)
-subscriptions_app.command("sync-pending")(subscriptions_sync_pending)
-app.add_typer(subscriptions_app, name="subscriptions")
-
-entitlements_app = typer.Typer(help="What a customer may use now.", no_args_is_help=True)
-entitlements_app.command("list")(entitlements_list)
-entitlements_app.command("check")(entitlements_check)
-app.add_typer(entitlements_app, name="entitlements")
-
-limits_app = typer.Typer(help="A customer's limits now.", no_args_is_help=True)
-limits_app.command("get")(limits_get)
-app.add_typer(limits_app, name="limits")
-
-events_app = typer.Typer(help="Read the durable event log.", no_args_is_help=True)
-events_app.command("list")(events_list)
-app.add_typer(events_app, name="events")
-
-db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
-db_app.command("upgrade")(db_upgrade)
-app.add_typer(db_app, name="db")
+prices_app = _group(
+    "prices",
+    "Create, read, update and archive prices.",
+    {
+        "create": prices_create,
+        "get": prices_get,
+        "list": prices_list,
+        "update": prices_update,
+        "archive": prices_archive,
+    },
+)
+catalog_app = _group(
+    "catalog",
+    "Keep plans and prices in step with a catalog file and the providers.",
+    {"diff": catalog_diff, "apply": catalog_apply, "reconcile": catalog_reconcile},
+)
+subscriptions_app = _group(
+    "subscriptions",
+    "Subscribe customers to prices, change and end subscriptions.",
+    {
+        "create": subscriptions_create,
+        "get": subscriptions_get,
+        "list": subscriptions_list,
+        "cancel": subscriptions_cancel,
+        "uncancel": subscriptions_uncancel,
+        "change-price": subscriptions_change_price,
+        "pause": subscriptions_pause,
+        "resume": subscriptions_resume,
+        "run-due": subscriptions_run_due,
+        "sync-pending": subscriptions_sync_pending,
+        "reconcile": subscriptions_reconcile,
+    },
+)
+entitlements_app = _group(
+    "entitlements",
+    "What a customer may use now.",
+    {"list": entitlements_list, "check": entitlements_check},
+)
+limits_app = _group("limits", "A customer's limits now.", {"get": limits_get})
+events_app = _group("events", "Read the durable event log.", {"list": events_list})
+db_app = _group("db", "Manage the database schema.", {"upgrade": db_upgrade})
 
 app.command("relay")(relay_command)
 app.command("worker")(worker_command)
