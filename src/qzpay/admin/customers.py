@@ -17,11 +17,12 @@ from qzpay.customers.service import scan_filters
 from qzpay.customers.validation import check_id
 from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError, ValidationError
 from qzpay.events import Event
-from qzpay.storage.base import SyncTask
+from qzpay.storage.base import SubscriptionFilter, SyncTask
 from qzpay.subscriptions.models import EntitlementsChange
 
 PAGE_SIZE: Final = 50
 TIMELINE_SIZE: Final = 50
+SUBSCRIPTIONS_SHOWN: Final = 20
 
 
 def _search(query: Fields) -> dict[str, str]:
@@ -180,6 +181,14 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
             async with billing.storage.transaction() as tx:
                 task = await tx.get_sync_task(found.id)
         events = await billing.storage.list_record_events(found.id, limit=TIMELINE_SIZE)
+        # at most two indexed reads: the newest subscriptions (one more tells whether there
+        # are more), then what the customer may use now, unless none of them all grants any
+        subscriptions = await billing.subscriptions.scan_page(
+            SubscriptionFilter(customer_id=found.id), None, SUBSCRIPTIONS_SHOWN + 1
+        )
+        access: list[str] = []
+        if len(subscriptions) > SUBSCRIPTIONS_SHOWN or any(s.grants_access for s in subscriptions):
+            access = await billing.entitlements.list(found.id)
         return customer_page(
             request,
             session,
@@ -190,6 +199,9 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
             task=task,
             timeline=timeline_rows(events),
             timeline_size=TIMELINE_SIZE,
+            subscriptions=subscriptions[:SUBSCRIPTIONS_SHOWN],
+            more_subscriptions=len(subscriptions) > SUBSCRIPTIONS_SHOWN,
+            access=access,
             done=query.get("done"),
         )
 

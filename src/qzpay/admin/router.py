@@ -22,6 +22,7 @@ from qzpay.admin.session import (
     SignInLimiter,
     secret_from,
 )
+from qzpay.admin.subscriptions import add_subscription_routes
 from qzpay.api.auth import APIKeyAuth
 from qzpay.billing import Billing
 
@@ -140,5 +141,6 @@ def create_admin_router(
 
     add_customer_routes(router, admin)
     add_catalog_routes(router, admin)
+    add_subscription_routes(router, admin)
     add_operation_routes(router, admin)
     return router

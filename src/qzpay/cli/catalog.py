@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from qzpay.billing import SyncBilling
 from qzpay.catalog.models import Interval
@@ -22,9 +20,9 @@ from qzpay.cli.handling import EXIT_DIFFERENCES, EXIT_ERROR, fail
 from qzpay.cli.options import Common, MetadataPairs, command, parse_pairs
 from qzpay.cli.provider_sync import provider_billing
 from qzpay.cli.rendering import (
-    console,
     print_json,
     show_catalog_diff,
+    show_checks,
     show_plan,
     show_plans,
     show_price,
@@ -423,17 +421,6 @@ def catalog_reconcile_json(report: CatalogReconcileReport) -> dict[str, Any]:
 def _show_catalog_reconcile(report: CatalogReconcileReport, *, fixed_now: bool) -> None:
     """The report as a table of checks, ids only (values are left to --json)."""
     name = report.provider
-    out = console()
-    out.print(
-        Text(
-            f"{name}: {report.local_plans} plans and {report.local_prices} prices here, "
-            f"{report.provider_plans} plans and {report.provider_prices} prices at {name}"
-        )
-    )
-    table = Table()
-    table.add_column("check")
-    table.add_column("count", justify="right")
-    table.add_column("plans and prices", overflow="fold")
     rows: list[tuple[str, list[str]]] = [
         (f"not linked to {name}", report.unlinked),
         (f"linked, missing at {name}", report.missing_at_provider),
@@ -448,15 +435,12 @@ def _show_catalog_reconcile(report: CatalogReconcileReport, *, fixed_now: bool) 
         ("could not fix", [f"{k}: {v}" for k, v in report.conflicts.items()]),
         (f"not from qzpay [{name} ids]", report.unmanaged),
     ]
-    for label, ids in rows:
-        shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5} more)" if len(ids) > 5 else "")
-        table.add_row(label, str(len(ids)), shown or Text("-", style="dim"))
-    out.print(table)
-    for line in report.fixed:
-        out.print(Text(f"fixed: {line}"))
-    if report.in_sync:
-        out.print(Text("in sync", style="green"))
-    elif fixed_now:
-        out.print(Text("fixed what is safe; run again to confirm", style="yellow"))
-    else:
-        out.print(Text("not in sync", style="yellow"))
+    show_checks(
+        f"{name}: {report.local_plans} plans and {report.local_prices} prices here, "
+        f"{report.provider_plans} plans and {report.provider_prices} prices at {name}",
+        "plans and prices",
+        rows,
+        fixed=report.fixed,
+        in_sync=report.in_sync,
+        fixed_now=fixed_now,
+    )

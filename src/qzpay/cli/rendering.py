@@ -329,3 +329,34 @@ def show_sync_report(report: SyncReport, *, as_json: bool) -> None:
     for field, value in dataclasses.asdict(report).items():
         table.add_row(field, str(value))
     console().print(table)
+
+
+def show_checks(
+    summary: str,
+    column: str,
+    rows: list[tuple[str, list[str]]],
+    *,
+    fixed: list[str],
+    in_sync: bool,
+    fixed_now: bool,
+) -> None:
+    """A reconcile report as a table of checks (label, count, the first ids), then what was
+    fixed and the verdict: the catalog's and the subscriptions' reports."""
+    out = console()
+    out.print(Text(summary))
+    table = Table()
+    table.add_column("check")
+    table.add_column("count", justify="right")
+    table.add_column(column, overflow="fold")
+    for label, ids in rows:
+        shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+        table.add_row(label, str(len(ids)), shown or Text("-", style="dim"))
+    out.print(table)
+    for line in fixed:
+        out.print(Text(f"fixed: {line}"))
+    if in_sync:
+        out.print(Text("in sync", style="green"))
+    elif fixed_now:
+        out.print(Text("fixed what is safe; run again to confirm", style="yellow"))
+    else:
+        out.print(Text("not in sync", style="yellow"))

@@ -8,13 +8,11 @@ import dataclasses
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from qzpay.cli.handling import EXIT_DIFFERENCES
 from qzpay.cli.options import Common, command
 from qzpay.cli.provider_sync import provider_billing
-from qzpay.cli.rendering import console, print_json
+from qzpay.cli.rendering import print_json, show_checks
 from qzpay.subscriptions.reconcile import SubscriptionReconcileReport
 
 
@@ -76,17 +74,6 @@ def _plain(value: object) -> object:
 
 def _show(report: SubscriptionReconcileReport, *, fixed_now: bool) -> None:
     name = report.provider
-    out = console()
-    out.print(
-        Text(
-            f"{name}: {report.local_subscriptions} subscriptions here, "
-            f"{report.provider_subscriptions} at {name}"
-        )
-    )
-    table = Table()
-    table.add_column("check")
-    table.add_column("count", justify="right")
-    table.add_column("subscriptions", overflow="fold")
     rows: list[tuple[str, list[str]]] = [
         ("fields differ", [f"{d.subscription_id} ({', '.join(d.fields)})" for d in report.drift]),
         (f"at {name}, unknown here [{name} ids]", report.missing_locally),
@@ -94,15 +81,12 @@ def _show(report: SubscriptionReconcileReport, *, fixed_now: bool) -> None:
         (f"missing at {name}", report.missing_at_provider),
         ("sync pending", report.pending),
     ]
-    for label, ids in rows:
-        shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5} more)" if len(ids) > 5 else "")
-        table.add_row(label, str(len(ids)), shown or Text("-", style="dim"))
-    out.print(table)
-    for line in report.fixed:
-        out.print(Text(f"fixed: {line}"))
-    if report.in_sync:
-        out.print(Text("in sync", style="green"))
-    elif fixed_now:
-        out.print(Text("fixed what is safe; run again to confirm", style="yellow"))
-    else:
-        out.print(Text("not in sync", style="yellow"))
+    show_checks(
+        f"{name}: {report.local_subscriptions} subscriptions here, "
+        f"{report.provider_subscriptions} at {name}",
+        "subscriptions",
+        rows,
+        fixed=report.fixed,
+        in_sync=report.in_sync,
+        fixed_now=fixed_now,
+    )
