@@ -12,7 +12,6 @@ from fastapi.routing import APIRoute
 
 from qzpay import Billing
 from qzpay.admin import COOKIE_NAME, create_admin_router
-from qzpay.admin.event_tail import EventTail
 from qzpay.api import APIKeyAuth, create_app
 from tests.api.live import API_KEY
 
@@ -149,11 +148,27 @@ async def _archive_needs_csrf(billing: Billing, http: httpx.AsyncClient) -> None
     assert not archived.active
 
 
-async def test_event_window_shows_new_events_at_once() -> None:
-    async with Billing("memory://") as billing:
-        tail = EventTail(billing.events)
-        first = await billing.customers.create(email="one@example.com")
-        assert [e.data.id for e in await tail.latest()] == [first.id]
-        second = await billing.customers.create(email="two@example.com")
-        assert [e.data.id for e in await tail.latest()] == [second.id, first.id]
-        assert [e.type for e in await tail.latest(event_type="customer.updated")] == []
+async def test_events_page_shows_new_events_at_once_and_pages_back() -> None:
+    billing = Billing("memory://")
+    app = create_app(billing, auth=APIKeyAuth(API_KEY), manage_billing=False)
+    async with billing:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as http:
+            await sign_in(http)
+            first = await billing.customers.create(email="one@example.com")
+            shown = await http.get("/admin/events")
+            assert _event_ids(shown.text) == [e.id for e in await billing.events.list()]
+            await billing.customers.create(email="two@example.com")
+            log = [e.id for e in await billing.events.list()]
+            assert len(log) == 2
+            shown = await http.get("/admin/events")  # read from storage: current at once
+            assert _event_ids(shown.text) == log[::-1]
+            older = await http.get("/admin/events", params={"before": log[1]})
+            assert _event_ids(older.text) == [log[0]]
+            assert first.id in older.text
+            typed = await http.get("/admin/events", params={"type": "customer.updated"})
+            assert _event_ids(typed.text) == []
+
+
+def _event_ids(html: str) -> list[str]:
+    return re.findall(r"<td><code>(evt_[^<]+)</code></td>", html)

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from qzpay.admin.event_tail import EventTail
 from qzpay.admin.forms import FormTooLarge, read_form
 from qzpay.admin.render import admin_path, page, security_headers
 from qzpay.admin.session import COOKIE_NAME, Session, Sessions, SignInLimiter
@@ -29,7 +28,6 @@ class Admin:
     auth: APIKeyAuth | None
     sessions: Sessions
     limiter: SignInLimiter
-    tail: EventTail
 
     # -- sessions ----------------------------------------------------------------------
     def cookie_path(self, request: Request) -> str:

@@ -12,10 +12,14 @@ from qzpay.admin.context import Admin, Fields
 from qzpay.admin.render import page
 from qzpay.admin.session import Session
 from qzpay.customers.reconcile import ReconcileReport
-from qzpay.errors import ProviderSyncError, ValidationError
-from qzpay.events import EVENT_TYPES
+from qzpay.customers.validation import check_id
+from qzpay.errors import NotFoundError, ProviderSyncError, ValidationError
+from qzpay.events import EVENT_TYPES, Event
+from qzpay.limits import DEFAULT_EVENT_PAGE
 
 EVENT_LIMITS: Final = (50, 100, 500)
+"""The Events page's choices of events per page (a page reads one more than it shows)."""
+DEFAULT_LIMIT: Final = DEFAULT_EVENT_PAGE
 SYNC_TASKS_SHOWN: Final = 500
 
 
@@ -105,21 +109,41 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
         chosen = query.get("type", "")
         event_type = chosen if chosen in records.event_types() else None
         raw_limit = query.get("limit", "")
-        limit = int(raw_limit) if raw_limit in {str(n) for n in EVENT_LIMITS} else EVENT_LIMITS[1]
-        found = await admin.tail.latest(event_type=event_type, limit=limit)
+        limit = int(raw_limit) if raw_limit in {str(n) for n in EVENT_LIMITS} else DEFAULT_LIMIT
+        before = query.get("before", "").strip()
+        error, status = None, 200
+        rows: list[Event[Any]] = []
+        has_more = False
+        try:
+            if before:
+                check_id(before, "before")
+            # One more than shown tells whether there are older events.
+            batch = await billing.storage.list_events_backward(
+                before=before or None, limit=limit + 1, event_type=event_type
+            )
+            has_more = len(batch) > limit
+            rows = batch[:limit]
+        except ValidationError:
+            error, status = "That is not an event id: start again from the newest events.", 422
+        except NotFoundError:
+            error, status = "There is no such event: start again from the newest events.", 404
+        kept = {"type": event_type or "", "limit": limit if limit != DEFAULT_LIMIT else ""}
         return page(
             request,
             "events.html",
             session=session,
+            status=status,
             title="Events",
-            events=found,
+            events=rows,
             event_types=records.event_types(),
             customer_event_types=EVENT_TYPES,
             chosen=event_type or "",
             limits=EVENT_LIMITS,
             limit=limit,
-            window=admin.tail.size,
-            seen=admin.tail.seen,
+            before=before if error is None else "",
+            error=error,
+            next_query={**kept, "before": rows[-1].id} if has_more and rows else None,
+            first_query=kept if before else None,
         )
 
     async def sync_page(

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from qzpay.admin.catalog import add_catalog_routes
 from qzpay.admin.context import Admin, Fields
 from qzpay.admin.customers import add_customer_routes
-from qzpay.admin.event_tail import DEFAULT_WINDOW, EventTail
 from qzpay.admin.operations import add_operation_routes
 from qzpay.admin.render import admin_path, page, security_headers
 from qzpay.admin.session import (
@@ -52,7 +51,7 @@ def create_admin_router(
     session_seconds: int = DEFAULT_SESSION_SECONDS,
     sign_in_attempts: int = DEFAULT_SIGN_IN_ATTEMPTS,
     sign_in_window: float = DEFAULT_SIGN_IN_WINDOW,
-    event_window: int = DEFAULT_WINDOW,
+    event_window: int | None = None,
 ) -> APIRouter:
     """The admin console for ``billing``: ``app.include_router(router, prefix="/admin")``.
 
@@ -63,16 +62,20 @@ def create_admin_router(
     everyone out; several server processes with the same keys share sessions). At most
     ``sign_in_attempts`` wrong keys per client address per ``sign_in_window`` seconds, then 429.
     Every form that changes something carries the session's CSRF token. A customer's
-    timeline is its newest events (one indexed read); the Events page shows the latest
-    ``event_window`` events of the log (``qzpay.admin.event_tail``).
+    timeline is its newest events (one indexed read); the Events page pages back through the
+    whole event log, newest first, by type if asked (``Storage.list_events_backward``: one
+    indexed read a page).
+
+    ``event_window`` is deprecated and ignored: the Events page no longer keeps the latest
+    events in memory. It is still accepted so that existing calls keep working.
     """
+    del event_window  # deprecated, ignored (see above)
     sessions = Sessions(secret_from(auth, session_secret), ttl=session_seconds)
     admin = Admin(
         billing=billing,
         auth=auth,
         sessions=sessions,
         limiter=SignInLimiter(sign_in_attempts, sign_in_window),
-        tail=EventTail(billing.events, event_window),
     )
     router = APIRouter(include_in_schema=False)
 

@@ -357,6 +357,20 @@ class Storage(SubscriptionStorage, Protocol):
         """
         ...
 
+    async def list_events_backward(
+        self, *, before: str | None, limit: int, event_type: str | None = None
+    ) -> list[Event]:
+        """Up to ``limit`` events strictly older than the event ``before`` (NotFoundError if it
+        is unknown; ``None``: from the newest), newest first, only those of ``event_type`` when
+        given: one indexed read, for an operator paging back through the whole log.
+
+        The order is the log's reversed (``list_events``: global commit order on memory and
+        SQLite, ``(txid, seq)`` on PostgreSQL). Committed events only; like
+        ``list_record_events`` it is no consumer's page, so PostgreSQL holds nothing back (an
+        event whose transaction commits after a page was read may sort before that page).
+        """
+        ...
+
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         """Pending provider work, oldest first (for status and operators)."""
         ...

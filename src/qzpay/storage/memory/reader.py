@@ -6,6 +6,7 @@ its total come from the same committed state.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import threading
 
@@ -94,6 +95,29 @@ class MemoryReader(CatalogReader, SubscriptionReader):
         with state.lock:
             positions = state.events_of.get(record_id, [])
             found = [state.events[at] for at in reversed(positions[-limit:])] if limit > 0 else []
+        return [copy_event(e) for e in found]
+
+    def list_events_backward(
+        self, *, before: str | None, limit: int, event_type: str | None = None
+    ) -> list[Event]:
+        state = self._state
+        with state.lock:
+            end = len(state.events)
+            if before is not None:
+                at = state.event_at.get(before)
+                if at is None:
+                    raise NotFoundError(f"no event {before!r}")
+                end = at
+            if limit <= 0:
+                return []
+            if event_type is None:
+                found = state.events[max(0, end - limit) : end][::-1]
+            else:  # the type's positions, ascending: the ones before ``end``, the last first
+                positions = state.events_by_type.get(event_type, [])
+                stop = bisect.bisect_left(positions, end)
+                found = [
+                    state.events[at] for at in reversed(positions[max(0, stop - limit) : stop])
+                ]
         return [copy_event(e) for e in found]
 
     def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:

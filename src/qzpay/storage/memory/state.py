@@ -60,6 +60,7 @@ class MemoryState:
         self.events: list[Event] = []
         self.event_at: dict[str, int] = {}
         self.events_of: dict[str, list[int]] = {}  # record id -> its events' positions
+        self.events_by_type: dict[str, list[int]] = {}  # event type -> its events' positions
         self.tasks: dict[str, SyncTask] = {}
         self.task_keys: dict[str, str] = {}  # idempotency key -> record id
         self.task_links: dict[TaskLink, set[str]] = {}  # link in a task's snapshot -> record ids
@@ -79,6 +80,7 @@ class MemoryState:
             for event in writes.events:
                 self.event_at[event.id] = len(self.events)
                 self.events_of.setdefault(event.data.id, []).append(len(self.events))
+                self.events_by_type.setdefault(event.type, []).append(len(self.events))
                 self.events.append(event)
             if writes.tasks:
                 for record_id, task in writes.tasks.items():

@@ -78,6 +78,11 @@ class MemoryStorage(CatalogStorage, SubscriptionReads):
     async def list_record_events(self, record_id: str, *, limit: int) -> list[Event]:
         return self._reader.list_record_events(record_id, limit=limit)
 
+    async def list_events_backward(
+        self, *, before: str | None, limit: int, event_type: str | None = None
+    ) -> list[Event]:
+        return self._reader.list_events_backward(before=before, limit=limit, event_type=event_type)
+
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         return self._reader.list_sync_tasks(limit=limit)
 

@@ -189,6 +189,45 @@ EVENTS_AFTER = f"""
       AND txid < {_EVENT_BOUND}
     ORDER BY txid, seq LIMIT $2"""
 
+
+_EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+"""Every event type a resource can register (``qzpay.records``): nothing to quote."""
+
+
+def backward_query(
+    *, before: str | None, limit: int, event_type: str | None = None
+) -> tuple[str, list[object]]:
+    """The statement ``list_events_backward`` runs: newest first by (txid, seq), a backward
+    range read of events_txid_seq, or of events_by_type when ``event_type`` is given, from the
+    end of the log or from below ``before`` (no rows if it is unknown). Nothing is held back:
+    no consumer pages with it.
+
+    The type is a literal, not a parameter: a prepared statement's generic plan, blind to the
+    value, would walk the whole log's primary key looking for a rare type (or one with no
+    events), where a plan that knows the value reads that type's index. A type no resource
+    could register has no events (``FALSE``)."""
+    clauses: list[str] = []
+    params: list[object] = []
+    head = ""
+    if event_type is not None:
+        known = _EVENT_TYPE.fullmatch(event_type)
+        clauses.append(f"type = '{event_type}'" if known else "FALSE")
+    if before is not None:
+        params.append(before)
+        head = "WITH before_event AS MATERIALIZED (SELECT txid, seq FROM events WHERE id = $1) "
+        clauses += [  # the first bounds the index range; the second is the exact cut
+            "txid <= (SELECT txid FROM before_event)",
+            "(txid, seq) < (SELECT txid, seq FROM before_event)",
+        ]
+    params.append(max(0, limit))
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    return (
+        f"{head}SELECT type, payload FROM events{where} "
+        f"ORDER BY txid DESC, seq DESC LIMIT ${len(params)}",
+        params,
+    )
+
+
 MIGRATION_LOCK = 0x717A_7061_795F_6462  # "qzpay_db": pg_advisory_xact_lock key for upgrades
 CUSTOMER_LOCK_CLASS = 0x717A_7079  # "qzpy": first key of the per-customer advisory lock
 WEBHOOK_LOCK_CLASS = 0x717A_7077  # "qzpw": first key of the per-webhook-delivery lock

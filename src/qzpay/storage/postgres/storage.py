@@ -293,6 +293,23 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
         rows = await self._read(lambda c: c.fetch(sql.RECORD_EVENTS, record_id, max(0, limit)))
         return [decode_event(row[1], row[0]) for row in rows]
 
+    async def list_events_backward(
+        self, *, before: str | None, limit: int, event_type: str | None = None
+    ) -> list[Event[Any]]:
+        query, params = sql.backward_query(before=before, limit=limit, event_type=event_type)
+
+        async def read(connection: Connection) -> list[asyncpg.Record] | None:
+            rows = await connection.fetch(query, *params)
+            missing = not rows and before is not None
+            if missing and await connection.fetchval(sql.EVENT_EXISTS, before) is None:
+                return None
+            return rows
+
+        rows = await self._read(read)
+        if rows is None:
+            raise NotFoundError(f"no event {before!r}")
+        return [decode_event(row[1], row[0]) for row in rows]
+
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         rows = await self._read(lambda c: c.fetch(sql.LIST_TASKS, limit))
         return [task_from_row(row) for row in rows]

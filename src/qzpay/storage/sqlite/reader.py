@@ -40,6 +40,25 @@ def _where(filters: CustomerFilter) -> tuple[str, list[object]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def backward_query(
+    *, before: str | None, limit: int, event_type: str | None = None
+) -> tuple[str, list[object]]:
+    """The statement ``list_events_backward`` runs: newest first by seq, read backward from the
+    end of the log or from below ``before``'s seq (no rows if ``before`` is unknown), through
+    events_by_type when ``event_type`` is given."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if event_type is not None:
+        clauses.append("type = ?")
+        params.append(event_type)
+    if before is not None:
+        clauses.append("seq < (SELECT seq FROM events WHERE id = ?)")
+        params.append(before)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    sql = f"SELECT type, payload FROM events{where} ORDER BY seq DESC LIMIT ?"
+    return sql, [*params, max(0, limit)]
+
+
 def read_connection(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout = 5000")
@@ -137,6 +156,16 @@ class Reader(CatalogReader, SubscriptionsReader):
             "SELECT type, payload FROM events WHERE customer_id = ? ORDER BY seq DESC LIMIT ?",
             (record_id, max(0, limit)),
         )
+        return [decode_event(row[1], row[0]) for row in rows]
+
+    def list_events_backward(
+        self, *, before: str | None, limit: int, event_type: str | None = None
+    ) -> list[Event[Any]]:
+        sql, params = backward_query(before=before, limit=limit, event_type=event_type)
+        rows = self._query(sql, params)
+        missing = not rows and before is not None
+        if missing and not self._query("SELECT 1 FROM events WHERE id = ?", (before,)):
+            raise NotFoundError(f"no event {before!r}")
         return [decode_event(row[1], row[0]) for row in rows]
 
     def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:

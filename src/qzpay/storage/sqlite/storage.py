@@ -221,6 +221,12 @@ class SQLiteStorage(CatalogStorage, SubscriptionsStorage):
     async def list_record_events(self, record_id: str, *, limit: int) -> list[Event]:
         return (await self._loop_reader()).list_record_events(record_id, limit=limit)
 
+    async def list_events_backward(
+        self, *, before: str | None, limit: int, event_type: str | None = None
+    ) -> list[Event]:
+        reader = await self._loop_reader()
+        return reader.list_events_backward(before=before, limit=limit, event_type=event_type)
+
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
         return (await self._loop_reader()).list_sync_tasks(limit=limit)
 
