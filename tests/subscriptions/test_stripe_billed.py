@@ -351,6 +351,26 @@ class TestAmbiguity:
         )
         assert len(listed.data) == 1
 
+    async def test_a_create_finished_by_sync_pending_keeps_the_trial_asked_for(
+        self, shop: Shop, fault_proxy: FaultProxy
+    ) -> None:
+        """Regression: the intent carries the requested trial (3 days, the price says 14), so a
+        create finished later by sync_pending asks Stripe for the same trial."""
+        billing = shop.billing
+        key = f"trial-{os.urandom(4).hex()}"
+        fault_proxy.inject(Fault.reset(), method="POST", path=SUBSCRIPTIONS)
+        fault_proxy.inject(Fault.reset(), method="GET", path=SUBSCRIPTIONS)
+        with pytest.raises(ProviderSyncError):
+            await billing.subscriptions.create(
+                shop.customer.id, shop.trial.id, trial_days=3, idempotency_key=key
+            )
+        assert (await billing.subscriptions.sync_pending()).completed == 1
+        (done,) = (await billing.subscriptions.list(customer_id=shop.customer.id)).data
+        assert done.status == "trialing"
+        assert done.trial_start is not None
+        assert done.trial_end is not None
+        assert done.trial_end - done.trial_start == timedelta(days=3)
+
 
 class TestReconcileAndLogMode:
     async def test_reconcile_reports_and_fixes_from_stripe(

@@ -56,6 +56,14 @@ Call = Callable[[SubscriptionAdapter, str, str], Awaitable[ProviderSubscription]
 """``call(adapter, provider_subscription_id, idempotency_key)``: one change at the provider."""
 
 
+def requested_trial(record: Subscription) -> int | None:
+    """The trial, in days, a create not yet answered by the provider asked for (carried in
+    the intent's ``trial_start``/``trial_end``; None: no trial)."""
+    if record.trial_start is None or record.trial_end is None:
+        return None
+    return round((record.trial_end - record.trial_start).total_seconds() / 86_400) or None
+
+
 def _live(record: Subscription) -> Subscription:
     """``record``, unless it has ended (ConflictError ``subscription_ended``)."""
     if record.status in ENDED:
@@ -363,4 +371,4 @@ class Billed:
         plan = await self.storage.get_plan(record.plan_id)
         if customer is None or price is None or plan is None:
             return None
-        return SubscriptionTerms(record, customer, price, plan, price.trial_days)
+        return SubscriptionTerms(record, customer, price, plan, requested_trial(record))

@@ -9,7 +9,7 @@ nothing and emits no event.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from qzpay._time import utcnow
@@ -86,12 +86,20 @@ class Local:
         self.units = units
 
     def new_record(
-        self, new: NewSubscription, price: Price, *, provider: str | None = None
+        self,
+        new: NewSubscription,
+        price: Price,
+        *,
+        provider: str | None = None,
+        trial_days: int | None = None,
     ) -> Subscription:
         """A new subscription to ``price``: ``active`` with its first period when kept here,
-        ``incomplete`` (until the provider answers) when ``provider`` bills it."""
+        ``incomplete`` (until the provider answers) when ``provider`` bills it. A trial asked
+        of the provider is carried as ``trial_start``/``trial_end`` until the provider's copy
+        replaces them, so a create finished later (``sync_pending``) asks for the same one."""
         now = utcnow()
         end = period_end(now, price.interval, price.interval_count, anchor_day=now.day)
+        trial_end = now + timedelta(days=trial_days) if provider and trial_days else None
         return Subscription(
             id=subscription_ids.new(),
             customer_id=new.customer_id,
@@ -101,6 +109,8 @@ class Local:
             status="active" if provider is None else "incomplete",
             current_period_start=now,
             current_period_end=end,
+            trial_start=None if trial_end is None else now,
+            trial_end=trial_end,
             provider=provider,
             metadata=new.metadata,
             created_at=now,

@@ -141,7 +141,7 @@ class SubscriptionService:
                 f"customer {customer.id} is not linked at {billed_by}; link or sync it first",
                 code="customer_not_linked",
             )
-        record = self._local.new_record(new, price, provider=billed_by)
+        record = self._local.new_record(new, price, provider=billed_by, trial_days=trial)
         terms = SubscriptionTerms(record, customer, price, plan, trial or None)
         return await self._billed.create(terms, key, digest)
 
