@@ -351,6 +351,25 @@ class TestAmbiguity:
         )
         assert len(listed.data) == 1
 
+    async def test_a_failed_look_up_after_an_ambiguous_create_keeps_the_intent(
+        self, shop: Shop, fault_proxy: FaultProxy, stripe_sdk: stripe.StripeClient
+    ) -> None:
+        """Regression: the create lands at Stripe but its answer is lost, and the look-up that
+        follows fails cleanly (a 400): the failure stays ambiguous and the intent stays, so
+        sync_pending adopts the subscription instead of leaving it orphaned at Stripe."""
+        billing = shop.billing
+        fault_proxy.inject(Fault.drop(), method="POST", path=SUBSCRIPTIONS)
+        fault_proxy.inject(Fault.respond(400), method="GET", path=SUBSCRIPTIONS)
+        with pytest.raises(ProviderSyncError) as caught:
+            await billing.subscriptions.create(shop.customer.id, shop.monthly.id)
+        assert caught.value.ambiguous
+        assert (await billing.subscriptions.sync_pending()).completed == 1
+        (adopted,) = (await billing.subscriptions.list(customer_id=shop.customer.id)).data
+        listed = await stripe_sdk.v1.subscriptions.list_async(
+            {"customer": shop.stripe_customer, "status": "all"}
+        )
+        assert [s.id for s in listed.data] == [adopted.provider_subscription_id]
+
     async def test_a_create_finished_by_sync_pending_keeps_the_trial_asked_for(
         self, shop: Shop, fault_proxy: FaultProxy
     ) -> None:

@@ -35,7 +35,7 @@ from qzpay.engine.pending import SyncReport, run_claimed
 from qzpay.engine.strategy import SyncErrors
 from qzpay.engine.tasks import TaskBook
 from qzpay.engine.unit_of_work import Units
-from qzpay.errors import ConflictError, ProviderSyncError
+from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError
 from qzpay.providers.base import PaymentProvider
 from qzpay.providers.subscriptions import (
     ProviderSubscription,
@@ -117,11 +117,13 @@ class Billed:
             try:
                 remote = await self._create_at(terms, look_first=task is not fresh)
             except ProviderSyncError as failure:
+                # Only a fresh create that failed cleanly left nothing at the provider; a
+                # resumed one (an earlier attempt may have landed) stays for sync_pending.
                 async with self.units() as work:
-                    if failure.ambiguous:
-                        await tasks.release(work.tx, task, failure)
-                    else:
+                    if task is fresh and not failure.ambiguous:
                         await tasks.drop(work.tx, target.id)
+                    else:
+                        await tasks.release(work.tx, task, failure)
                 raise
             return await self._commit_intent(task, target, remote)
 
@@ -140,7 +142,10 @@ class Billed:
         except ProviderSyncError as failure:
             if not failure.ambiguous:
                 raise
-            found = await adapter.find(terms)
+            try:
+                found = await adapter.find(terms)
+            except ProviderSyncError as lookup:
+                raise failure from lookup  # still ambiguous: the create may have landed
             if found is None:
                 raise
             logger.info("adopted %s after an ambiguous create", terms.subscription.id)
@@ -308,7 +313,7 @@ class Billed:
                 return None
             before = await tx.get_subscription(subscription_id)
             if before is None:
-                raise ConflictError(f"no subscription {subscription_id!r}", code="not_found")
+                raise NotFoundError(f"no subscription {subscription_id!r}")
             now = max(utcnow(), before.updated_at)
             after = await absorb(self.storage, before, remote, now=now, price=price)
             stored = await ledger.write(work, before, after)
