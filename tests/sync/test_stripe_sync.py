@@ -109,6 +109,26 @@ class TestFailuresRaise:
             customer.provider_customer_ids["stripe"]
         ]
 
+    async def test_a_failed_look_up_after_a_dropped_create_keeps_the_intent(
+        self, synced: Billing, fault_proxy: FaultProxy, stripe_provider: StripeProvider
+    ) -> None:
+        """Regression: the create lands at Stripe, its answer is lost, and the look-up that
+        follows fails cleanly (a 400). The failure must stay ambiguous and the intent stay,
+        so a keyed retry adopts the Stripe customer (it used to be a clean failure: the
+        intent was dropped and the Stripe customer orphaned)."""
+        fault_proxy.inject(Fault.drop(), method="POST", path=CUSTOMERS)
+        fault_proxy.inject(Fault.respond(400), method="GET", path=CUSTOMERS)
+        args: dict[str, Any] = {"email": unique_email("orphan"), "idempotency_key": "signup-9"}
+        with pytest.raises(ProviderSyncError) as caught:
+            await synced.customers.create(**args)
+        assert caught.value.ambiguous
+        (intent,) = await synced.storage.list_sync_tasks(limit=10)
+        customer = await synced.customers.create(**args)
+        assert customer.id == intent.customer_id
+        assert await stripe_twins(stripe_provider, customer.id) == [
+            customer.provider_customer_ids["stripe"]
+        ]
+
     async def test_unresolved_failure_is_finished_by_a_keyed_retry(
         self, synced: Billing, fault_proxy: FaultProxy, stripe_provider: StripeProvider
     ) -> None:

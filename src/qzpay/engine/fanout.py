@@ -237,8 +237,13 @@ class Fanout(Generic[R, P]):
                 if claim is None:
                     raise
                 return name, claim
-            # The request may have been applied: look before anyone resends it.
-            found = await adapter.find(record)
+            # The request may have been applied: look before anyone resends it. A look-up that
+            # fails leaves the create as ambiguous as it was (never a clean failure: the
+            # caller would then drop its intent and orphan what may have landed).
+            try:
+                found = await adapter.find(record)
+            except ProviderSyncError as lookup:
+                raise failure from lookup
             if found is None:
                 raise
             logger.info("found %s copy %s of %s", name, found.id, self._what(record))
