@@ -18,7 +18,7 @@ from qzpay.catalog.models import Interval
 from qzpay.catalog.reconcile import CatalogReconcileReport
 from qzpay.cli.handling import EXIT_DIFFERENCES, EXIT_ERROR, fail
 from qzpay.cli.options import Common, MetadataPairs, command, parse_pairs
-from qzpay.cli.provider_sync import provider_billing
+from qzpay.cli.provider_sync import Check, Fix, provider_billing
 from qzpay.cli.rendering import (
     print_json,
     show_catalog_diff,
@@ -369,13 +369,8 @@ def catalog_reconcile(
     provider: Annotated[
         str, typer.Option("--provider", help="The provider to compare with: stripe, mercadopago.")
     ],
-    fix: Annotated[
-        bool, typer.Option("--fix", help="Repair what is safe (qzpay's values win).")
-    ] = False,
-    check: Annotated[
-        bool,
-        typer.Option("--check", help="Exit 3 when not in sync (for cron; not with --fix)."),
-    ] = False,
+    fix: Fix = False,
+    check: Check = False,
     *,
     common: Common,
 ) -> None:

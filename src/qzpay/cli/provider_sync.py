@@ -24,8 +24,14 @@ from qzpay.cli.options import Common, close_providers, command, provider_config,
 from qzpay.cli.rendering import print_json, reconcile_json, show_reconcile, show_sync_report
 from qzpay.config import PROVIDER_ENV, ProviderConfig
 from qzpay.customers.reconcile import ReconcileReport
+from qzpay.engine.pending import SyncReport
 from qzpay.limits import DEFAULT_SYNC_BATCH, MAX_SYNC_BATCH
 
+Fix = Annotated[bool, typer.Option("--fix", help="Repair what is safe (see the command's help).")]
+Check = Annotated[
+    bool,
+    typer.Option("--check", help="Exit 3 when not in sync (for cron; not with --fix)."),
+]
 ProviderName = Annotated[
     str, typer.Argument(help="The provider to compare with: stripe.", show_default=False)
 ]
@@ -70,13 +76,8 @@ def _require_provider(config: ProviderConfig, name: str | None, *, as_json: bool
 @command
 def customers_reconcile(
     provider: ProviderName,
-    fix: Annotated[
-        bool, typer.Option("--fix", help="Repair what is safe (qzpay's values win).")
-    ] = False,
-    check: Annotated[
-        bool,
-        typer.Option("--check", help="Exit 3 when not in sync (for cron; not with --fix)."),
-    ] = False,
+    fix: Fix = False,
+    check: Check = False,
     *,
     common: Common,
 ) -> None:
@@ -143,6 +144,11 @@ def customers_sync_pending(
     """
     with provider_billing(common.database_url, None, as_json=common.as_json) as billing:
         report = billing.customers.sync_pending(limit=limit)
+    finish_sync_pending(report, common)
+
+
+def finish_sync_pending(report: SyncReport, common: Common) -> None:
+    """Print a ``sync-pending`` report; exit 1 when any task failed again."""
     show_sync_report(report, as_json=common.as_json)
     if report.failed:
         fail(

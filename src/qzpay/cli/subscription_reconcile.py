@@ -11,7 +11,7 @@ import typer
 
 from qzpay.cli.handling import EXIT_DIFFERENCES
 from qzpay.cli.options import Common, command
-from qzpay.cli.provider_sync import provider_billing
+from qzpay.cli.provider_sync import Check, Fix, provider_billing
 from qzpay.cli.rendering import print_json, show_checks
 from qzpay.subscriptions.reconcile import SubscriptionReconcileReport
 
@@ -19,14 +19,8 @@ from qzpay.subscriptions.reconcile import SubscriptionReconcileReport
 @command
 def subscriptions_reconcile(
     provider: Annotated[str, typer.Argument(help="The provider: stripe, mercadopago.")],
-    fix: Annotated[
-        bool,
-        typer.Option("--fix", help="Apply the provider's copies over drift; adopt what it can."),
-    ] = False,
-    check: Annotated[
-        bool,
-        typer.Option("--check", help="Exit 3 when not in sync (for cron; not with --fix)."),
-    ] = False,
+    fix: Fix = False,
+    check: Check = False,
     *,
     common: Common,
 ) -> None:

@@ -20,8 +20,8 @@ from rich.text import Text
 from qzpay.billing import SyncSubscriptions
 from qzpay.cli.handling import EXIT_ERROR, fail
 from qzpay.cli.options import Common, MetadataPairs, command, parse_pairs
-from qzpay.cli.provider_sync import provider_billing
-from qzpay.cli.rendering import console, print_json, show_sync_report
+from qzpay.cli.provider_sync import finish_sync_pending, provider_billing
+from qzpay.cli.rendering import console, print_json
 from qzpay.limits import DEFAULT_LIST_LIMIT, DEFAULT_SYNC_BATCH, MAX_LIST_LIMIT, MAX_SYNC_BATCH
 from qzpay.page import Page
 from qzpay.subscriptions.due import DueReport
@@ -302,14 +302,7 @@ def subscriptions_sync_pending(
     """
     with provider_billing(common.database_url, None, as_json=common.as_json) as billing:
         report = billing.subscriptions.sync_pending(limit=limit)
-    show_sync_report(report, as_json=common.as_json)
-    if report.failed:
-        fail(
-            f"{report.failed} pending sync(s) failed again and stay pending",
-            EXIT_ERROR,
-            as_json=common.as_json,
-            details={"code": "sync_failed"},
-        )
+    finish_sync_pending(report, common)
 
 
 # -- entitlements and limits -----------------------------------------------------------------
