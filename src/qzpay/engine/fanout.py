@@ -141,6 +141,20 @@ class CreateConflicts(Protocol[R_contra, P_co]):
         ...
 
 
+async def found_after(failure: ProviderSyncError, lookup: Awaitable[P | None]) -> P:
+    """What ``lookup`` finds after the ambiguous create ``failure`` (the request may have
+    been applied); ``failure`` itself when it finds nothing, or when the look-up fails: a
+    look-up failure leaves the create as ambiguous as it was, never a clean failure (the
+    caller would then drop its intent and orphan what may have landed)."""
+    try:
+        found = await lookup
+    except ProviderSyncError as lookup_failure:
+        raise failure from lookup_failure
+    if found is None:
+        raise failure
+    return found
+
+
 class Fanout(Generic[R, P]):
     """One resource's calls across the configured providers, in order (see the module)."""
 
@@ -237,15 +251,8 @@ class Fanout(Generic[R, P]):
                 if claim is None:
                     raise
                 return name, claim
-            # The request may have been applied: look before anyone resends it. A look-up that
-            # fails leaves the create as ambiguous as it was (never a clean failure: the
-            # caller would then drop its intent and orphan what may have landed).
-            try:
-                found = await adapter.find(record)
-            except ProviderSyncError as lookup:
-                raise failure from lookup
-            if found is None:
-                raise
+            # The request may have been applied: look before anyone resends it.
+            found = await found_after(failure, adapter.find(record))
             logger.info("found %s copy %s of %s", name, found.id, self._what(record))
             return found
 

@@ -28,6 +28,7 @@ from dataclasses import replace
 
 from qzpay._time import utcnow
 from qzpay.catalog.models import Plan, Price
+from qzpay.engine.fanout import found_after
 from qzpay.engine.intents import open_intent
 from qzpay.engine.keys import create_key, fresh_key
 from qzpay.engine.leases import Leases
@@ -45,7 +46,7 @@ from qzpay.providers.subscriptions import (
 )
 from qzpay.storage.base import SyncTask
 from qzpay.subscriptions import ledger
-from qzpay.subscriptions.local import ended
+from qzpay.subscriptions.local import live
 from qzpay.subscriptions.models import ENDED, Proration, Subscription
 from qzpay.subscriptions.remote_state import absorb
 from qzpay.subscriptions.resource import SUBSCRIPTIONS
@@ -62,13 +63,6 @@ def requested_trial(record: Subscription) -> int | None:
     if record.trial_start is None or record.trial_end is None:
         return None
     return round((record.trial_end - record.trial_start).total_seconds() / 86_400) or None
-
-
-def _live(record: Subscription) -> Subscription:
-    """``record``, unless it has ended (ConflictError ``subscription_ended``)."""
-    if record.status in ENDED:
-        raise ended(record)
-    return record
 
 
 class Billed:
@@ -142,12 +136,7 @@ class Billed:
         except ProviderSyncError as failure:
             if not failure.ambiguous:
                 raise
-            try:
-                found = await adapter.find(terms)
-            except ProviderSyncError as lookup:
-                raise failure from lookup  # still ambiguous: the create may have landed
-            if found is None:
-                raise
+            found = await found_after(failure, adapter.find(terms))
             logger.info("adopted %s after an ambiguous create", terms.subscription.id)
             return found
 
@@ -246,7 +235,7 @@ class Billed:
         )
 
     async def uncancel(self, record: Subscription) -> Subscription:
-        if _live(record).cancel_at_period_end:
+        if live(record).cancel_at_period_end:
             return await self._change(
                 record,
                 "uncancel",
@@ -262,7 +251,7 @@ class Billed:
         quantity: int | None,
         proration: Proration,
     ) -> Subscription:
-        count = _live(record).quantity if quantity is None else quantity
+        count = live(record).quantity if quantity is None else quantity
         return await self._change(
             record,
             "change-price",
@@ -278,14 +267,14 @@ class Billed:
         )
 
     async def pause(self, record: Subscription) -> Subscription:
-        if _live(record).status == "paused":
+        if live(record).status == "paused":
             return record
         return await self._change(
             record, "pause", lambda a, remote_id, key: a.pause(remote_id, idempotency_key=key)
         )
 
     async def resume(self, record: Subscription) -> Subscription:
-        if _live(record).status != "paused":
+        if live(record).status != "paused":
             return record
         return await self._change(
             record, "resume", lambda a, remote_id, key: a.resume(remote_id, idempotency_key=key)

@@ -33,6 +33,13 @@ def ended(record: Subscription) -> ConflictError:
     )
 
 
+def live(record: Subscription) -> Subscription:
+    """``record``, unless it has ended (ConflictError ``subscription_ended``)."""
+    if record.status in ENDED:
+        raise ended(record)
+    return record
+
+
 def cancel_fields(before: Subscription, now: datetime, *, at_period_end: bool) -> Fields | None:
     if before.status in ENDED:
         return None
@@ -44,23 +51,17 @@ def cancel_fields(before: Subscription, now: datetime, *, at_period_end: bool) -
 
 
 def uncancel_fields(before: Subscription, now: datetime) -> Fields | None:
-    if before.status in ENDED:
-        raise ended(before)
-    if not before.cancel_at_period_end:
+    if not live(before).cancel_at_period_end:
         return None
     return {"cancel_at_period_end": False, "canceled_at": None}
 
 
 def pause_fields(before: Subscription, now: datetime) -> Fields | None:
-    if before.status in ENDED:
-        raise ended(before)
-    return None if before.status == "paused" else {"status": "paused"}
+    return None if live(before).status == "paused" else {"status": "paused"}
 
 
 def resume_fields(before: Subscription, now: datetime) -> Fields | None:
-    if before.status in ENDED:
-        raise ended(before)
-    return {"status": "active"} if before.status == "paused" else None
+    return {"status": "active"} if live(before).status == "paused" else None
 
 
 def roll_fields(before: Subscription, price: Price, now: datetime) -> Fields | None:
@@ -168,12 +169,10 @@ class Local:
         self, subscription_id: str, price: Price, quantity: int | None
     ) -> Subscription:
         def change(before: Subscription, now: datetime) -> Fields:
-            if before.status in ENDED:
-                raise ended(before)
             return {
                 "price_id": price.id,
                 "plan_id": price.plan_id,
-                "quantity": before.quantity if quantity is None else quantity,
+                "quantity": live(before).quantity if quantity is None else quantity,
             }
 
         return await self.change(subscription_id, change)
