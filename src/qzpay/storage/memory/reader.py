@@ -14,9 +14,9 @@ from qzpay.customers.models import Customer
 from qzpay.errors import NotFoundError
 from qzpay.events import Event
 from qzpay.storage.base import CustomerFilter, SyncTask
+from qzpay.storage.copies import copy_customer, copy_event, copy_task
 from qzpay.storage.memory.catalog import CatalogState
 from qzpay.storage.memory.catalog_reads import CatalogReader
-from qzpay.storage.memory.copies import copy_customer, copy_event, copy_task
 from qzpay.storage.memory.state import MemoryState, task_order
 from qzpay.storage.memory.subscriptions import SubscriptionReader, SubscriptionState
 

@@ -19,8 +19,8 @@ from qzpay.errors import ConflictError
 from qzpay.events import Event
 from qzpay.records import record_type
 from qzpay.storage.base import IdempotentCreate, SyncTask
+from qzpay.storage.copies import copy_customer, copy_record, copy_task, event_with
 from qzpay.storage.memory.catalog import CatalogState, CatalogTransaction
-from qzpay.storage.memory.copies import copy_customer, copy_record, copy_task, event_with
 from qzpay.storage.memory.state import Link, MemoryState, WriteSet, task_order
 from qzpay.storage.memory.subscriptions import SubscriptionState, SubscriptionWriter
 

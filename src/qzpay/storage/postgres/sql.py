@@ -36,6 +36,7 @@ GET_FOR_UPDATE = f"{GET} FOR UPDATE"
 # An optimistic read: the row and its version (xmin, the id of the transaction that wrote this
 # row version; every update makes a new version), for a checked update at commit.
 GET_VERSIONED = f"SELECT {CUSTOMER_COLUMNS}, xmin FROM customers WHERE id = $1"
+VERSION = "SELECT xmin FROM customers WHERE id = $1"
 GET_IDEMPOTENT = (
     f"SELECT {CUSTOMER_COLUMNS}, request_fingerprint FROM customers WHERE idempotency_key = $1"
 )
@@ -101,7 +102,7 @@ INSERT_EVENT: Part = (
 CHECKED_QUEUE = "SELECT pg_advisory_xact_lock({lock_class}, {key}::int)"
 CHECKED_UPDATE = (
     UPDATE_CUSTOMER.replace(" WHERE id = $1", " FROM queued WHERE id = $1")
-    + " AND xmin = {version}::xid RETURNING 1"
+    + " AND xmin = {version}::xid RETURNING xmin"
 )
 CHECKED_METADATA_DIFF = (
     f"{METADATA_DIFF[0]} AND EXISTS (SELECT FROM cas)",
@@ -343,10 +344,18 @@ def _shifted(match: re.Match[str], *, shift: int) -> str:
     return f"${int(match[1]) + shift}"
 
 
+# What a statement that commits on its own returns when asked for its version: the xmin of
+# every row it wrote (the id of its transaction, in the 32 bits a row keeps).
+_VERSION_TAIL = "SELECT pg_current_xact_id()::xid"
+
+
 @functools.lru_cache(maxsize=256)
-def _compose(shape: tuple[tuple[tuple[Part, ...], int], ...], resend: bool) -> str:
+def _compose(
+    shape: tuple[tuple[tuple[Part, ...], int], ...], resend: bool, versioned: bool = False
+) -> str:
     """One statement running every write's parts; ``resend`` makes each a no-op if its row
-    already exists (the statement committed before the connection dropped)."""
+    already exists (the statement committed before the connection dropped); ``versioned``
+    makes it return the version (xmin) of the rows it writes."""
     statements: list[str] = []
     shift = 0
     for parts, count in shape:
@@ -358,16 +367,18 @@ def _compose(shape: tuple[tuple[tuple[Part, ...], int], ...], resend: bool) -> s
                 sql = _PARAM.sub(functools.partial(_shifted, shift=shift), sql)
             statements.append(sql)
         shift += count
-    if len(statements) == 1:
+    if len(statements) == 1 and not versioned:
         return statements[0]
     ctes = ", ".join(f"w{index} AS ({sql})" for index, sql in enumerate(statements))
-    return f"WITH {ctes} SELECT 1"
+    return f"WITH {ctes} {_VERSION_TAIL if versioned else 'SELECT 1'}"
 
 
-def statement(writes: Sequence[Write], *, resend: bool = False) -> tuple[str, list[object]]:
+def statement(
+    writes: Sequence[Write], *, resend: bool = False, versioned: bool = False
+) -> tuple[str, list[object]]:
     shape = tuple((write.parts, len(write.args)) for write in writes)
     args = [arg for write in writes for arg in write.args]
-    return _compose(shape, resend), args
+    return _compose(shape, resend, versioned), args
 
 
 def checked_update(
@@ -413,13 +424,13 @@ def _compose_checked(shape: tuple[tuple[tuple[Part, ...], int], ...]) -> str:
     queue_lock, update, *others = statements
     ctes = [f"queued AS MATERIALIZED ({queue_lock})", f"cas AS ({update})"]
     ctes += [f"w{index} AS ({sql})" for index, sql in enumerate(others)]
-    return f"WITH {', '.join(ctes)} SELECT count(*) FROM cas"
+    return f"WITH {', '.join(ctes)} SELECT xmin FROM cas"
 
 
 def checked_statement(writes: Sequence[Write]) -> tuple[str, list[object]]:
     """One statement for a checked update and its events (as split_checked returns them); it
-    returns 1 if it wrote, 0 if the row was no longer at the version read (then it wrote
-    nothing)."""
+    returns the row's new version (xmin) if it wrote, no row if the row was no longer at the
+    version read (then it wrote nothing)."""
     assert writes
     assert writes[0].checked
     shape = tuple((write.parts, len(write.args)) for write in writes)

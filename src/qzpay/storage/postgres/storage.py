@@ -29,6 +29,7 @@ from qzpay.storage.postgres.connections import (
     driver_error,
     unavailable,
 )
+from qzpay.storage.postgres.recent import RECENT_VERSIONS, RecentVersions
 from qzpay.storage.postgres.sql import customer_from_row, task_from_row
 from qzpay.storage.postgres.subscriptions import SubscriptionStorage
 from qzpay.storage.postgres.transaction import PostgresTransaction
@@ -41,7 +42,9 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
 
     ``dsn_or_pool`` is a ``postgresql://`` DSN, whose connections this storage opens (at most
     ``max_size``, ``min_size`` of them at open) and closes, or an ``asyncpg.Pool`` to use as it
-    is and leave open on ``close()``.
+    is and leave open on ``close()``. ``recent_versions``: how many recently read or written
+    customers to remember with their row version, so updating or deleting one of them is one
+    round trip instead of two (0: none; see qzpay.storage.postgres.recent).
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout: float = 10.0,
+        recent_versions: int = RECENT_VERSIONS,
     ) -> None:
         if isinstance(dsn_or_pool, asyncpg.Pool):
             self.dsn: str | None = None
@@ -70,6 +74,7 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
         self._connections: Connections | None = None
         self._blocking: BlockingReader | None = None
         self._open_lock = asyncio.Lock()
+        self._recent = RecentVersions(recent_versions)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -196,13 +201,13 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
 
     # -- writes --------------------------------------------------------------------------
     def transaction(self) -> PostgresTransaction:
-        return PostgresTransaction(self._opened)
+        return PostgresTransaction(self._opened, recent=self._recent)
 
     def optimistic_transaction(self) -> PostgresTransaction:
         """A transaction whose customer reads take no lock and whose customer update is checked
         at commit (see qzpay.storage.base.SupportsOptimisticWrites): an update or delete is
         two round trips, a read and one statement, instead of four."""
-        return PostgresTransaction(self._opened, optimistic=True)
+        return PostgresTransaction(self._opened, optimistic=True, recent=self._recent)
 
     # -- reads ---------------------------------------------------------------------------
     async def _read(self, query: Callable[[Connection], Awaitable[T]]) -> T:
@@ -237,8 +242,12 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get_customer(self, customer_id: str) -> Customer | None:
-        row = await self._read(lambda c: c.fetchrow(sql.GET, customer_id))
-        return None if row is None else customer_from_row(row)
+        row = await self._read(lambda c: c.fetchrow(sql.GET_VERSIONED, customer_id))
+        if row is None:
+            return None
+        customer = customer_from_row(row)
+        self._recent.remember(customer, row["xmin"])
+        return customer
 
     async def find_customers_by_provider_id(
         self, provider_customer_id: str, *, provider: str | None

@@ -1,4 +1,5 @@
-"""Copies that keep the store private: nothing a caller holds shares a mutable dict with it.
+"""Copies that keep what a storage holds in memory private: nothing a caller holds shares a
+mutable dict with it (the memory store; PostgreSQL's recently seen customers).
 
 Stored objects are never changed in place (a write replaces them), so one stored customer may
 be shared by the customer table and the event log; only what crosses the store's boundary, in

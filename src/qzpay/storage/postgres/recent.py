@@ -1,0 +1,76 @@
+"""The customers this storage recently read or wrote, each with its row version (xmin), so an
+optimistic update or delete of one of them skips its read: one round trip (the checked
+statement) instead of two.
+
+Nothing read from here is trusted: the checked statement updates the row only if it is still at
+the remembered version, and a transaction that read a remembered customer but wrote nothing
+through the check (a no-op update, a delete of a deleted customer, an error raised from what it
+read) asks the database whether the version is still current before it commits or raises
+(qzpay.storage.postgres.transaction). A stale entry therefore costs one more round trip and a
+retry from a fresh read, never a wrong result. Entries expire after ``RECENT_VERSION_SECONDS``
+(so a 32-bit xmin cannot come round again while one is held, and a customer another process
+changes is not tried stale for long) and the oldest go beyond ``capacity``.
+
+Only versions that name exactly one row state are kept: a row read outside a transaction, or
+written by a statement that committed on its own (one statement changes a row once). A write in
+a BEGIN ... COMMIT transaction, which may change the row again under the same xmin, forgets it.
+Measured in docs/benchmarks.md ("PostgreSQL writes (issue 16)").
+"""
+
+from __future__ import annotations
+
+import time
+
+from qzpay.customers.models import Customer
+from qzpay.storage.copies import copy_customer
+
+RECENT_VERSION_SECONDS = 60.0
+"""How long a remembered version is used before the row is read again."""
+
+RECENT_VERSIONS = 10_000
+"""How many customers a PostgresStorage remembers by default (``recent_versions=``)."""
+
+
+class RecentVersions:
+    """A bounded, expiring map from customer id to (a private copy of the customer, its xmin)."""
+
+    __slots__ = ("_capacity", "_entries", "_seconds")
+
+    def __init__(self, capacity: int, *, seconds: float = RECENT_VERSION_SECONDS) -> None:
+        if capacity < 0:
+            raise ValueError("recent_versions must be 0 (off) or more")
+        self._capacity = capacity
+        self._seconds = seconds
+        self._entries: dict[str, tuple[Customer, int, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def recall(self, customer_id: str) -> tuple[Customer, int] | None:
+        """The customer as last seen and its version, if seen recently; a copy the caller may
+        keep."""
+        entry = self._entries.get(customer_id)
+        if entry is None:
+            return None
+        customer, version, expires = entry
+        if time.monotonic() >= expires:
+            del self._entries[customer_id]
+            return None
+        return copy_customer(customer), version
+
+    def remember(self, customer: Customer, version: int) -> None:
+        """Note that the customer's row is ``customer`` at ``version``."""
+        if not self._capacity:
+            return
+        entries = self._entries
+        entries.pop(customer.id, None)  # the newest go last, so the oldest go first
+        entries[customer.id] = (
+            copy_customer(customer),
+            version,
+            time.monotonic() + self._seconds,
+        )
+        if len(entries) > self._capacity:
+            del entries[next(iter(entries))]
+
+    def forget(self, customer_id: str) -> None:
+        self._entries.pop(customer_id, None)
