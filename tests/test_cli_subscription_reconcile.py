@@ -7,6 +7,7 @@ import os
 import re
 
 import aiohttp
+import pytest
 
 from qzpay import Billing
 from qzpay.providers.stripe import StripeProvider
@@ -53,3 +54,19 @@ def test_reports_drift_then_fix_takes_stripes_copy(stripe_env: str, localstripe_
     after = qzpay_json("subscriptions", "reconcile", "stripe")
     assert not [d for d in after["drift"] if d["subscription_id"] == sub_id]
     assert qzpay("subscriptions", "reconcile", "stripe", "--fix", "--check").exit_code == 2
+
+
+def test_reconcile_table_prints_labels_and_ids_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: the catalog and subscription tables once printed their labels and ids as
+    Rich markup, so "[stripe ids]" vanished and a provider id holding brackets was misread."""
+    from qzpay.cli.subscription_reconcile import RECONCILIATION
+    from qzpay.subscriptions.reconcile import SubscriptionReconcileReport
+
+    hostile = "sub_[bold]x[/bold]"
+    report = SubscriptionReconcileReport(
+        provider="stripe", missing_locally=[hostile], unmanaged=[hostile]
+    )
+    RECONCILIATION.show(report, fixed_now=False)
+    out = capsys.readouterr().out
+    assert "cannot be adopted [stripe ids]" in out
+    assert hostile in out

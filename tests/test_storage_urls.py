@@ -53,6 +53,20 @@ class TestOpenStorage:
         with pytest.raises(ValueError, match="URL option"):
             open_storage("postgresql://u@h/db?qzpay_pool_size=many")
 
+    def test_postgresql_recent_versions(self) -> None:
+        from qzpay.storage.postgres import PostgresStorage
+
+        storage = open_storage("postgresql://u@h/db?qzpay_recent_versions=0")
+        assert isinstance(storage, PostgresStorage)
+        assert storage.dsn == "postgresql://u@h/db"
+        assert storage.recent_versions == 0
+        default = open_storage("postgresql://u@h/db")
+        assert isinstance(default, PostgresStorage)
+        assert default.recent_versions == 10_000
+        for bad in ("-1", "lots"):
+            with pytest.raises(ValueError, match="URL option"):
+                open_storage(f"postgresql://u@h/db?qzpay_recent_versions={bad}")
+
     def test_storage_object_is_used_as_is(self) -> None:
         storage = MemoryStorage()
         assert Billing(storage=storage).storage is storage

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 async def stripe_copies(stripe: StripeProvider, email: str) -> list[str]:
     """Ids of the live Stripe customers with this exact email."""
-    return [str(data["id"]) async for data in stripe.customers._list("test", email=email)]
+    return [copy.id async for copy in stripe.customers.list() if copy.email == email]
 
 
 def mp_copies(fake: FakeMercadoPago, email: str) -> list[str]:

@@ -10,13 +10,14 @@ from typing import Any, Final, TypeAlias
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from qzpay.admin.context import Admin, Fields, Handler
+from qzpay.admin import views
+from qzpay.admin.context import Admin, Fields
 from qzpay.admin.render import page
 from qzpay.admin.session import Session
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.plans import plan_scan_filters
 from qzpay.catalog.reads import check_record_id
-from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError, ValidationError
+from qzpay.errors import NotFoundError, ValidationError
 from qzpay.limits import MAX_LIST_LIMIT
 
 PAGE_SIZE: Final = 50
@@ -25,7 +26,6 @@ STATUSES: Final = {"active": True, "archived": False}
 """The plan list's ``status`` filter; anything else lists every plan."""
 
 Record: TypeAlias = Plan | Price
-RecordHandler: TypeAlias = Callable[[Request, Session, Fields, Any], Awaitable[Response]]
 
 
 def amount(price: Price) -> str:
@@ -42,82 +42,36 @@ def every(price: Price) -> str:
 
 def add_catalog_routes(router: APIRouter, admin: Admin) -> None:
     billing = admin.billing
-
-    def not_found(request: Request, session: Session, what: str, ident: str) -> Response:
-        return page(
-            request,
-            "refused.html",
-            session=session,
-            status=404,
-            title="Not found",
-            message=f"There is no {what} {ident!r}.",
-        )
-
-    def record_route(
-        kind: str, method: str, path: str, name: str
-    ) -> Callable[[RecordHandler], RecordHandler]:
-        """Serve ``handler`` at ``/plans/{plan_id}`` or ``/prices/{price_id}`` + ``path``:
-        signed in, 404 when there is no such plan or price."""
-        param = f"{kind}_id"
-
-        def register(handler: RecordHandler) -> RecordHandler:
-            async def view(request: Request, session: Session, fields: Fields) -> Response:
-                ident = request.path_params[param]
-                service: Any = billing.plans if kind == "plan" else billing.prices
-                try:
-                    found = await service.get(ident)
-                except ValidationError:
-                    found = None
-                if found is None:
-                    return not_found(request, session, kind, ident)
-                return await handler(request, session, fields, found)
-
-            guarded: Handler = view
-            router.add_api_route(
-                f"/{kind}s/{{{param}}}{path}",
-                admin.signed_in(guarded),
-                methods=[method],
-                name=name,
-            )
-            return handler
-
-        return register
+    plan_route = views.record_route(router, admin, "plan", billing.plans.get)
+    price_route = views.record_route(router, admin, "price", billing.prices.get)
 
     @router.get("/plans", name="qzpay_admin_plans")
     @admin.signed_in
     async def plans(request: Request, session: Session, query: Fields) -> Response:
-        status = query.get("status", "")
-        status = status if status in STATUSES else ""
+        status = views.choice(query, "status", STATUSES)
         before = query.get("before", "").strip()
         error: str | None = None
-        rows: list[Plan] = []
-        has_more = False
+        batch: list[Plan] = []
         try:
             if before:
                 check_record_id(before, "before")
             filters = plan_scan_filters(STATUSES.get(status), PAGE_SIZE + 1, {})
         except ValidationError as exc:
-            error = "; ".join(e["message"] for e in exc.errors)
+            error = views.messages(exc)
         else:
             batch = await billing.plans.scan_page(filters, before or None, PAGE_SIZE + 1)
-            has_more = len(batch) > PAGE_SIZE
-            rows = batch[:PAGE_SIZE]
-        kept = {"status": status}
         return page(
             request,
             "plans.html",
             session=session,
             status=422 if error else 200,
             title="Plans",
-            rows=rows,
+            pager=views.Pager.of(batch, PAGE_SIZE, {"status": status}, before),
             chosen=status,
-            before=before,
             error=error,
-            next_query={**kept, "before": rows[-1].id} if has_more and rows else None,
-            first_query=kept if before else None,
         )
 
-    @record_route("plan", "GET", "", "qzpay_admin_plan")
+    @plan_route("GET", "", "qzpay_admin_plan")
     async def plan(request: Request, session: Session, query: Fields, found: Plan) -> Response:
         prices = await billing.prices.list(plan_id=found.id, limit=PRICES_SHOWN)
         return page(
@@ -133,7 +87,7 @@ def add_catalog_routes(router: APIRouter, admin: Admin) -> None:
             done=query.get("done"),
         )
 
-    @record_route("price", "GET", "", "qzpay_admin_price")
+    @price_route("GET", "", "qzpay_admin_price")
     async def price(request: Request, session: Session, query: Fields, found: Price) -> Response:
         return page(
             request,
@@ -148,12 +102,7 @@ def add_catalog_routes(router: APIRouter, admin: Admin) -> None:
         )
 
     def confirm_page(
-        request: Request,
-        session: Session,
-        record: Record,
-        *,
-        status: int = 200,
-        error: str | None = None,
+        request: Request, session: Session, record: Record, refused: views.Refusal = views.ASKED
     ) -> Response:
         if isinstance(record, Plan):
             kind, label = "plan", f"the plan {record.name}"
@@ -163,46 +112,32 @@ def add_catalog_routes(router: APIRouter, admin: Admin) -> None:
             request,
             "archive.html",
             session=session,
-            status=status,
+            status=refused.status,
             title=f"Archive {kind}",
             kind=kind,
             label=label,
             record=record,
-            error=error,
+            error=refused.error,
         )
 
-    async def archive(
-        request: Request, session: Session, record: Record, run: Callable[[str], Awaitable[Any]]
-    ) -> Response:
-        kind = "plan" if isinstance(record, Plan) else "price"
-        try:
-            await run(record.id)
-        except NotFoundError:
-            return not_found(request, session, kind, record.id)
-        except ConflictError as exc:
-            return confirm_page(request, session, record, status=409, error=exc.message)
-        except ProviderSyncError as exc:
-            return confirm_page(request, session, record, status=502, error=exc.message)
-        return admin.redirect(request, kind, {"done": "archived"}, **{f"{kind}_id": record.id})
+    def add_archive_routes(
+        kind: str, route: views.RecordRoute[Any], run: Callable[[str], Awaitable[Any]]
+    ) -> None:
+        """Archiving a plan or a price: ``GET …/archive`` asks, ``POST …/archive`` does it."""
 
-    @record_route("plan", "GET", "/archive", "qzpay_admin_plan_archive")
-    async def plan_archive_form(
-        request: Request, session: Session, _: Fields, found: Plan
-    ) -> Response:
-        return confirm_page(request, session, found)
+        @route("GET", "/archive", f"qzpay_admin_{kind}_archive")
+        async def form(request: Request, session: Session, _: Fields, found: Record) -> Response:
+            return confirm_page(request, session, found)
 
-    @record_route("plan", "POST", "/archive", "qzpay_admin_plan_archive_post")
-    async def plan_archive(request: Request, session: Session, _: Fields, found: Plan) -> Response:
-        return await archive(request, session, found, billing.plans.archive)
+        @route("POST", "/archive", f"qzpay_admin_{kind}_archive_post")
+        async def archive(request: Request, session: Session, _: Fields, found: Record) -> Response:
+            try:
+                refused = await views.refusal(run(found.id))
+            except NotFoundError:
+                return views.not_found(request, session, kind, found.id)
+            if refused is not None:
+                return confirm_page(request, session, found, refused)
+            return admin.redirect(request, kind, {"done": "archived"}, **{f"{kind}_id": found.id})
 
-    @record_route("price", "GET", "/archive", "qzpay_admin_price_archive")
-    async def price_archive_form(
-        request: Request, session: Session, _: Fields, found: Price
-    ) -> Response:
-        return confirm_page(request, session, found)
-
-    @record_route("price", "POST", "/archive", "qzpay_admin_price_archive_post")
-    async def price_archive(
-        request: Request, session: Session, _: Fields, found: Price
-    ) -> Response:
-        return await archive(request, session, found, billing.prices.archive)
+    add_archive_routes("plan", plan_route, billing.plans.archive)
+    add_archive_routes("price", price_route, billing.prices.archive)

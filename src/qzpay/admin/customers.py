@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from qzpay.admin.context import Admin, Fields, Handler
+from qzpay.admin import views
+from qzpay.admin.context import Admin, Fields
 from qzpay.admin.forms import ADDRESS_FIELDS, ADDRESS_LABELS, CustomerForm, address_value
 from qzpay.admin.render import page
 from qzpay.admin.session import Session
@@ -56,50 +56,9 @@ def _plain(value: object) -> object:
     return address_value(value) if hasattr(value, "model_dump") else value  # type: ignore[arg-type]
 
 
-CustomerHandler: TypeAlias = Callable[[Request, Session, Fields, Customer], Awaitable[Response]]
-
-
 def add_customer_routes(router: APIRouter, admin: Admin) -> None:
     billing = admin.billing
-
-    def not_found(request: Request, session: Session) -> Response:
-        return page(
-            request,
-            "refused.html",
-            session=session,
-            status=404,
-            title="Not found",
-            message=f"There is no customer {request.path_params['customer_id']!r}.",
-        )
-
-    def with_customer(handler: CustomerHandler) -> Handler:
-        """A view of the customer named by the path: ``handler`` gets it, or the page is a 404."""
-
-        async def view(request: Request, session: Session, fields: Fields) -> Response:
-            try:
-                found = await billing.customers.get(request.path_params["customer_id"])
-            except ValidationError:
-                found = None
-            if found is None:
-                return not_found(request, session)
-            return await handler(request, session, fields, found)
-
-        return view
-
-    def customer_route(
-        method: str, path: str, name: str
-    ) -> Callable[[CustomerHandler], CustomerHandler]:
-        """Serve ``handler`` at ``/customers/{customer_id}`` + ``path``: signed in, 404 when
-        there is no such customer."""
-
-        def register(handler: CustomerHandler) -> CustomerHandler:
-            view = admin.signed_in(with_customer(handler))
-            router.add_api_route(
-                "/customers/{customer_id}" + path, view, methods=[method], name=name
-            )
-            return handler
-
-        return register
+    customer_route = views.record_route(router, admin, "customer", billing.customers.get)
 
     def customer_page(
         request: Request,
@@ -126,12 +85,11 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
     async def customers(request: Request, session: Session, query: Fields) -> Response:
         search = _search(query)
         errors: dict[str, str] = {}
-        rows: list[Customer] = []
-        has_more = False
+        batch: list[Customer] = []
         if search["provider_id"]:
             try:
                 found = await billing.customers.get_by_external_id(search["provider_id"])
-                rows = [] if found is None else [found]
+                batch = [] if found is None else [found]
             except (ValidationError, ConflictError) as exc:
                 errors["provider_id"] = getattr(exc, "message", str(exc))
         else:
@@ -155,8 +113,6 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
                     errors.setdefault(name if name in search else "email", error["message"])
             if not errors:
                 batch = await billing.customers.scan_page(filters, before, PAGE_SIZE + 1)
-                has_more = len(batch) > PAGE_SIZE
-                rows = batch[:PAGE_SIZE]
         kept = {k: v for k, v in search.items() if k != "before"}
         return page(
             request,
@@ -166,9 +122,7 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
             title="Customers",
             search=search,
             errors=errors,
-            rows=rows,
-            next_query={**kept, "before": rows[-1].id} if has_more and rows else None,
-            first_query=kept if search["before"] else None,
+            pager=views.Pager.of(batch, PAGE_SIZE, kept, search["before"]),
             done=query.get("done"),
         )
 
@@ -236,7 +190,7 @@ def add_customer_routes(router: APIRouter, admin: Admin) -> None:
             form.take_errors(exc.errors)
             return edit_page(request, session, found, form, 422)
         except NotFoundError:
-            return not_found(request, session)
+            return views.not_found(request, session, "customer", request.path_params["customer_id"])
         except (ConflictError, ProviderSyncError) as exc:
             form.add_error("form", exc.message)
             return edit_page(request, session, found, form, 409)

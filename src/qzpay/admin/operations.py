@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from qzpay import records
+from qzpay.admin import views
 from qzpay.admin.context import Admin, Fields
 from qzpay.admin.render import page
 from qzpay.admin.session import Session
@@ -112,8 +113,7 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
         limit = int(raw_limit) if raw_limit in {str(n) for n in EVENT_LIMITS} else DEFAULT_LIMIT
         before = query.get("before", "").strip()
         error, status = None, 200
-        rows: list[Event[Any]] = []
-        has_more = False
+        batch: list[Event[Any]] = []
         try:
             if before:
                 check_id(before, "before")
@@ -121,8 +121,6 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
             batch = await billing.storage.list_events_backward(
                 before=before or None, limit=limit + 1, event_type=event_type
             )
-            has_more = len(batch) > limit
-            rows = batch[:limit]
         except ValidationError:
             error, status = "That is not an event id: start again from the newest events.", 422
         except NotFoundError:
@@ -134,16 +132,13 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
             session=session,
             status=status,
             title="Events",
-            events=rows,
+            pager=views.Pager.of(batch, limit, kept, before),  # no rows, no caption on error
             event_types=records.event_types(),
             customer_event_types=EVENT_TYPES,
             chosen=event_type or "",
             limits=EVENT_LIMITS,
             limit=limit,
-            before=before if error is None else "",
             error=error,
-            next_query={**kept, "before": rows[-1].id} if has_more and rows else None,
-            first_query=kept if before else None,
         )
 
     async def sync_page(
@@ -214,8 +209,9 @@ def add_operation_routes(router: APIRouter, admin: Admin) -> None:
         try:
             report = await billing.customers.reconcile(provider, fix=fix)
         except ValidationError as exc:
-            message = "; ".join(e["message"] for e in exc.errors)
-            return reconcile_page(request, session, status=422, error=message, provider=provider)
+            return reconcile_page(
+                request, session, status=422, error=views.messages(exc), provider=provider
+            )
         except ProviderSyncError as exc:
             return reconcile_page(
                 request, session, status=502, error=exc.message, provider=provider

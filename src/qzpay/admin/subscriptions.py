@@ -11,21 +11,21 @@ from typing import Final, TypeAlias
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from qzpay.admin import views
 from qzpay.admin.catalog import amount, every
-from qzpay.admin.context import Admin, Fields, Handler
+from qzpay.admin.context import Admin, Fields
 from qzpay.admin.render import page
 from qzpay.admin.session import Session
 from qzpay.catalog.reads import check_record_id
-from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError, ValidationError
+from qzpay.errors import NotFoundError, ValidationError
 from qzpay.storage.base import SubscriptionFilter
 from qzpay.subscriptions.models import ENDED, STATUSES, Subscription
 from qzpay.subscriptions.service import SubscriptionService
 
 PAGE_SIZE: Final = 50
 
-SubscriptionHandler: TypeAlias = Callable[
-    [Request, Session, Fields, Subscription], Awaitable[Response]
-]
+ActionHandler: TypeAlias = Callable[[Request, Session, Subscription, str], Awaitable[Response]]
+"""A view of one subscription action: ``handler(request, session, subscription, name)``."""
 Run: TypeAlias = Callable[[SubscriptionService, str], Awaitable[Subscription]]
 
 
@@ -92,45 +92,32 @@ ACTIONS: Final[dict[str, Action]] = {
     ),
 }
 """The changes by the name in their path, in the order the page offers them."""
+STATUS_CHOICES: Final = [("", "All statuses")] + [
+    (status, status.replace("_", " ").capitalize()) for status in STATUSES
+]
+"""The list's status filter: (value, label)."""
 
 
 def add_subscription_routes(router: APIRouter, admin: Admin) -> None:
     billing = admin.billing
+    subscription_route = views.record_route(
+        router, admin, "subscription", billing.subscriptions.get
+    )
 
-    def refused(request: Request, session: Session, status: int, message: str) -> Response:
-        return page(
-            request,
-            "refused.html",
-            session=session,
-            status=status,
-            title="Not found" if status == 404 else "Not allowed",
-            message=message,
-        )
+    def action_route(method: str, name: str) -> Callable[[ActionHandler], ActionHandler]:
+        """Serve ``handler`` at ``/subscriptions/{subscription_id}/{action}``: 404 unless the
+        subscription and the action exist; the handler gets the action's name."""
 
-    def subscription_route(
-        method: str, path: str, name: str
-    ) -> Callable[[SubscriptionHandler], SubscriptionHandler]:
-        """Serve ``handler`` at ``/subscriptions/{subscription_id}`` + ``path``: signed in,
-        404 when there is no such subscription."""
+        def register(handler: ActionHandler) -> ActionHandler:
+            @subscription_route(method, "/{action}", name)
+            async def view(
+                request: Request, session: Session, fields: Fields, found: Subscription
+            ) -> Response:
+                action = request.path_params["action"]
+                if action not in ACTIONS:
+                    return views.not_found(request, session, "subscription action", action)
+                return await handler(request, session, found, action)
 
-        def register(handler: SubscriptionHandler) -> SubscriptionHandler:
-            async def view(request: Request, session: Session, fields: Fields) -> Response:
-                ident = request.path_params["subscription_id"]
-                try:
-                    found = await billing.subscriptions.get(ident)
-                except ValidationError:
-                    found = None
-                if found is None:
-                    return refused(request, session, 404, f"There is no subscription {ident!r}.")
-                return await handler(request, session, fields, found)
-
-            guarded: Handler = view
-            router.add_api_route(
-                "/subscriptions/{subscription_id}" + path,
-                admin.signed_in(guarded),
-                methods=[method],
-                name=name,
-            )
             return handler
 
         return register
@@ -138,8 +125,7 @@ def add_subscription_routes(router: APIRouter, admin: Admin) -> None:
     @router.get("/subscriptions", name="qzpay_admin_subscriptions")
     @admin.signed_in
     async def subscriptions(request: Request, session: Session, query: Fields) -> Response:
-        status = query.get("status", "")
-        status = status if status in STATUSES else ""
+        status = views.choice(query, "status", STATUSES)
         customer_id = query.get("customer_id", "").strip()
         before = query.get("before", "").strip()
         errors: dict[str, str] = {}
@@ -148,17 +134,14 @@ def add_subscription_routes(router: APIRouter, admin: Admin) -> None:
                 try:
                     check_record_id(value, field)
                 except ValidationError as exc:
-                    errors[field] = "; ".join(e["message"] for e in exc.errors)
-        rows: list[Subscription] = []
-        has_more = False
+                    errors[field] = views.messages(exc)
+        batch: list[Subscription] = []
         if not errors:
             filters = SubscriptionFilter(
                 customer_id=customer_id or None,
                 status=next((s for s in STATUSES if s == status), None),
             )
             batch = await billing.subscriptions.scan_page(filters, before or None, PAGE_SIZE + 1)
-            has_more = len(batch) > PAGE_SIZE
-            rows = batch[:PAGE_SIZE]
         kept = {"status": status, "customer_id": customer_id}
         return page(
             request,
@@ -166,14 +149,11 @@ def add_subscription_routes(router: APIRouter, admin: Admin) -> None:
             session=session,
             status=422 if errors else 200,
             title="Subscriptions",
-            rows=rows,
-            statuses=STATUSES,
+            pager=views.Pager.of(batch, PAGE_SIZE, kept, before),
+            status_choices=STATUS_CHOICES,
             chosen=status,
             customer_id=customer_id,
-            before=before,
             errors=errors,
-            next_query={**kept, "before": rows[-1].id} if has_more and rows else None,
-            first_query=kept if before else None,
         )
 
     @subscription_route("GET", "", "qzpay_admin_subscription")
@@ -204,9 +184,7 @@ def add_subscription_routes(router: APIRouter, admin: Admin) -> None:
         session: Session,
         found: Subscription,
         name: str,
-        *,
-        status: int = 200,
-        error: str | None = None,
+        refused: views.Refusal = views.ASKED,
     ) -> Response:
         action = ACTIONS[name]
         end = found.current_period_end.strftime("%Y-%m-%d %H:%M UTC")
@@ -214,48 +192,31 @@ def add_subscription_routes(router: APIRouter, admin: Admin) -> None:
             request,
             "subscription_confirm.html",
             session=session,
-            status=status,
+            status=refused.status,
             title=action.label,
             sub=found,
             name=name,
             action=action,
             explain=action.explain.format(end=end),
             applies=action.applies(found),
-            error=error,
+            error=refused.error,
         )
 
-    def unknown_action(request: Request, session: Session) -> Response:
-        name = request.path_params["action"]
-        return refused(request, session, 404, f"There is no subscription action {name!r}.")
-
-    @subscription_route("GET", "/{action}", "qzpay_admin_subscription_action")
+    @action_route("GET", "qzpay_admin_subscription_action")
     async def action_form(
-        request: Request, session: Session, _: Fields, found: Subscription
+        request: Request, session: Session, found: Subscription, name: str
     ) -> Response:
-        name = request.path_params["action"]
-        if name not in ACTIONS:
-            return unknown_action(request, session)
         return confirm_page(request, session, found, name)
 
-    @subscription_route("POST", "/{action}", "qzpay_admin_subscription_action_post")
+    @action_route("POST", "qzpay_admin_subscription_action_post")
     async def action(
-        request: Request, session: Session, _: Fields, found: Subscription
+        request: Request, session: Session, found: Subscription, name: str
     ) -> Response:
-        name = request.path_params["action"]
-        if name not in ACTIONS:
-            return unknown_action(request, session)
-        status, error = 0, ""
         try:
-            await ACTIONS[name].run(billing.subscriptions, found.id)
+            refused = await views.refusal(ACTIONS[name].run(billing.subscriptions, found.id))
         except NotFoundError:
-            return refused(request, session, 404, f"There is no subscription {found.id!r}.")
-        except ConflictError as exc:  # before ProviderSyncError: a change a provider refuses
-            status, error = 409, exc.message
-        except ProviderSyncError as exc:
-            status, error = 502, exc.message
-        except ValidationError as exc:
-            status, error = 422, "; ".join(e["message"] for e in exc.errors)
-        if not status:
+            return views.not_found(request, session, "subscription", found.id)
+        if refused is None:
             return admin.redirect(request, "subscription", {"done": name}, subscription_id=found.id)
         current = await billing.subscriptions.get(found.id) or found  # as it is now
-        return confirm_page(request, session, current, name, status=status, error=error)
+        return confirm_page(request, session, current, name, refused)

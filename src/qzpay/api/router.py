@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from qzpay.api.auth import APIKeyAuth, require_api_key
+from qzpay.api.bodies import arguments
 from qzpay.api.catalog_routes import create_catalog_routers
+from qzpay.api.parameters import id_path, id_query
 from qzpay.api.problems import problem_responses
+from qzpay.api.records import RecordRoutes, found
 from qzpay.api.routing import problem_router, problems, route_class
 from qzpay.api.schemas import (
     CustomerCreate,
@@ -29,20 +32,17 @@ from qzpay.api.webhook_routes import create_webhook_router
 from qzpay.billing import Billing
 from qzpay.customers.models import Customer
 from qzpay.customers.service import scan_filters
-from qzpay.errors import FieldError, NotFoundError, ValidationError
+from qzpay.errors import FieldError, ValidationError
 from qzpay.limits import (
     DEFAULT_EVENT_PAGE,
     DEFAULT_LIST_LIMIT,
     DEFAULT_MAX_BODY_BYTES,
     MAX_EVENT_PAGE,
-    MAX_ID_LENGTH,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_LIST_LIMIT,
 )
 
 logger = logging.getLogger("qzpay.api")
 
-MAX_ID = MAX_ID_LENGTH
 METADATA_PARAMETER: dict[str, Any] = {
     "name": "metadata",
     "in": "query",
@@ -86,9 +86,8 @@ def _metadata_filter(request: Request) -> dict[str, str] | None:
     return found or None
 
 
-CustomerId = Annotated[
-    str, Path(min_length=1, max_length=MAX_ID, description="A customer id (`cus_…`).")
-]
+CUSTOMER_ID = "A customer id (`cus_…`)."
+CustomerId = Annotated[str, id_path(CUSTOMER_ID)]
 
 
 def create_router(
@@ -119,7 +118,8 @@ def create_router(
     capped = route_class(max_body_bytes)
     # One router per tag (the tag said once); all but health's go under ``api``, the key's.
     health_routes = problem_router(capped, tags=["health"])
-    customer_routes = problem_router(capped, tags=["customers"])
+    customers = RecordRoutes(capped, "customer", Customer, CUSTOMER_ID)
+    customer_routes = customers.router
     event_routes = problem_router(capped, tags=["events"])
 
     @health_routes.get(
@@ -135,41 +135,12 @@ def create_router(
 
     # -- customers -------------------------------------------------------------------------
 
-    @customer_routes.post(
-        "/customers",
-        status_code=201,
-        response_model=Customer,
+    customers.create(
+        CustomerCreate,
+        lambda body, key: billing.customers.create(**arguments(body), idempotency_key=key),
         summary="Create a customer",
         responses=problems(400, 409, 413, 422, 502),
     )
-    async def create_customer(
-        body: CustomerCreate,
-        request: Request,
-        response: Response,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key",
-                max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
-                description=(
-                    "Makes the create safe to retry: a retry with the same key returns the "
-                    "first call's customer; the same key with different fields is a 409."
-                ),
-            ),
-        ] = None,
-    ) -> Customer:
-        customer = await billing.customers.create(
-            email=body.email,
-            name=body.name,
-            phone=body.phone,
-            address=body.address,
-            metadata=body.metadata,
-            idempotency_key=idempotency_key,
-        )
-        response.headers["Location"] = str(
-            request.url_for("qzpay_get_customer", customer_id=customer.id)
-        )
-        return customer
 
     @customer_routes.get(
         "/customers",
@@ -193,13 +164,9 @@ def create_router(
         ] = False,
         starting_after: Annotated[
             str | None,
-            Query(
-                min_length=1,
-                max_length=MAX_ID,
-                description=(
-                    "Cursor: return the customers after this one (the previous page's "
-                    "`next_cursor`). Keyset paging, as cheap at any depth."
-                ),
+            id_query(
+                "Cursor: return the customers after this one (the previous page's "
+                "`next_cursor`). Keyset paging, as cheap at any depth."
             ),
         ] = None,
     ) -> CustomerList:
@@ -247,9 +214,7 @@ def create_router(
         responses=problems(404, 409, 422),
     )
     async def get_customer_by_provider_id(
-        provider_customer_id: Annotated[
-            str, Path(min_length=1, max_length=MAX_ID, description="The provider's customer id.")
-        ],
+        provider_customer_id: Annotated[str, id_path("The provider's customer id.")],
         provider: Annotated[
             str | None,
             Query(
@@ -262,31 +227,17 @@ def create_router(
         customer = await billing.customers.get_by_external_id(
             provider_customer_id, provider=provider
         )
-        if customer is None:
-            raise NotFoundError(f"no customer is linked to {provider_customer_id!r}")
-        return customer
+        return found(customer, f"no customer is linked to {provider_customer_id!r}")
 
-    @customer_routes.get(
-        "/customers/{customer_id}",
-        name="qzpay_get_customer",
-        response_model=Customer,
-        summary="Get a customer (deleted ones too, with `deleted_at` set)",
-        responses=problems(404, 422),
+    customers.get(
+        billing.customers.get, summary="Get a customer (deleted ones too, with `deleted_at` set)"
     )
-    async def get_customer(customer_id: CustomerId) -> Customer:
-        customer = await billing.customers.get(customer_id)
-        if customer is None:
-            raise NotFoundError(f"no customer {customer_id!r}")
-        return customer
-
-    @customer_routes.patch(
-        "/customers/{customer_id}",
-        response_model=Customer,
+    customers.update(
+        CustomerUpdate,
+        billing.customers.update,
         summary="Update a customer (absent fields unchanged, null clears, metadata merges)",
         responses=problems(400, 404, 409, 413, 422, 502),
     )
-    async def update_customer(customer_id: CustomerId, body: CustomerUpdate) -> Customer:
-        return await billing.customers.update(customer_id, **body.changes())
 
     @customer_routes.delete(
         "/customers/{customer_id}",
@@ -309,12 +260,7 @@ def create_router(
     )
     async def list_events(
         after: Annotated[
-            str | None,
-            Query(
-                min_length=1,
-                max_length=MAX_ID,
-                description="Return events after this event id (404 if unknown).",
-            ),
+            str | None, id_query("Return events after this event id (404 if unknown).")
         ] = None,
         limit: Annotated[
             int, Query(ge=1, le=MAX_EVENT_PAGE, description="At most this many.")

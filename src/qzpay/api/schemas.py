@@ -9,37 +9,28 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from qzpay.api.bodies import METADATA_RULES, PartialUpdate, page_fields, request_config
 from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Address, Customer
 from qzpay.events import Event
 from qzpay.page import Page
 from qzpay.subscriptions.models import EntitlementsChange, Subscription
 
-_METADATA_RULES = (
-    "At most 50 keys; keys 1–40 characters without `[` or `]`; values strings of at most "
-    "500 characters."
-)
-
 
 class CustomerCreate(BaseModel):
     """A new customer. Only ``email`` is required."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "email": "user@example.com",
-                    "name": "John Doe",
-                    "phone": "+14155552671",
-                    "address": {"line1": "1 Market St", "city": "San Francisco", "country": "US"},
-                    "metadata": {"userId": "usr_123"},
-                }
-            ]
-        },
+    model_config = request_config(
+        {
+            "email": "user@example.com",
+            "name": "John Doe",
+            "phone": "+14155552671",
+            "address": {"line1": "1 Market St", "city": "San Francisco", "country": "US"},
+            "metadata": {"userId": "usr_123"},
+        }
     )
 
     email: str = Field(description="A valid email address (no DNS look-up); stored as given.")
@@ -52,10 +43,10 @@ class CustomerCreate(BaseModel):
     address: Address | None = Field(
         default=None, description="`country` is an ISO 3166-1 alpha-2 code."
     )
-    metadata: dict[str, str] = Field(default_factory=dict, description=_METADATA_RULES)
+    metadata: dict[str, str] = Field(default_factory=dict, description=METADATA_RULES)
 
 
-class CustomerUpdate(BaseModel):
+class CustomerUpdate(PartialUpdate):
     """A partial update (merge-patch semantics).
 
     A field left out is unchanged. ``null`` clears ``name``, ``phone`` or ``address`` (an
@@ -63,12 +54,8 @@ class CustomerUpdate(BaseModel):
     ``null`` is removed, keys not named are kept. ``email`` cannot be cleared.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"name": "Jane Doe", "metadata": {"plan": "pro"}}]},
-    )
+    model_config = request_config({"name": "Jane Doe", "metadata": {"plan": "pro"}})
 
-    # ``None`` defaults stand for "not sent"; ``model_fields_set`` tells absent from null.
     email: str | SkipJsonSchema[None] = Field(
         default=None, description="A valid email address; cannot be null."
     )
@@ -82,16 +69,12 @@ class CustomerUpdate(BaseModel):
     )
 
     def changes(self) -> dict[str, Any]:
-        """The fields the client sent, as keyword arguments for ``customers.update``.
-
-        An explicit ``null`` is passed on as ``None``; the library then clears the field, or
-        reports a validation error where clearing is not allowed (``email``, ``metadata``).
-        """
-        sent: dict[str, Any] = {}
-        for name in self.model_fields_set:
-            value = getattr(self, name)
-            sent[name] = value.model_dump() if isinstance(value, Address) else value
-        return sent
+        """The fields sent, for ``customers.update`` (an address as a plain mapping)."""
+        sent = super().changes()
+        return {
+            name: value.model_dump() if isinstance(value, Address) else value
+            for name, value in sent.items()
+        }
 
 
 class CustomerList(BaseModel):
@@ -109,8 +92,7 @@ class CustomerList(BaseModel):
     @classmethod
     def from_page(cls, page: Page[Customer], next_cursor: str | None) -> CustomerList:
         """``page`` as the response body, with the cursor to the page after it."""
-        fields = {name: getattr(page, name) for name in Page.model_fields}
-        return cls(**fields, next_cursor=next_cursor)
+        return cls(**page_fields(page), next_cursor=next_cursor)
 
 
 class EventList(BaseModel):

@@ -11,12 +11,15 @@ The entitlement reads never 404: an unknown customer simply may use nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query
+from fastapi.types import DecoratedCallable
 
-from qzpay.api.catalog_routes import Limit, Offset, _idempotency_header
+from qzpay.api.bodies import arguments
+from qzpay.api.parameters import id_path, id_query
+from qzpay.api.records import RecordRoutes
 from qzpay.api.routing import ProblemRoute, problem_router, problems
 from qzpay.api.subscription_schemas import (
     KEY_RULE,
@@ -29,46 +32,16 @@ from qzpay.api.subscription_schemas import (
     SubscriptionPriceChange,
 )
 from qzpay.billing import Billing
-from qzpay.errors import NotFoundError
-from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_ID_LENGTH, MAX_SLUG_LENGTH
+from qzpay.limits import MAX_SLUG_LENGTH
 from qzpay.subscriptions.models import Subscription, SubscriptionStatus
-from qzpay.subscriptions.service import SubscriptionService
 
-SubscriptionId = Annotated[
-    str,
-    Path(min_length=1, max_length=MAX_ID_LENGTH, description="A subscription id (`sub_…`)."),
-]
-CustomerId = Annotated[
-    str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="A customer id (`cus_…`).")
-]
+SUBSCRIPTION_ID = "A subscription id (`sub_…`)."
+SubscriptionId = Annotated[str, id_path(SUBSCRIPTION_ID)]
+CustomerId = Annotated[str, id_path("A customer id (`cus_…`).")]
 Key = Annotated[str, Path(min_length=1, max_length=MAX_SLUG_LENGTH, description=KEY_RULE)]
 
 AT_PERIOD_END = SubscriptionCancel()
-
-Action = Callable[[SubscriptionService, str], Awaitable[Subscription]]
-ACTIONS: tuple[tuple[str, str], ...] = (
-    ("uncancel", "Keep a subscription cancelled at period end (409 once it has ended)"),
-    ("pause", "Pause a subscription: no billing and no access until resumed"),
-    ("resume", "Resume a paused subscription (one not paused is unchanged)"),
-)
-"""The actions that take no body: ``SubscriptionService`` method name, route summary."""
 """What ``POST /subscriptions/{id}/cancel`` without a body asks for."""
-
-
-def _action_endpoint(billing: Billing, verb: str) -> Callable[[str], Awaitable[Subscription]]:
-    """The endpoint of one body-less action (``uncancel_subscription``...), named for its
-    operation id."""
-    action: Action = getattr(SubscriptionService, verb)
-
-    async def endpoint(subscription_id: SubscriptionId) -> Subscription:
-        return await action(billing.subscriptions, subscription_id)
-
-    endpoint.__name__ = endpoint.__qualname__ = f"{verb}_subscription"
-    return endpoint
-
-
-def _id_filter(description: str) -> object:
-    return Query(min_length=1, max_length=MAX_ID_LENGTH, description=description)
 
 
 def create_subscription_routers(
@@ -76,83 +49,40 @@ def create_subscription_routers(
 ) -> tuple[APIRouter, APIRouter]:
     """The ``subscriptions`` and ``entitlements`` routers (one per tag), for ``create_router``
     to put behind its API key."""
-    subscription_routes = problem_router(route, tags=["subscriptions"])
-    entitlement_routes = problem_router(route, tags=["entitlements"])
+    service = billing.subscriptions
+    subscriptions = RecordRoutes(route, "subscription", Subscription, SUBSCRIPTION_ID)
 
-    # -- subscriptions ---------------------------------------------------------------------
+    async def subscribe(body: SubscriptionCreate, key: str | None) -> Subscription:
+        """``create`` takes the customer and the price positionally, the rest by name."""
+        options = arguments(body, leave_out={"customer_id", "price_id"})
+        return await service.create(body.customer_id, body.price_id, **options, idempotency_key=key)
 
-    @subscription_routes.post(
-        "/subscriptions",
-        status_code=201,
-        response_model=Subscription,
+    subscriptions.create(
+        SubscriptionCreate,
+        subscribe,
         summary="Subscribe a customer to a price",
         responses=problems(400, 404, 409, 413, 422, 502),
     )
-    async def create_subscription(
-        body: SubscriptionCreate,
-        request: Request,
-        response: Response,
-        idempotency_key: Annotated[str | None, _idempotency_header("subscription")] = None,
-    ) -> Subscription:
-        subscription = await billing.subscriptions.create(
-            body.customer_id,
-            body.price_id,
-            quantity=body.quantity,
-            trial_days=body.trial_days,
-            provider=body.provider,
-            metadata=body.metadata,
-            idempotency_key=idempotency_key,
-        )
-        response.headers["Location"] = str(
-            request.url_for("qzpay_get_subscription", subscription_id=subscription.id)
-        )
-        return subscription
-
-    @subscription_routes.get(
-        "/subscriptions",
-        response_model=SubscriptionList,
+    subscriptions.listing(
+        SubscriptionList,
+        service.list,
         summary="List subscriptions, newest first",
-        responses=problems(422),
+        filters={
+            "customer_id": Annotated[str | None, id_query("Only this customer's.")],
+            "status": Annotated[
+                SubscriptionStatus | None, Query(description="Only those in this status.")
+            ],
+            "plan_id": Annotated[str | None, id_query("Only those to this plan.")],
+            "price_id": Annotated[str | None, id_query("Only those to this price.")],
+        },
     )
-    async def list_subscriptions(
-        customer_id: Annotated[str | None, _id_filter("Only this customer's.")] = None,
-        status: Annotated[
-            SubscriptionStatus | None, Query(description="Only those in this status.")
-        ] = None,
-        plan_id: Annotated[str | None, _id_filter("Only those to this plan.")] = None,
-        price_id: Annotated[str | None, _id_filter("Only those to this price.")] = None,
-        limit: Limit = DEFAULT_LIST_LIMIT,
-        offset: Offset = 0,
-    ) -> SubscriptionList:
-        page = await billing.subscriptions.list(
-            customer_id=customer_id,
-            status=status,
-            plan_id=plan_id,
-            price_id=price_id,
-            limit=limit,
-            offset=offset,
-        )
-        return SubscriptionList.from_page(page)
-
-    @subscription_routes.get(
-        "/subscriptions/{subscription_id}",
-        name="qzpay_get_subscription",
-        response_model=Subscription,
-        summary="Get a subscription (ended ones too)",
-        responses=problems(404, 422),
-    )
-    async def get_subscription(subscription_id: SubscriptionId) -> Subscription:
-        found = await billing.subscriptions.get(subscription_id)
-        if found is None:
-            raise NotFoundError(f"no subscription {subscription_id!r}")
-        return found
+    subscriptions.get(service.get, summary="Get a subscription (ended ones too)")
 
     changes = problems(404, 409, 422, 502)
     changes_with_body = problems(400, 404, 409, 413, 422, 502)
 
-    @subscription_routes.post(
-        "/subscriptions/{subscription_id}/cancel",
-        response_model=Subscription,
+    @subscriptions.action_route(
+        "cancel",
         summary="Cancel a subscription, at period end (default) or now",
         responses=changes_with_body,
     )
@@ -160,60 +90,62 @@ def create_subscription_routers(
         subscription_id: SubscriptionId,
         body: Annotated[SubscriptionCancel, Body()] = AT_PERIOD_END,
     ) -> Subscription:
-        return await billing.subscriptions.cancel(subscription_id, at_period_end=body.at_period_end)
+        return await service.cancel(subscription_id, at_period_end=body.at_period_end)
 
-    @subscription_routes.post(
-        "/subscriptions/{subscription_id}/change_price",
-        response_model=Subscription,
+    @subscriptions.action_route(
+        "change_price",
         summary="Move a subscription to another price (and plan), and quantity",
         responses=changes_with_body,
     )
     async def change_subscription_price(
         subscription_id: SubscriptionId, body: SubscriptionPriceChange
     ) -> Subscription:
-        return await billing.subscriptions.change_price(
-            subscription_id, body.price_id, **body.changes()
+        return await service.change_price(subscription_id, body.price_id, **body.changes())
+
+    subscriptions.action(
+        "uncancel",
+        service.uncancel,
+        summary="Keep a subscription cancelled at period end (409 once it has ended)",
+        responses=changes,
+    )
+    subscriptions.action(
+        "pause",
+        service.pause,
+        summary="Pause a subscription: no billing and no access until resumed",
+        responses=changes,
+    )
+    subscriptions.action(
+        "resume",
+        service.resume,
+        summary="Resume a paused subscription (one not paused is unchanged)",
+        responses=changes,
+    )
+    return subscriptions.router, _entitlement_router(billing, route)
+
+
+def _entitlement_router(billing: Billing, route: type[ProblemRoute]) -> APIRouter:
+    """A customer's entitlements and limits: reads that never 404."""
+    entitlement_routes = problem_router(route, tags=["entitlements"])
+
+    def read(path: str, summary: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+        """``GET /customers/{customer_id}/{path}``, answering the handler's return type."""
+        return entitlement_routes.get(
+            f"/customers/{{customer_id}}/{path}", summary=summary, responses=problems(422)
         )
 
-    # Actions without a body: one builder, so their routes cannot drift apart.
-    for verb, summary in ACTIONS:
-        subscription_routes.post(
-            f"/subscriptions/{{subscription_id}}/{verb}",
-            response_model=Subscription,
-            summary=summary,
-            responses=changes,
-        )(_action_endpoint(billing, verb))
-
-    # -- entitlements and limits -----------------------------------------------------------
-
-    @entitlement_routes.get(
-        "/customers/{customer_id}/entitlements",
-        response_model=Entitlements,
-        summary="What a customer may use now (sorted entitlement keys)",
-        responses=problems(422),
-    )
+    @read("entitlements", "What a customer may use now (sorted entitlement keys)")
     async def list_entitlements(customer_id: CustomerId) -> Entitlements:
         keys = await billing.entitlements.list(customer_id)
         return Entitlements(customer_id=customer_id, entitlements=keys)
 
-    @entitlement_routes.get(
-        "/customers/{customer_id}/entitlements/{key}",
-        response_model=EntitlementCheck,
-        summary="Whether a customer may use one feature now",
-        responses=problems(422),
-    )
+    @read("entitlements/{key}", "Whether a customer may use one feature now")
     async def check_entitlement(customer_id: CustomerId, key: Key) -> EntitlementCheck:
         allowed = await billing.entitlements.check(customer_id, key)
         return EntitlementCheck(customer_id=customer_id, key=key, allowed=allowed)
 
-    @entitlement_routes.get(
-        "/customers/{customer_id}/limits/{key}",
-        response_model=LimitValue,
-        summary="A customer's limit now (the largest among the plans granting access)",
-        responses=problems(422),
-    )
+    @read("limits/{key}", "A customer's limit now (the largest among the plans granting access)")
     async def get_limit(customer_id: CustomerId, key: Key) -> LimitValue:
         value = await billing.limits.get(customer_id, key)
         return LimitValue(customer_id=customer_id, key=key, limit=value)
 
-    return subscription_routes, entitlement_routes
+    return entitlement_routes

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue
 from pydantic.json_schema import SkipJsonSchema
 
+from qzpay.api.bodies import METADATA_RULES, PageBody, request_config
 from qzpay.limits import (
     MAX_ID_LENGTH,
     MAX_PROVIDER_NAME_LENGTH,
@@ -23,13 +24,8 @@ from qzpay.limits import (
     MAX_SLUG_LENGTH,
     MAX_TRIAL_DAYS,
 )
-from qzpay.page import Page
 from qzpay.subscriptions.models import Proration, Subscription
 
-_METADATA_RULES = (
-    "At most 50 keys; keys 1–40 characters without `[` or `]`; values strings of at most "
-    "500 characters."
-)
 _ID: dict[str, JsonValue] = {"minLength": 1, "maxLength": MAX_ID_LENGTH}
 _QUANTITY: dict[str, JsonValue] = {"minimum": 1, "maximum": MAX_QUANTITY}
 _QUANTITY_RULE = f"An integer from 1 to {MAX_QUANTITY:,} (seats, units)."
@@ -38,18 +34,13 @@ _QUANTITY_RULE = f"An integer from 1 to {MAX_QUANTITY:,} (seats, units)."
 class SubscriptionCreate(BaseModel):
     """A new subscription of a live customer to an active price."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "customer_id": "cus_01J0000000000000000000000",
-                    "price_id": "price_01J0000000000000000000000",
-                    "quantity": 1,
-                    "metadata": {"source": "signup"},
-                }
-            ]
-        },
+    model_config = request_config(
+        {
+            "customer_id": "cus_01J0000000000000000000000",
+            "price_id": "price_01J0000000000000000000000",
+            "quantity": 1,
+            "metadata": {"source": "signup"},
+        }
     )
 
     customer_id: str = Field(
@@ -79,15 +70,13 @@ class SubscriptionCreate(BaseModel):
         ),
         json_schema_extra={"minLength": 1, "maxLength": MAX_PROVIDER_NAME_LENGTH},
     )
-    metadata: dict[str, str] = Field(default_factory=dict, description=_METADATA_RULES)
+    metadata: dict[str, str] = Field(default_factory=dict, description=METADATA_RULES)
 
 
 class SubscriptionCancel(BaseModel):
     """How to cancel. The body may be left out: the subscription then ends at period end."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"at_period_end": False}]}
-    )
+    model_config = request_config({"at_period_end": False})
 
     at_period_end: bool = Field(
         default=True,
@@ -101,12 +90,7 @@ class SubscriptionCancel(BaseModel):
 class SubscriptionPriceChange(BaseModel):
     """Move the subscription to another active price (and its plan)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"price_id": "price_01J0000000000000000000000", "quantity": 3}]
-        },
-    )
+    model_config = request_config({"price_id": "price_01J0000000000000000000000", "quantity": 3})
 
     price_id: str = Field(
         description=(
@@ -130,18 +114,10 @@ class SubscriptionPriceChange(BaseModel):
         return {"quantity": self.quantity, "proration": self.proration}
 
 
-class SubscriptionList(BaseModel):
+class SubscriptionList(PageBody[Subscription]):
     """One page of subscriptions, newest first."""
 
-    data: list[Subscription]
     total: int = Field(description="Subscriptions matching the filters, on every page.")
-    limit: int
-    offset: int
-    has_more: bool = Field(description="Whether more matches follow this page.")
-
-    @classmethod
-    def from_page(cls, page: Page[Subscription]) -> SubscriptionList:
-        return cls(**{name: getattr(page, name) for name in Page.model_fields})
 
 
 class Entitlements(BaseModel):

@@ -25,16 +25,22 @@ class CreatePlan:
     plan: PlanSpec
 
 
-@dataclass(frozen=True)
-class UpdatePlan:
-    plan_id: str
-    key: str
+class _Update:
+    """A change of a stored plan or price, made by its service's ``update``."""
+
     changes: tuple[FieldChange, ...]
 
     def arguments(self) -> dict[str, Any]:
-        """The keyword arguments of ``plans.update`` that make the change (metadata as a
-        patch: changed keys set, dropped keys None)."""
+        """The keyword arguments of ``plans.update`` / ``prices.update`` that make the change
+        (metadata as a patch: changed keys set, dropped keys None)."""
         return {change.field: _argument(change) for change in self.changes}
+
+
+@dataclass(frozen=True)
+class UpdatePlan(_Update):
+    plan_id: str
+    key: str
+    changes: tuple[FieldChange, ...]
 
 
 @dataclass(frozen=True)
@@ -64,15 +70,11 @@ class ReplacePrice:
 
 
 @dataclass(frozen=True)
-class UpdatePrice:
+class UpdatePrice(_Update):
     price_id: str
     plan_key: str
     lookup_key: str
     changes: tuple[FieldChange, ...]
-
-    def arguments(self) -> dict[str, Any]:
-        """The keyword arguments of ``prices.update`` that make the change."""
-        return {change.field: _argument(change) for change in self.changes}
 
 
 @dataclass(frozen=True)

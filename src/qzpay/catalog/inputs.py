@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from qzpay._unset import UNSET
 from qzpay.catalog import validation as v
 from qzpay.catalog.models import Interval
+from qzpay.catalog.reads import check_page_size
 from qzpay.limits import MAX_METADATA_KEYS
+from qzpay.storage.base import PlanFilter, PriceFilter
 
 NO_ARGUMENTS: Mapping[str, object] = {}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,7 @@ def plan_create(
         "metadata": metadata,
     }
     plan = check_plan(fields, problems, metadata_limit=metadata_limit)
-    idempotency = v.check_idempotency_key(idempotency_key, problems)
-    problems.raise_if_any()
-    assert plan is not None
-    return plan, idempotency
+    return _created(plan, idempotency_key, problems)
 
 
 def plan_update(
@@ -194,12 +194,22 @@ def price_create(
         "lookup_key": lookup_key,
         "metadata": metadata,
     }
-    price = check_price(fields, problems, metadata_limit=metadata_limit)
-    idempotency = v.check_idempotency_key(idempotency_key, problems)
-    problems.raise_if_any()
+    price, idempotency = _created(
+        check_price(fields, problems, metadata_limit=metadata_limit), idempotency_key, problems
+    )
     assert plan is not None
-    assert price is not None
     return plan, price, idempotency
+
+
+def _created(
+    record: T | None, idempotency_key: object, problems: v.Problems
+) -> tuple[T, str | None]:
+    """A create's checked fields (None when they had problems) and its idempotency key, or
+    one ValidationError listing every problem of the call."""
+    key = v.check_idempotency_key(idempotency_key, problems)
+    problems.raise_if_any()
+    assert record is not None
+    return record, key
 
 
 def price_update(
@@ -254,23 +264,45 @@ def merge_metadata(
     return merged
 
 
-@dataclass(frozen=True)
-class PriceFilter:
-    plan_id: str | None
-    active: bool | None
-    currency: str | None
+# -- reads: the filters of ``list`` (a page) and ``iterate`` (keyset pages) -----------------
+def page_problems(limit: object, offset: object, unknown: Mapping[str, object]) -> v.Problems:
+    """What is wrong with a ``list`` call's unknown arguments and page."""
+    problems = v.Problems()
+    problems.unknown_arguments(unknown)
+    v.check_page(limit, offset, problems)
+    return problems
+
+
+def walk_problems(page_size: object, unknown: Mapping[str, object]) -> v.Problems:
+    """What is wrong with an ``iterate`` call's unknown arguments and page size."""
+    problems = v.Problems()
+    check_page_size(page_size, unknown, problems)
+    return problems
+
+
+def plan_filter(problems: v.Problems, *, active: object) -> PlanFilter:
+    """The plans' filter, or one ValidationError with ``problems`` (the call's others)."""
+    active_ = v.check_active(active, problems)
+    problems.raise_if_any()
+    return PlanFilter(active=active_)
+
+
+def price_filter(
+    problems: v.Problems, *, plan_id: object, active: object, currency: object
+) -> PriceFilter:
+    """The prices' filters (currency in any case), or one ValidationError with ``problems``."""
+    plan = None if plan_id is None else v.check_id(plan_id, problems, "plan_id")
+    active_ = v.check_active(active, problems)
+    code = None if currency is None else v.check_currency(currency, problems)
+    problems.raise_if_any()
+    return PriceFilter(plan_id=plan, active=active_, currency=code)
 
 
 def plan_list(
     *, active: object, limit: object, offset: object, unknown: Mapping[str, object]
 ) -> bool | None:
     """``plans.list``'s filter (``active``), after checking the page."""
-    problems = v.Problems()
-    problems.unknown_arguments(unknown)
-    v.check_page(limit, offset, problems)
-    active_ = v.check_active(active, problems)
-    problems.raise_if_any()
-    return active_
+    return plan_filter(page_problems(limit, offset, unknown), active=active).active
 
 
 def price_list(
@@ -283,11 +315,24 @@ def price_list(
     unknown: Mapping[str, object],
 ) -> PriceFilter:
     """``prices.list``'s filters (currency in any case), after checking the page."""
-    problems = v.Problems()
-    problems.unknown_arguments(unknown)
-    v.check_page(limit, offset, problems)
-    plan = None if plan_id is None else v.check_id(plan_id, problems, "plan_id")
-    active_ = v.check_active(active, problems)
-    code = None if currency is None else v.check_currency(currency, problems)
-    problems.raise_if_any()
-    return PriceFilter(plan, active_, code)
+    problems = page_problems(limit, offset, unknown)
+    return price_filter(problems, plan_id=plan_id, active=active, currency=currency)
+
+
+def plan_scan_filters(
+    active: object, page_size: object, unknown: Mapping[str, object]
+) -> PlanFilter:
+    """``plans.iterate``'s filter, after checking the page size."""
+    return plan_filter(walk_problems(page_size, unknown), active=active)
+
+
+def price_scan_filters(
+    plan_id: object,
+    active: object,
+    currency: object,
+    page_size: object,
+    unknown: Mapping[str, object],
+) -> PriceFilter:
+    """``prices.iterate``'s filters, after checking the page size."""
+    problems = walk_problems(page_size, unknown)
+    return price_filter(problems, plan_id=plan_id, active=active, currency=currency)

@@ -17,31 +17,22 @@ after a failure part-way finishes the job. Without providers all of it is one tr
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Never
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
 from qzpay.catalog import inputs
-from qzpay.catalog import validation as v
+from qzpay.catalog.inputs import plan_scan_filters as plan_scan_filters  # the console's import
 from qzpay.catalog.models import Plan, archive_changes, plan_ids
 from qzpay.catalog.prices import PriceService
-from qzpay.catalog.reads import (
-    KeysetWalk,
-    check_external_lookup,
-    check_page_size,
-    check_record_id,
-    check_slug,
-    make_page,
-    single_owner,
-)
+from qzpay.catalog.reads import KeysetWalk, check_record_id, check_slug
+from qzpay.catalog.record_service import Reads, RecordService
 from qzpay.catalog.remote import plan_remote
 from qzpay.catalog.resource import PLANS, PRICES, plan_archived
-from qzpay.engine.core import Engine
 from qzpay.engine.intents import fingerprint
 from qzpay.engine.pending import SyncReport
-from qzpay.engine.strategy import SyncErrors, choose
+from qzpay.engine.strategy import SyncErrors
 from qzpay.engine.unit_of_work import UnitOfWork
 from qzpay.errors import ConflictError
 from qzpay.events import EventBus
@@ -56,7 +47,7 @@ from qzpay.providers.base import PaymentProvider, ProviderPlan, plans_of
 from qzpay.storage.base import PlanFilter, Storage
 
 
-class PlanService:
+class PlanService(RecordService[Plan, PlanFilter]):
     """``billing.plans``: create, update, archive and read plans (see the module docstring)."""
 
     def __init__(
@@ -69,11 +60,22 @@ class PlanService:
         sync_errors: SyncErrors = "raise",
         prices: PriceService | None = None,
     ) -> None:
-        self._storage = storage
-        self._engine = Engine(PLANS, storage, bus)
         self.remote = plan_remote(providers)
-        self._strategy = choose(self._engine, self.remote, sync_errors)
-        self._metadata_limit = metadata_limit
+        reads = Reads(
+            storage.get_plan,
+            storage.find_plans_by_provider_id,
+            storage.list_plans,
+            storage.scan_plans,
+        )
+        super().__init__(
+            PLANS,
+            storage,
+            bus,
+            self.remote,
+            reads=reads,
+            metadata_limit=metadata_limit,
+            sync_errors=sync_errors,
+        )
         self._prices = prices
 
     # -- writes --------------------------------------------------------------------------
@@ -163,8 +165,7 @@ class PlanService:
         async def change(before: Plan) -> dict[str, Any]:
             if not before.active:
                 raise plan_archived(before.id)
-            merged = inputs.merge_metadata(before.metadata, patch, limit=self._metadata_limit)
-            return {**changes, "metadata": merged}
+            return self._with_metadata(before, changes, patch)
 
         return await self._strategy.modify(plan_id, change, remote_visible=True)
 
@@ -174,34 +175,20 @@ class PlanService:
         changes nothing. Archived plans stay readable and cannot get new prices."""
         plan_id = check_record_id(plan_id, "plan_id")
         if self._prices is not None and self._prices.remote is not None:
-            return await self._archive_at_providers(plan_id, self._prices)
+            return await self._archive_with_prices(plan_id, self._prices)
         if self.remote is not None:
-            return await self._archive_at_providers(plan_id, None)
-        engine = self._engine
-        async with engine.unit() as work:
-            before = await engine.load(work.tx, plan_id)
-            if not before.active:
-                return before
-            now = max(utcnow(), before.updated_at)
-            after = before.model_copy(update=archive_changes(now))
-            await PLANS.update(work.tx, before, after)
-            await work.emit(PLANS.update_event(before, after), after, before.changed_fields(after))
-            await archive_prices(work, plan_id)
-        return after
+            return await self._archive_with_prices(plan_id, None)
+        return await self._archive_here(plan_id, then=lambda work: archive_prices(work, plan_id))
 
-    async def _archive_at_providers(self, plan_id: str, prices: PriceService | None) -> Plan:
+    async def _archive_with_prices(self, plan_id: str, prices: PriceService | None) -> Plan:
         """Archive with providers: the active prices first (each at its providers, through the
         price service), then the plan (Stripe: the Product made inactive), then any price
         added meanwhile. Each step commits on its own; a retry finishes what a failure left."""
-        current = await self._engine.resource.get_committed(self._storage, plan_id)
+        current = await self._storage.get_plan(plan_id)
         if current is None:
-            raise self._engine.not_found(plan_id)
+            raise self.engine.not_found(plan_id)
         await self._archive_prices(plan_id, prices)
-
-        async def change(before: Plan) -> dict[str, Any]:
-            return archive_changes(utcnow()) if before.active else {}
-
-        archived = await self._strategy.modify(plan_id, change, remote_visible=True)
+        archived = await self._archive_at_providers(plan_id)
         await self._archive_prices(plan_id, prices)
         return archived
 
@@ -212,7 +199,7 @@ class PlanService:
             for price in active:
                 await prices.archive(price.id)
             return
-        async with self._engine.unit() as work:
+        async with self.engine.unit() as work:
             await archive_prices(work, plan_id)
 
     async def sync_pending(self, *, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
@@ -236,17 +223,9 @@ class PlanService:
         providers). Returns the stored plan, or None for a duplicate delivery."""
         adapter = plans_of(provider)
         assert adapter is not None
-
-        def merge(before: Plan) -> Plan:
-            if remote is None or remote.deleted:
-                return before.model_copy(update={"active": False})
-            merged = adapter.merge_remote(before, remote)
-            if not before.active:
-                merged = merged.model_copy(update={"active": False})
-            return merged
-
-        applied = await self._strategy.apply_remote(
-            plan_id, merge, source=provider.name, delivery=webhook_event_id
+        there = None if remote is None or remote.deleted else remote
+        applied = await self._take_remote(
+            plan_id, there, adapter.merge_remote, provider=provider, delivery=webhook_event_id
         )
         if applied is not None and not applied.active:
             await self._archive_prices(plan_id, self._prices)
@@ -255,7 +234,7 @@ class PlanService:
     # -- reads ---------------------------------------------------------------------------
     async def get(self, plan_id: str) -> Plan | None:
         """The plan, archived ones included; None if unknown."""
-        return await self._storage.get_plan(check_record_id(plan_id, "plan_id"))
+        return await self._reads.get(check_record_id(plan_id, "plan_id"))
 
     async def get_by_key(self, key: str) -> Plan | None:
         """The plan with this key (archived ones included); None if none has it."""
@@ -265,9 +244,7 @@ class PlanService:
         self, provider_plan_id: str, *, provider: str | None = None
     ) -> Plan | None:
         """The plan a provider knows by ``provider_plan_id``; None if none is linked."""
-        checked = check_external_lookup(provider_plan_id, provider, "provider_plan_id")
-        found = await self._storage.find_plans_by_provider_id(checked, provider=provider)
-        return single_owner(found, checked)
+        return await self._by_external_id(provider_plan_id, provider, field="provider_plan_id")
 
     async def list(
         self,
@@ -280,10 +257,7 @@ class PlanService:
     ) -> Page[Plan]:
         """Newest first; ``active=True`` only live plans, ``False`` only archived ones."""
         active_ = inputs.plan_list(active=active, limit=limit, offset=offset, unknown=unknown)
-        data, total = await self._storage.list_plans(
-            PlanFilter(active=active_), limit=limit, offset=offset
-        )
-        return make_page(data, total, limit, offset)
+        return await self._page(PlanFilter(active=active_), limit, offset)
 
     def iterate(
         self,
@@ -294,34 +268,13 @@ class PlanService:
         **unknown: Never,
     ) -> KeysetWalk[Plan]:
         """Every match, newest first, a page at a time by keyset. Arguments are checked now."""
-        filters = plan_scan_filters(active, page_size, unknown)
-        return KeysetWalk(lambda before: self.scan_page(filters, before, page_size), page_size)
-
-    async def scan_page(
-        self, filters: PlanFilter, before_id: str | None, limit: int
-    ) -> builtins.list[Plan]:
-        return await self._storage.scan_plans(filters, before_id=before_id, limit=limit)
-
-
-def plan_scan_filters(
-    active: object, page_size: object, unknown: Mapping[str, object]
-) -> PlanFilter:
-    problems = v.Problems()
-    check_page_size(page_size, unknown, problems)
-    active_ = v.check_active(active, problems)
-    problems.raise_if_any()
-    return PlanFilter(active=active_)
+        return self._walk(plan_scan_filters(active, page_size, unknown), page_size)
 
 
 async def archive_prices(work: UnitOfWork, plan_id: str) -> None:
     """Archive the plan's active prices in ``work`` (the plan read for change already, so no
     price can be added meanwhile), each with its ``price.archived``."""
-    tx = work.tx
-    for listed in await tx.active_prices(plan_id):
-        before = await tx.get_price(listed.id)
-        if before is None or not before.active:
-            continue
-        now = max(utcnow(), before.updated_at)
-        after = before.model_copy(update=archive_changes(now))
-        await PRICES.update(tx, before, after)
-        await work.emit(PRICES.update_event(before, after), after, before.changed_fields(after))
+    for listed in await work.tx.active_prices(plan_id):
+        before = await work.tx.get_price(listed.id)
+        if before is not None and before.active:
+            await PRICES.change(work, before, archive_changes(utcnow()))

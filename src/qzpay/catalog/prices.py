@@ -20,31 +20,21 @@ transaction: the holder gives up the key first, so the key is never held twice.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any, Never
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
 from qzpay.catalog import inputs
-from qzpay.catalog import validation as v
 from qzpay.catalog.inputs import PriceInput
 from qzpay.catalog.models import Interval, Price, archive_changes, price_ids
-from qzpay.catalog.reads import (
-    KeysetWalk,
-    check_external_lookup,
-    check_lookup_key,
-    check_page_size,
-    check_record_id,
-    make_page,
-    single_owner,
-)
+from qzpay.catalog.reads import KeysetWalk, check_lookup_key, check_record_id
+from qzpay.catalog.record_service import Reads, RecordService
 from qzpay.catalog.remote import price_remote
 from qzpay.catalog.resource import PRICES, live_plan
-from qzpay.engine.core import Engine
 from qzpay.engine.intents import fingerprint
 from qzpay.engine.pending import SyncReport
-from qzpay.engine.strategy import SyncErrors, choose
+from qzpay.engine.strategy import SyncErrors
 from qzpay.engine.unit_of_work import UnitOfWork
 from qzpay.errors import ConflictError
 from qzpay.events import EventBus
@@ -64,13 +54,7 @@ def new_price(plan_id: str, price: PriceInput) -> Price:
     return Price.model_construct(
         id=price_ids.new(),
         plan_id=plan_id,
-        currency=price.currency,
-        unit_amount=price.unit_amount,
-        interval=price.interval,
-        interval_count=price.interval_count,
-        trial_days=price.trial_days,
-        lookup_key=price.lookup_key,
-        metadata=price.metadata,
+        **vars(price),
         active=True,
         provider_price_ids={},
         created_at=now,
@@ -78,7 +62,7 @@ def new_price(plan_id: str, price: PriceInput) -> Price:
     )
 
 
-class PriceService:
+class PriceService(RecordService[Price, PriceFilter]):
     """``billing.prices``: create, update, archive and read prices (see the module
     docstring)."""
 
@@ -91,11 +75,22 @@ class PriceService:
         providers: Sequence[PaymentProvider] = (),
         sync_errors: SyncErrors = "raise",
     ) -> None:
-        self._storage = storage
-        self.engine = Engine(PRICES, storage, bus)
         self.remote = price_remote(providers, storage)
-        self._strategy = choose(self.engine, self.remote, sync_errors)
-        self._metadata_limit = metadata_limit
+        reads = Reads(
+            storage.get_price,
+            storage.find_prices_by_provider_id,
+            storage.list_prices,
+            storage.scan_prices,
+        )
+        super().__init__(
+            PRICES,
+            storage,
+            bus,
+            self.remote,
+            reads=reads,
+            metadata_limit=metadata_limit,
+            sync_errors=sync_errors,
+        )
 
     # -- writes --------------------------------------------------------------------------
     async def create(
@@ -180,29 +175,21 @@ class PriceService:
             return await self._update_at_providers(price_id, changes, patch)
         async with self.engine.unit() as work:
             before, holder = await self._load(work, price_id, changes.get("lookup_key"))
-            merged = inputs.merge_metadata(before.metadata, patch, limit=self._metadata_limit)
-            after = before.model_copy(update={**changes, "metadata": merged})
+            fields = self._with_metadata(before, changes, patch)
+            after = before.model_copy(update=fields)
             if not before.changed_fields(after):
                 return before
             if holder is not None and after.active:
-                await self._change(work, holder, {"lookup_key": None})
-            return await self._change(work, before, {**changes, "metadata": merged})
+                await PRICES.change(work, holder, {"lookup_key": None})
+            return await PRICES.change(work, before, fields)
 
     async def archive(self, price_id: str) -> Price:
         """Archive the price (``active=False``, ``price.archived``); it keeps its lookup key,
         which another price may then take. Archiving an archived price changes nothing."""
         price_id = check_record_id(price_id, "price_id")
         if self.remote is not None:
-
-            async def archive(before: Price) -> dict[str, Any]:
-                return archive_changes(utcnow()) if before.active else {}
-
-            return await self._strategy.modify(price_id, archive, remote_visible=True)
-        async with self.engine.unit() as work:
-            before = await self.engine.load(work.tx, price_id)
-            if not before.active:
-                return before
-            return await self._change(work, before, archive_changes(utcnow()))
+            return await self._archive_at_providers(price_id)
+        return await self._archive_here(price_id)
 
     async def _update_at_providers(
         self, price_id: str, changes: Mapping[str, Any], patch: Mapping[str, str | None]
@@ -223,8 +210,7 @@ class PriceService:
                 await self._strategy.modify(holder.id, give_up, remote_visible=True)
 
         async def change(before: Price) -> dict[str, Any]:
-            merged = inputs.merge_metadata(before.metadata, patch, limit=self._metadata_limit)
-            return {**changes, "metadata": merged}
+            return self._with_metadata(before, changes, patch)
 
         return await self._strategy.modify(price_id, change, remote_visible=True)
 
@@ -251,17 +237,8 @@ class PriceService:
         assert adapter is not None
         if remote is not None and remote.active and remote.lookup_key is not None:
             await self._release_lookup_key(remote.lookup_key, price_id)
-
-        def merge(before: Price) -> Price:
-            if remote is None:
-                return before.model_copy(update={"active": False})
-            merged = adapter.merge_remote(before, remote)
-            if not before.active:
-                merged = merged.model_copy(update={"active": False})
-            return merged
-
-        return await self._strategy.apply_remote(
-            price_id, merge, source=provider.name, delivery=webhook_event_id
+        return await self._take_remote(
+            price_id, remote, adapter.merge_remote, provider=provider, delivery=webhook_event_id
         )
 
     async def _release_lookup_key(self, lookup_key: str, taker_id: str) -> None:
@@ -299,13 +276,6 @@ class PriceService:
             raise self.engine.not_found(price_id)
         return before, holder
 
-    async def _change(self, work: UnitOfWork, before: Price, fields: Mapping[str, Any]) -> Price:
-        now = max(utcnow(), before.updated_at)
-        after = before.model_copy(update={**fields, "updated_at": now})
-        await PRICES.update(work.tx, before, after)
-        await work.emit(PRICES.update_event(before, after), after, before.changed_fields(after))
-        return after
-
     async def replace(self, old_price_id: str, plan_id: str, price: PriceInput) -> Price:
         """For ``catalog.apply``: create ``price`` on ``plan_id`` in place of the active price
         ``old_price_id``, in one transaction: the old price gives up its lookup key
@@ -317,11 +287,11 @@ class PriceService:
         async with self.engine.unit() as work:
             old = await self.engine.load(work.tx, old_price_id)
             if old.lookup_key is not None:
-                old = await self._change(work, old, {"lookup_key": None})
+                old = await PRICES.change(work, old, {"lookup_key": None})
             await PRICES.insert(work.tx, record, idempotency_key=None, fingerprint=None)
             await work.emit(PRICES.created, record)
             if old.active:
-                await self._change(work, old, archive_changes(utcnow()))
+                await PRICES.change(work, old, archive_changes(utcnow()))
         return record
 
     async def _replace_at_providers(self, old_price_id: str, record: Price) -> Price:
@@ -340,7 +310,7 @@ class PriceService:
     # -- reads ---------------------------------------------------------------------------
     async def get(self, price_id: str) -> Price | None:
         """The price, archived ones included; None if unknown."""
-        return await self._storage.get_price(check_record_id(price_id, "price_id"))
+        return await self._reads.get(check_record_id(price_id, "price_id"))
 
     async def get_by_lookup_key(self, lookup_key: str) -> Price | None:
         """The active price holding ``lookup_key``; None if no active price does."""
@@ -350,9 +320,7 @@ class PriceService:
         self, provider_price_id: str, *, provider: str | None = None
     ) -> Price | None:
         """The price a provider knows by ``provider_price_id``; None if none is linked."""
-        checked = check_external_lookup(provider_price_id, provider, "provider_price_id")
-        found = await self._storage.find_prices_by_provider_id(checked, provider=provider)
-        return single_owner(found, checked)
+        return await self._by_external_id(provider_price_id, provider, field="provider_price_id")
 
     async def list(
         self,
@@ -366,7 +334,7 @@ class PriceService:
         **unknown: Never,
     ) -> Page[Price]:
         """Newest first, filtered by plan, ``active`` and ``currency`` (in any case)."""
-        f = inputs.price_list(
+        filters = inputs.price_list(
             plan_id=plan_id,
             active=active,
             currency=currency,
@@ -374,9 +342,7 @@ class PriceService:
             offset=offset,
             unknown=unknown,
         )
-        filters = PriceFilter(plan_id=f.plan_id, active=f.active, currency=f.currency)
-        data, total = await self._storage.list_prices(filters, limit=limit, offset=offset)
-        return make_page(data, total, limit, offset)
+        return await self._page(filters, limit, offset)
 
     def iterate(
         self,
@@ -389,26 +355,5 @@ class PriceService:
         **unknown: Never,
     ) -> KeysetWalk[Price]:
         """Every match, newest first, a page at a time by keyset. Arguments are checked now."""
-        filters = price_scan_filters(plan_id, active, currency, page_size, unknown)
-        return KeysetWalk(lambda before: self.scan_page(filters, before, page_size), page_size)
-
-    async def scan_page(
-        self, filters: PriceFilter, before_id: str | None, limit: int
-    ) -> builtins.list[Price]:
-        return await self._storage.scan_prices(filters, before_id=before_id, limit=limit)
-
-
-def price_scan_filters(
-    plan_id: object,
-    active: object,
-    currency: object,
-    page_size: object,
-    unknown: Mapping[str, object],
-) -> PriceFilter:
-    problems = v.Problems()
-    check_page_size(page_size, unknown, problems)
-    plan = None if plan_id is None else v.check_id(plan_id, problems, "plan_id")
-    active_ = v.check_active(active, problems)
-    code = None if currency is None else v.check_currency(currency, problems)
-    problems.raise_if_any()
-    return PriceFilter(plan_id=plan, active=active_, currency=code)
+        filters = inputs.price_scan_filters(plan_id, active, currency, page_size, unknown)
+        return self._walk(filters, page_size)

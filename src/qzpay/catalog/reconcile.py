@@ -1,6 +1,7 @@
 """Reconciliation of the catalog: walk qzpay's plans and prices and a provider's, report and
 repair differences (``billing.catalog.reconcile``), with the categories of the customers'
-report (qzpay.customers.reconcile).
+report (qzpay.customers.reconcile) and the same walk (qzpay.reconcile_common), one pass for
+plans and one for prices.
 
 Plans are compared only at a provider that has plans (:func:`~qzpay.providers.base.plans_of`:
 Stripe's Products; MercadoPago has none), prices only where the provider keeps an object for
@@ -38,21 +39,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from qzpay.catalog.models import PLAN_FIELDS, PRICE_FIELDS, Plan, Price
+from qzpay.catalog.remote import WithPlan
 from qzpay.engine import keys
-from qzpay.errors import ConflictError
 from qzpay.providers.base import (
     PaymentProvider,
-    PlanAdapter,
-    PriceAdapter,
     ProviderPlan,
     ProviderPrice,
     billing_period,
     plans_of,
     prices_of,
     same_terms,
+)
+from qzpay.reconcile_common import (
+    Copies,
+    RecordKind,
+    field_drift,
+    linked_copy,
+    pending_records,
 )
 from qzpay.storage.base import Storage
 
@@ -107,268 +113,196 @@ class CatalogReconcileReport:
         )
 
 
+class _Active(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+
+
+R = TypeVar("R", bound=_Active)
+C = TypeVar("C", bound=_Active)
+R_contra = TypeVar("R_contra", contravariant=True)
+C_co = TypeVar("C_co", covariant=True)
+
+
 @dataclass(frozen=True)
-class CatalogAccess:
-    """What reconcile needs of the plan and price services (given by CatalogService: the
+class RecordAccess(Generic[R, C]):
+    """What reconcile needs of the plan or the price service (given by CatalogService: the
     services import nothing from here, and this module imports no service)."""
 
-    plans: Callable[[], AsyncIterator[Plan]]
-    prices: Callable[[], AsyncIterator[Price]]
-    link_plan: Callable[[str, str, str], Awaitable[object]]
-    """``(plan_id, provider, provider_plan_id)``: store the link, nothing sent."""
-    link_price: Callable[[str, str, str], Awaitable[object]]
-    create_plan: Callable[[str, Plan], Awaitable[ProviderPlan]]
-    """Create at the named provider through the plans' fan-out."""
-    create_price: Callable[[str, Price], Awaitable[ProviderPrice]]
-    archive_plan: Callable[[str], Awaitable[object]]
+    records: Callable[[], AsyncIterator[R]]
+    link: Callable[[str, str, str], Awaitable[object]]
+    """``(record_id, provider, provider_id)``: store the link, nothing sent."""
+    create: Callable[[str, R], Awaitable[C]]
+    """Create at the named provider through the service's fan-out."""
+    archive: Callable[[str], Awaitable[object]]
     """Archive here through the service (events; a plan's active prices too)."""
-    archive_price: Callable[[str], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class CatalogAccess:
+    plans: RecordAccess[Plan, ProviderPlan]
+    prices: RecordAccess[Price, ProviderPrice]
 
 
 async def reconcile(
     access: CatalogAccess, storage: Storage, provider: PaymentProvider, *, fix: bool = False
 ) -> CatalogReconcileReport:
     report = CatalogReconcileReport(provider=provider.name)
-    pending = {t.record_id for t in await storage.list_sync_tasks(limit=100_000)}
+    pending = await pending_records(storage)
     plan_adapter = plans_of(provider)
     if plan_adapter is not None:
-        await _plans(access, plan_adapter, report, pending, fix=fix)
+        plans = _Side(
+            "plan", access.plans, plan_adapter, plan_adapter, PLAN_FIELDS, _plan_links, _plan_of
+        )
+        report.provider_plans, report.local_plans = await _walk(report, plans, pending, fix=fix)
     price_adapter = prices_of(provider)
     if price_adapter is not None:
-        await _prices(access, storage, price_adapter, report, pending, fix=fix)
+        with_plan = WithPlan(provider, storage)
+        prices = _Side(
+            "price",
+            access.prices,
+            price_adapter,
+            with_plan,
+            PRICE_FIELDS,
+            _price_links,
+            _price_of,
+            holds=price_adapter.holds,
+            terms=terms_drift,
+        )
+        report.provider_prices, report.local_prices = await _walk(report, prices, pending, fix=fix)
     return report
 
 
-@dataclass
-class _Remote:
-    """The provider's objects of one kind, by id and by the qzpay id they carry."""
+class _Adapter(Protocol[R, C]):
+    """The provider calls the walk makes, alike for plans and prices."""
 
-    by_id: dict[str, Any] = field(default_factory=dict)
-    by_qzpay: dict[str, list[Any]] = field(default_factory=dict)
-
-
-def _index(
-    report: CatalogReconcileReport, remote: _Remote, found: Any, qzpay_id: str | None
-) -> None:
-    remote.by_id[found.id] = found
-    if qzpay_id is None:
-        report.unmanaged.append(found.id)
-    else:
-        remote.by_qzpay.setdefault(qzpay_id, []).append(found)
+    def list(self) -> AsyncIterator[C]: ...
+    def merge_remote(self, local: R, remote: C, /) -> R: ...
+    async def archive(self, provider_id: str, /, *, idempotency_key: str) -> None: ...
 
 
-def _missing_locally(
-    report: CatalogReconcileReport, remote: _Remote, seen: set[str], pending: set[str]
-) -> None:
-    for qzpay_id, copies in remote.by_qzpay.items():
-        if qzpay_id not in seen and qzpay_id not in pending:
-            report.missing_locally += [c.id for c in copies if c.active]
+class _Updater(Protocol[R_contra, C_co]):
+    """A plan adapter, or a price adapter given the price's plan (WithPlan)."""
+
+    async def update(
+        self, provider_id: str, before: R_contra, after: R_contra, /, *, idempotency_key: str
+    ) -> C_co: ...
 
 
-async def _plans(
-    access: CatalogAccess,
-    adapter: PlanAdapter,
-    report: CatalogReconcileReport,
-    pending: set[str],
-    *,
-    fix: bool,
-) -> None:
-    name = report.provider
-    remote = _Remote()
-    async for found in adapter.list():
-        report.provider_plans += 1
-        _index(report, remote, found, found.qzpay_plan_id)
-    seen: set[str] = set()
-    async for plan in access.plans():
-        report.local_plans += 1
-        seen.add(plan.id)
-        linked = await _linked_copy(
-            report,
-            adapter,
-            plan,
-            plan.provider_plan_ids,
-            remote,
-            pending,
-            create=partial(access.create_plan, name),
-            link=access.link_plan,
-            fix=fix,
+def _no_terms(local: object, remote: object) -> dict[str, tuple[Any, Any]]:
+    return {}
+
+
+def _holds_all(record: object) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class _Side(Generic[R, C]):
+    """Plans or prices at one provider: what the one walk below needs of each."""
+
+    kind: Kind
+    access: RecordAccess[R, C]
+    adapter: _Adapter[R, C]
+    updater: _Updater[R, C]
+    fields: tuple[str, ...]
+    links: Callable[[R], dict[str, str]]
+    qzpay_id: Callable[[C], str | None]
+    """The qzpay id a copy carries (its owner here), if any."""
+    holds: Callable[[R], bool] = _holds_all
+    """Whether the provider keeps an object for the record at all."""
+    terms: Callable[[R, C], dict[str, tuple[Any, Any]]] = _no_terms
+    """What the copy charges differently (prices only: a plan charges nothing)."""
+
+    def rules(self, report: CatalogReconcileReport) -> RecordKind[R, C]:
+        """The shared walk's rules: a catalog record is archived rather than deleted, so an
+        archived record's active copies are archived there."""
+        access, name = self.access, report.provider
+
+        async def archive_copy(copy_id: str) -> None:
+            await self.adapter.archive(copy_id, idempotency_key=keys.fresh_key("archive", copy_id))
+
+        return RecordKind(
+            name=self.kind,
+            links=self.links,
+            alive=_active,
+            live_copy=_active,
+            create=partial(access.create, name),
+            link=lambda record_id, copy_id: access.link(record_id, name, copy_id),
+            retire=archive_copy,
+            retired=report.archived_locally_active_at_provider,
+            retired_note="archived {provider} copy {copy} of archived {record}",
         )
-        if linked is None:
-            continue
-        seen_there = adapter.merge_remote(plan, linked)
-        differs = _drift(plan, seen_there, PLAN_FIELDS)
-        if differs:
-            report.drift.append(Drift("plan", plan.id, linked.id, differs))
-            if fix and plan.active and not linked.active:
-                await access.archive_plan(plan.id)
-                report.fixed.append(f"archived {plan.id}: its {name} copy is archived")
-            elif fix:
-                await adapter.update(
-                    linked.id,
-                    seen_there,
-                    plan,
-                    idempotency_key=keys.update_key(linked.id),
-                )
-                report.fixed.append(f"pushed {', '.join(differs)} of {plan.id} to {name}")
-    _missing_locally(report, remote, seen, pending)
 
 
-async def _prices(
-    access: CatalogAccess,
-    storage: Storage,
-    adapter: PriceAdapter,
-    report: CatalogReconcileReport,
-    pending: set[str],
-    *,
-    fix: bool,
-) -> None:
-    name = report.provider
-    remote = _Remote()
-    async for found in adapter.list():
-        report.provider_prices += 1
-        _index(report, remote, found, found.qzpay_price_id)
+def _active(record: _Active) -> bool:
+    return record.active
+
+
+def _plan_links(plan: Plan) -> dict[str, str]:
+    return plan.provider_plan_ids
+
+
+def _price_links(price: Price) -> dict[str, str]:
+    return price.provider_price_ids
+
+
+def _plan_of(copy: ProviderPlan) -> str | None:
+    return copy.qzpay_plan_id
+
+
+def _price_of(copy: ProviderPrice) -> str | None:
+    return copy.qzpay_price_id
+
+
+async def _walk(
+    report: CatalogReconcileReport, side: _Side[R, C], pending: set[str], *, fix: bool
+) -> tuple[int, int]:
+    """Compare every record of one kind with the provider's copies (module docstring); the
+    number of copies listed there and of records here that the provider holds."""
+    copies = await Copies.index(side.adapter.list(), side.qzpay_id, unmanaged=report.unmanaged)
+    rules = side.rules(report)
     seen: set[str] = set()
-    async for price in access.prices():
-        seen.add(price.id)
-        if not adapter.holds(price):
+    held = 0
+    async for record in side.access.records():
+        seen.add(record.id)
+        if not side.holds(record):
             continue
-        report.local_prices += 1
-        linked = await _linked_copy(
-            report,
-            adapter,
-            price,
-            price.provider_price_ids,
-            remote,
-            pending,
-            create=partial(access.create_price, name),
-            link=access.link_price,
-            fix=fix,
-        )
-        if linked is None:
-            continue
-        seen_there = adapter.merge_remote(price, linked)
-        differs = {**_drift(price, seen_there, PRICE_FIELDS), **terms_drift(price, linked)}
-        if differs:
-            report.drift.append(Drift("price", price.id, linked.id, differs))
-            if fix and price.active and not linked.active:
-                await access.archive_price(price.id)
-                report.fixed.append(f"archived {price.id}: its {name} copy is archived")
-            elif fix:
-                plan = await storage.get_plan(price.plan_id)
-                assert plan is not None  # a price's plan is never deleted
-                pushed = await adapter.update(
-                    linked.id,
-                    seen_there,
-                    price,
-                    plan=plan,
-                    idempotency_key=keys.update_key(linked.id),
-                )
-                report.fixed.append(f"pushed {', '.join(differs)} of {price.id} to {name}")
-                if terms_drift(price, pushed):
-                    report.conflicts[price.id] = (
-                        f"its {name} copy {linked.id} charges other terms, which cannot be "
-                        f"changed there: replace the price"
-                    )
-    _missing_locally(report, remote, seen, pending)
+        held += 1
+        linked = await linked_copy(report, rules, record, copies, pending, fix=fix)
+        if linked is not None:
+            await _compare(report, side, record, linked, fix=fix)
+    report.missing_locally += copies.missing_locally(seen, pending, live=_active)
+    return copies.listed, held
 
 
-async def _linked_copy(
-    report: CatalogReconcileReport,
-    adapter: PlanAdapter | PriceAdapter,
-    record: Plan | Price,
-    links: dict[str, str],
-    remote: _Remote,
-    pending: set[str],
-    *,
-    create: Callable[[Any], Awaitable[ProviderPlan | ProviderPrice]],
-    link: Callable[[str, str, str], Awaitable[object]],
-    fix: bool,
-) -> Any:
-    """The walk every plan and price takes before its fields are compared: pending work, its
-    copies there, linking or creating an unlinked one, a linked copy gone. The linked copy when
-    the record's fields are to be compared with it, else None (reported or fixed already)."""
-    if record.id in pending:
-        report.pending.append(record.id)
-        return None
-    linked_id = links.get(report.provider)
-    linked = remote.by_id.get(linked_id) if linked_id is not None else None
-    copies = remote.by_qzpay.get(record.id, [])
-    if not await _copies(report, adapter, record, record.active, linked, copies, fix=fix):
-        return None
-    if linked_id is None:
-        if await _unlinked(report, record, copies, fix=fix, link=link):
-            kind = "plan" if isinstance(record, Plan) else "price"
-            try:
-                made = await create(record)
-            except ConflictError as conflict:
-                report.conflicts[record.id] = conflict.message
-                return None
-            await link(record.id, report.provider, made.id)
-            report.fixed.append(f"created {report.provider} {kind} {made.id} for {record.id}")
-        return None
-    if linked is None:
-        report.missing_at_provider.append(record.id)
-    return linked
-
-
-async def _copies(
-    report: CatalogReconcileReport,
-    adapter: PlanAdapter | PriceAdapter,
-    record: Plan | Price,
-    active: bool,
-    linked: Any,
-    copies: list[Any],
-    *,
-    fix: bool,
-) -> bool:
-    """Handle what several copies mean: an archived record's active copies are archived
-    there (each with its own key), an active record's several active copies are duplicates.
-    True when the record is to be checked further (an active one, or an archived one whose
-    linked copy is inactive: its other fields may still have drifted)."""
-    live = [c for c in copies if c.active]
-    if active:
-        if len(live) > 1:
-            report.duplicates[record.id] = [c.id for c in live]
-        return True
-    targets = [linked.id] if linked is not None and linked.active else []
-    targets += [c.id for c in live if c.id not in targets]
-    if not targets:
-        return linked is not None
-    report.archived_locally_active_at_provider.append(record.id)
-    if fix:
-        for provider_id in targets:
-            await adapter.archive(
-                provider_id, idempotency_key=keys.fresh_key("archive", provider_id)
-            )
-            report.fixed.append(
-                f"archived {report.provider} copy {provider_id} of archived {record.id}"
-            )
-    return False
-
-
-async def _unlinked(
-    report: CatalogReconcileReport,
-    record: Plan | Price,
-    copies: list[Any],
-    *,
-    fix: bool,
-    link: Callable[[str, str, str], Awaitable[object]],
-) -> bool:
-    """Report an unlinked active record; with ``fix``, link it to its one copy there (the
-    active one, if several carry its id and one is active). True when it has no copy there
-    and is to be created."""
-    if not record.active:
-        return False  # an archived record needs no copy
-    report.unlinked.append(record.id)
+async def _compare(
+    report: CatalogReconcileReport, side: _Side[R, C], record: R, linked: C, *, fix: bool
+) -> None:
+    """Drift of a linked copy. With ``fix``: a copy archived there archives the record here
+    (the webhooks' rule), other drift is pushed (qzpay's values win)."""
+    name = report.provider
+    seen_there = side.adapter.merge_remote(record, linked)
+    differs = {**field_drift(record, seen_there, side.fields), **side.terms(record, linked)}
+    if not differs:
+        return
+    report.drift.append(Drift(side.kind, record.id, linked.id, differs))
     if not fix:
-        return False
-    live = [c for c in copies if c.active]
-    candidates = live or copies
-    if len(candidates) == 1:
-        await link(record.id, report.provider, candidates[0].id)
-        report.fixed.append(f"linked {record.id} to {candidates[0].id}")
-        return False
-    return not copies
+        return
+    if record.active and not linked.active:
+        await side.access.archive(record.id)
+        report.fixed.append(f"archived {record.id}: its {name} copy is archived")
+        return
+    key = keys.update_key(linked.id)
+    pushed = await side.updater.update(linked.id, seen_there, record, idempotency_key=key)
+    report.fixed.append(f"pushed {', '.join(differs)} of {record.id} to {name}")
+    if side.terms(record, pushed):
+        report.conflicts[record.id] = (
+            f"its {name} copy {linked.id} charges other terms, which cannot be changed there: "
+            "replace the price"
+        )
 
 
 def terms_drift(local: Price, remote: ProviderPrice) -> dict[str, tuple[Any, Any]]:
@@ -388,11 +322,3 @@ def terms_drift(local: Price, remote: ProviderPrice) -> dict[str, tuple[Any, Any
     ) != billing_period(local.interval, local.interval_count):
         terms["interval"] = (f"{local.interval_count} {local.interval}", there)
     return terms
-
-
-def _drift(local: Plan | Price, seen: Plan | Price, fields: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        f: (getattr(local, f), getattr(seen, f))
-        for f in fields
-        if not f.startswith("provider_") and getattr(local, f) != getattr(seen, f)
-    }

@@ -6,7 +6,7 @@ catalog's rules.
 * Prices go to every provider that has prices, and there only when the provider keeps an object
   for that price (:meth:`PriceAdapter.holds`: MercadoPago keeps none for a free price):
   :class:`PriceRemote` builds, per price, the fan-out over the providers that hold it. A price
-  adapter needs the price's plan (Stripe: its Product); :class:`_WithPlan` loads it from
+  adapter needs the price's plan (Stripe: its Product); :class:`WithPlan` loads it from
   storage, with its provider links, on every call.
 * A price whose plan has no object yet at a provider that has plans (a plan made before the
   provider was configured, or whose create is still pending in "log" mode) is refused cleanly
@@ -109,7 +109,7 @@ def plan_remote(providers: Sequence[PaymentProvider]) -> Fanout[Plan, ProviderPl
     return Fanout(PLANS, holding, _plans, create_key=plan_create_key)
 
 
-class _WithPlan:
+class WithPlan:
     """One provider's price adapter as the fan-out calls it: the price's plan (with its
     provider links) loaded from storage and passed as ``plan=`` on every call."""
 
@@ -192,7 +192,7 @@ class PriceRemote:
         return Fanout(
             PRICES,
             holding,
-            lambda provider: _WithPlan(provider, storage),
+            lambda provider: WithPlan(provider, storage),
             create_key=price_create_key,
         )
 

@@ -14,11 +14,14 @@ ConflictError ``plan_archived``.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
+from qzpay._time import utcnow
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.registry import PLAN, PRICE
 from qzpay.engine.resource import Resource
+from qzpay.engine.unit_of_work import UnitOfWork
 from qzpay.errors import ConflictError, NotFoundError
 from qzpay.storage.base import Storage, Transaction
 
@@ -32,6 +35,15 @@ class CatalogResource(Resource[C]):
 
     def update_event(self, before: C, after: C) -> str:
         return self.archived if before.active and not after.active else self.updated
+
+    async def change(self, work: UnitOfWork, before: C, fields: Mapping[str, Any]) -> C:
+        """Write ``fields`` over ``before`` (read for change in ``work``) with its event: the
+        local write path of a change that needs no provider (or several in one transaction)."""
+        now = max(utcnow(), before.updated_at)
+        after = before.model_copy(update={**fields, "updated_at": now})
+        await self.update(work.tx, before, after)
+        await work.emit(self.update_event(before, after), after, before.changed_fields(after))
+        return after
 
 
 class PlanResource(CatalogResource[Plan]):

@@ -35,7 +35,12 @@ from qzpay.catalog.inputs import PriceInput
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.plans import PlanService
 from qzpay.catalog.prices import PriceService
-from qzpay.catalog.reconcile import CatalogAccess, CatalogReconcileReport, reconcile
+from qzpay.catalog.reconcile import (
+    CatalogAccess,
+    CatalogReconcileReport,
+    RecordAccess,
+    reconcile,
+)
 from qzpay.catalog.spec import CatalogSpec, PriceSpec, load_spec, parse_spec
 from qzpay.customers.validation import fail
 from qzpay.engine.core import Engine
@@ -149,14 +154,18 @@ class CatalogService:
             return await prices.remote.fanout(price).create_at(name, price)
 
         access = CatalogAccess(
-            plans=lambda: _walk(plans.iterate(page_size=MAX_PAGE_SIZE)),
-            prices=lambda: _walk(prices.iterate(page_size=MAX_PAGE_SIZE)),
-            link_plan=partial(_link, plans._engine, "provider_plan_ids"),
-            link_price=partial(_link, prices.engine, "provider_price_ids"),
-            create_plan=create_plan,
-            create_price=create_price,
-            archive_plan=plans.archive,
-            archive_price=prices.archive,
+            plans=RecordAccess(
+                lambda: _walk(plans.iterate(page_size=MAX_PAGE_SIZE)),
+                partial(_link, plans.engine),
+                create_plan,
+                plans.archive,
+            ),
+            prices=RecordAccess(
+                lambda: _walk(prices.iterate(page_size=MAX_PAGE_SIZE)),
+                partial(_link, prices.engine),
+                create_price,
+                prices.archive,
+            ),
         )
         return await reconcile(access, prices.engine.storage, source, fix=fix)
 
@@ -169,15 +178,8 @@ class CatalogService:
 
 
 def _price_arguments(price: PriceSpec) -> dict[str, Any]:
-    return {
-        "currency": price.currency,
-        "unit_amount": price.unit_amount,
-        "interval": price.interval,
-        "interval_count": price.interval_count,
-        "trial_days": price.trial_days,
-        "lookup_key": price.lookup_key,
-        "metadata": dict(price.metadata),
-    }
+    """``prices.create``'s keyword arguments: a spec has the price's fields, by their names."""
+    return {**vars(price), "metadata": dict(price.metadata)}
 
 
 def _price_input(price: PriceSpec) -> PriceInput:
@@ -189,13 +191,12 @@ async def _walk(walk: AsyncIterator[T]) -> AsyncIterator[T]:
         yield record
 
 
-async def _link(
-    engine: Engine[Any], field: str, record_id: str, provider: str, provider_id: str
-) -> object:
+async def _link(engine: Engine[T], record_id: str, provider: str, provider_id: str) -> object:
     """Store ``provider``'s id of a record (nothing sent), with the record's update event."""
+    resource = engine.resource
 
-    async def change(before: Any) -> dict[str, Any]:
-        return {field: {**getattr(before, field), provider: provider_id}}
+    async def change(before: T) -> dict[str, Any]:
+        return {resource.links_field: {**resource.links(before), provider: provider_id}}
 
     return await engine.change_locally(record_id, change)
 

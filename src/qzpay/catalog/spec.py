@@ -201,28 +201,13 @@ def _price(item: object, problems: v.Problems, path: str, metadata_limit: int) -
 
 
 def _plan_spec(plan: PlanInput, prices: tuple[PriceSpec, ...]) -> PlanSpec:
-    return PlanSpec(
-        key=plan.key,
-        name=plan.name,
-        description=plan.description,
-        entitlements=tuple(plan.entitlements),
-        limits=plan.limits,
-        metadata=plan.metadata,
-        prices=prices,
-    )
+    return PlanSpec(**{**vars(plan), "entitlements": tuple(plan.entitlements)}, prices=prices)
 
 
 def _price_spec(price: PriceInput) -> PriceSpec:
+    """The checked price as a spec's (the same fields; ``lookup_key`` is required there)."""
     assert price.lookup_key is not None
-    return PriceSpec(
-        lookup_key=price.lookup_key,
-        currency=price.currency,
-        unit_amount=price.unit_amount,
-        interval=price.interval,
-        interval_count=price.interval_count,
-        trial_days=price.trial_days,
-        metadata=price.metadata,
-    )
+    return PriceSpec(**vars(price))
 
 
 def _plan_dict(plan: PlanSpec) -> dict[str, Any]:

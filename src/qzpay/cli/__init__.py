@@ -13,7 +13,8 @@ This module is the command tree; each command lives in the module of its group:
 ``serve`` (demo, serve), ``customers``, ``catalog`` (plans, prices, catalog diff/apply),
 ``provider_sync`` (reconcile, sync-pending), ``subscriptions`` (subscriptions, entitlements,
 limits), ``worker``, ``events`` and ``db``, over ``options`` (shared options, providers),
-``handling`` (errors and exit codes) and ``rendering`` (tables and JSON).
+``handling`` (errors and exit codes), ``records`` (the skeleton of the commands on one record),
+``rendering`` (tables and JSON) and ``reports`` (the reconcile reports).
 """
 
 from __future__ import annotations
@@ -56,14 +57,8 @@ from qzpay.cli.options import (
 )
 from qzpay.cli.provider_sync import customers_reconcile, customers_sync_pending, provider_billing
 from qzpay.cli.relay import relay_command
-from qzpay.cli.rendering import (
-    reconcile_json,
-    show_customer,
-    show_customers,
-    show_events,
-    show_reconcile,
-    show_sync_report,
-)
+from qzpay.cli.rendering import show_counts, show_customer, show_customers, show_events
+from qzpay.cli.reports import reconcile_json, show_reconcile
 from qzpay.cli.serve import demo, serve
 from qzpay.cli.subscription_reconcile import subscriptions_reconcile
 from qzpay.cli.subscriptions import (
@@ -82,6 +77,8 @@ from qzpay.cli.subscriptions import (
     subscriptions_uncancel,
 )
 from qzpay.cli.worker import worker_command
+
+show_sync_report = show_counts  # its name before the CLI shared one counts table (issue 11)
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -105,6 +102,7 @@ __all__ = [
     "provider_config",
     "reconcile_json",
     "redact",
+    "show_counts",
     "show_customer",
     "show_customers",
     "show_events",

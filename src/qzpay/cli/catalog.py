@@ -6,29 +6,24 @@ With providers configured in the environment, writes reach them (qzpay.catalog.r
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from qzpay.billing import SyncBilling
 from qzpay.catalog.models import Interval
-from qzpay.catalog.reconcile import CatalogReconcileReport
-from qzpay.cli.handling import EXIT_DIFFERENCES, EXIT_ERROR, fail
-from qzpay.cli.options import Common, MetadataPairs, command, parse_pairs
-from qzpay.cli.provider_sync import Check, Fix, provider_billing
+from qzpay.cli.options import Common, MetadataPairs, Paging, UnsetMetadata, command, parse_pairs
+from qzpay.cli.provider_sync import Check, Fix, Reconciliation
+from qzpay.cli.records import Lookup, changed, merge_metadata, show_found, show_result
 from qzpay.cli.rendering import (
     print_json,
     show_catalog_diff,
-    show_checks,
     show_plan,
     show_plans,
     show_price,
     show_prices,
 )
-from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from qzpay.cli.reports import Checklist
 
 PlanId = Annotated[str, typer.Argument(help="The plan id (plan_...).")]
 PriceId = Annotated[str, typer.Argument(help="The price id (price_...).")]
@@ -44,10 +39,6 @@ PlanLimits = Annotated[
         "--plan-limit", help="NAME=N (an integer ≥ 0); repeat for several.", show_default=False
     ),
 ]
-UnsetMetadata = Annotated[
-    list[str] | None,
-    typer.Option("--unset-metadata", help="KEY to remove; repeat for several."),
-]
 Active = Annotated[
     bool | None,
     typer.Option(
@@ -56,8 +47,6 @@ Active = Annotated[
         show_default=False,
     ),
 ]
-PageLimit = Annotated[int, typer.Option(min=1, max=MAX_LIST_LIMIT, help="Page size.")]
-Offset = Annotated[int, typer.Option(min=0, help="Skip this many.")]
 IdempotencyKey = Annotated[
     str | None, typer.Option(help="Makes a retry return the first call's record.")
 ]
@@ -70,6 +59,27 @@ SpecFile = Annotated[
 ArchiveMissing = Annotated[
     bool, typer.Option(help="Archive the active plans and prices the file does not name.")
 ]
+RECONCILIATION = Reconciliation(
+    lambda billing, provider, fix: billing.catalog.reconcile(provider, fix=fix),
+    Checklist(
+        "{provider}: {local_plans} plans and {local_prices} prices here, "
+        "{provider_plans} plans and {provider_prices} prices at {provider}",
+        "plans and prices",
+        "record_id",
+        (
+            "unlinked",
+            "missing_at_provider",
+            "missing_locally",
+            "duplicates",
+            "archived_locally_active_at_provider",
+            "drift",
+            "pending",
+            "conflicts",
+            "unmanaged",
+        ),
+        {"conflicts": "could not fix"},
+    ).show,
+)
 
 
 def _limits(pairs: list[str] | None) -> dict[str, int]:
@@ -82,40 +92,6 @@ def _limits(pairs: list[str] | None) -> dict[str, int]:
                 f"expected NAME=N with N an integer, got {name}={value}", param_hint="--plan-limit"
             ) from None
     return limits
-
-
-def _changes(given: bool, clear: bool, option: str, clear_option: str | None = None) -> bool:
-    """Whether an update changes a field: set by ``option`` or cleared by its ``--clear-…``
-    twin (``clear_option``, by default ``option`` with ``clear-`` in front); both at once is a
-    usage error."""
-    if given and clear:
-        clearing = clear_option or f"--clear-{option.removeprefix('--')}"
-        raise typer.BadParameter(f"{option} and {clearing} exclude each other")
-    return given or clear
-
-
-def _merge_metadata(
-    changes: dict[str, Any], metadata: list[str] | None, unset: list[str] | None
-) -> None:
-    """Add the ``--metadata``/``--unset-metadata`` patch to ``changes``, if there is one."""
-    patch: dict[str, str | None] = dict(parse_pairs(metadata))
-    for key in unset or ():
-        if key in patch:
-            raise typer.BadParameter(f"key {key!r} is both set and unset")
-        patch[key] = None
-    if patch:
-        changes["metadata"] = patch
-
-
-def _show(common: Common, show: Callable[..., None], read: Callable[[SyncBilling], object]) -> None:
-    """Open the billing, run ``read`` (a read or a write) on it and ``show`` what it returns,
-    as a table or with ``--json``."""
-    with common.billing() as billing:
-        show(read(billing), as_json=common.as_json)
-
-
-def _not_found(message: str, common: Common) -> NoReturn:
-    fail(message, EXIT_ERROR, as_json=common.as_json, details={"code": "not_found"})
 
 
 # -- plans -------------------------------------------------------------------------------
@@ -136,8 +112,10 @@ def plans_create(
     """Create a plan."""
     limits = _limits(plan_limit)
     pairs = parse_pairs(metadata)
-    with common.billing() as billing:
-        plan = billing.plans.create(
+    show_result(
+        common,
+        show_plan,
+        lambda billing: billing.plans.create(
             key,
             name,
             description=description,
@@ -145,8 +123,8 @@ def plans_create(
             limits=limits,
             metadata=pairs,
             idempotency_key=idempotency_key,
-        )
-        show_plan(plan, as_json=common.as_json)
+        ),
+    )
 
 
 @command
@@ -159,32 +137,28 @@ def plans_get(
     common: Common,
 ) -> None:
     """Show a plan, by id or by key (archived ones too)."""
-    if (plan_id is None) == (key is None):
-        raise typer.BadParameter("give either PLAN_ID or --key")
-    with common.billing() as billing:
-        if plan_id is not None:
-            plan, missing = billing.plans.get(plan_id), f"no plan {plan_id!r}"
-        else:
-            assert key is not None
-            plan, missing = billing.plans.get_by_key(key), f"no plan with key {key!r}"
-        if plan is None:
-            _not_found(missing, common)
-        show_plan(plan, as_json=common.as_json)
+    show_found(
+        common,
+        show_plan,
+        Lookup("PLAN_ID", plan_id, lambda billing, id_: billing.plans.get(id_), "no plan {!r}"),
+        Lookup(
+            "--key", key, lambda billing, k: billing.plans.get_by_key(k), "no plan with key {!r}"
+        ),
+    )
 
 
 @command
 def plans_list(
     active: Active = None,
-    limit: PageLimit = DEFAULT_LIST_LIMIT,
-    offset: Offset = 0,
     *,
+    paging: Paging,
     common: Common,
 ) -> None:
     """List plans, newest first."""
-    _show(
+    show_result(
         common,
         show_plans,
-        lambda billing: billing.plans.list(active=active, limit=limit, offset=offset),
+        lambda billing: billing.plans.list(active=active, limit=paging.limit, offset=paging.offset),
     )
 
 
@@ -208,20 +182,20 @@ def plans_update(
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = name
-    if _changes(description is not None, clear_description, "--description"):
+    if changed(description is not None, clear_description, "--description"):
         changes["description"] = description
-    if _changes(bool(entitlement), clear_entitlements, "--entitlement", "--clear-entitlements"):
+    if changed(bool(entitlement), clear_entitlements, "--entitlement", "--clear-entitlements"):
         changes["entitlements"] = entitlement or []
-    if _changes(bool(plan_limit), clear_limits, "--plan-limit", "--clear-limits"):
+    if changed(bool(plan_limit), clear_limits, "--plan-limit", "--clear-limits"):
         changes["limits"] = _limits(plan_limit)
-    _merge_metadata(changes, metadata, unset_metadata)
-    _show(common, show_plan, lambda billing: billing.plans.update(plan_id, **changes))
+    merge_metadata(changes, metadata, unset_metadata)
+    show_result(common, show_plan, lambda billing: billing.plans.update(plan_id, **changes))
 
 
 @command
 def plans_archive(plan_id: PlanId, *, common: Common) -> None:
     """Archive a plan and its active prices. Archiving twice is a no-op."""
-    _show(common, show_plan, lambda billing: billing.plans.archive(plan_id))
+    show_result(common, show_plan, lambda billing: billing.plans.archive(plan_id))
 
 
 # -- prices ------------------------------------------------------------------------------
@@ -246,8 +220,10 @@ def prices_create(
     """Create a recurring price of a plan."""
     pairs = parse_pairs(metadata)
     period: Interval = interval  # type: ignore[assignment]  # the library checks it
-    with common.billing() as billing:
-        price = billing.prices.create(
+    show_result(
+        common,
+        show_price,
+        lambda billing: billing.prices.create(
             plan_id,
             currency=currency,
             unit_amount=unit_amount,
@@ -257,8 +233,8 @@ def prices_create(
             lookup_key=lookup_key,
             metadata=pairs,
             idempotency_key=idempotency_key,
-        )
-        show_price(price, as_json=common.as_json)
+        ),
+    )
 
 
 @command
@@ -273,18 +249,17 @@ def prices_get(
     common: Common,
 ) -> None:
     """Show a price, by id (archived ones too) or by lookup key (active ones)."""
-    if (price_id is None) == (lookup_key is None):
-        raise typer.BadParameter("give either PRICE_ID or --lookup-key")
-    with common.billing() as billing:
-        if price_id is not None:
-            price, missing = billing.prices.get(price_id), f"no price {price_id!r}"
-        else:
-            assert lookup_key is not None
-            price = billing.prices.get_by_lookup_key(lookup_key)
-            missing = f"no active price has lookup key {lookup_key!r}"
-        if price is None:
-            _not_found(missing, common)
-        show_price(price, as_json=common.as_json)
+    show_found(
+        common,
+        show_price,
+        Lookup("PRICE_ID", price_id, lambda billing, id_: billing.prices.get(id_), "no price {!r}"),
+        Lookup(
+            "--lookup-key",
+            lookup_key,
+            lambda billing, key: billing.prices.get_by_lookup_key(key),
+            "no active price has lookup key {!r}",
+        ),
+    )
 
 
 @command
@@ -292,17 +267,20 @@ def prices_list(
     plan_id: Annotated[str | None, typer.Option(help="Only this plan's prices.")] = None,
     active: Active = None,
     currency: Annotated[str | None, typer.Option(help="ISO 4217 code, any case.")] = None,
-    limit: PageLimit = DEFAULT_LIST_LIMIT,
-    offset: Offset = 0,
     *,
+    paging: Paging,
     common: Common,
 ) -> None:
     """List prices, newest first."""
-    _show(
+    show_result(
         common,
         show_prices,
         lambda billing: billing.prices.list(
-            plan_id=plan_id, active=active, currency=currency, limit=limit, offset=offset
+            plan_id=plan_id,
+            active=active,
+            currency=currency,
+            limit=paging.limit,
+            offset=paging.offset,
         ),
     )
 
@@ -322,16 +300,16 @@ def prices_update(
     """Change a price's lookup key or metadata (amount, currency and interval never change:
     create a new price and archive the old)."""
     changes: dict[str, Any] = {}
-    if _changes(lookup_key is not None, clear_lookup_key, "--lookup-key"):
+    if changed(lookup_key is not None, clear_lookup_key, "--lookup-key"):
         changes["lookup_key"] = lookup_key
-    _merge_metadata(changes, metadata, unset_metadata)
-    _show(common, show_price, lambda billing: billing.prices.update(price_id, **changes))
+    merge_metadata(changes, metadata, unset_metadata)
+    show_result(common, show_price, lambda billing: billing.prices.update(price_id, **changes))
 
 
 @command
 def prices_archive(price_id: PriceId, *, common: Common) -> None:
     """Archive a price. Archiving twice is a no-op."""
-    _show(common, show_price, lambda billing: billing.prices.archive(price_id))
+    show_result(common, show_price, lambda billing: billing.prices.archive(price_id))
 
 
 # -- the declarative catalog ---------------------------------------------------------------
@@ -342,7 +320,7 @@ def catalog_diff(
     spec: SpecFile, archive_missing: ArchiveMissing = False, *, common: Common
 ) -> None:
     """Show what `catalog apply` would change; nothing is written."""
-    _show(
+    show_result(
         common,
         show_catalog_diff,
         lambda billing: billing.catalog.diff(str(spec), archive_missing=archive_missing),
@@ -382,60 +360,4 @@ def catalog_reconcile(
     fixing: run again to confirm. Exit code 0 whether in sync or not, unless --check (then 3
     when not in sync).
     """
-    if fix and check:
-        raise typer.BadParameter("--check reports without changing anything: not with --fix")
-    with provider_billing(common.database_url, provider, as_json=common.as_json) as billing:
-        report = billing.catalog.reconcile(provider, fix=fix)
-    if common.as_json:
-        print_json(catalog_reconcile_json(report))
-    else:
-        _show_catalog_reconcile(report, fixed_now=fix)
-    if check and not report.in_sync:
-        raise typer.Exit(EXIT_DIFFERENCES)
-
-
-def catalog_reconcile_json(report: CatalogReconcileReport) -> dict[str, Any]:
-    """The report as JSON: its fields, ``in_sync``, and each drifted field as
-    ``{"local": ..., "provider": ...}``."""
-    fields = dataclasses.asdict(report)
-    fields["drift"] = [
-        {
-            "kind": drift.kind,
-            "record_id": drift.record_id,
-            "provider_id": drift.provider_id,
-            "fields": {
-                name: {"local": local, "provider": remote}
-                for name, (local, remote) in drift.fields.items()
-            },
-        }
-        for drift in report.drift
-    ]
-    return {"provider": fields.pop("provider"), "in_sync": report.in_sync, **fields}
-
-
-def _show_catalog_reconcile(report: CatalogReconcileReport, *, fixed_now: bool) -> None:
-    """The report as a table of checks, ids only (values are left to --json)."""
-    name = report.provider
-    rows: list[tuple[str, list[str]]] = [
-        (f"not linked to {name}", report.unlinked),
-        (f"linked, missing at {name}", report.missing_at_provider),
-        (f"at {name}, unknown here [{name} ids]", report.missing_locally),
-        (
-            f"several copies at {name} [{name} ids]",
-            [f"{k}: {' + '.join(v)}" for k, v in report.duplicates.items()],
-        ),
-        (f"archived here, active at {name}", report.archived_locally_active_at_provider),
-        ("fields differ", [f"{d.record_id} ({', '.join(d.fields)})" for d in report.drift]),
-        ("skipped: sync pending", report.pending),
-        ("could not fix", [f"{k}: {v}" for k, v in report.conflicts.items()]),
-        (f"not from qzpay [{name} ids]", report.unmanaged),
-    ]
-    show_checks(
-        f"{name}: {report.local_plans} plans and {report.local_prices} prices here, "
-        f"{report.provider_plans} plans and {report.provider_prices} prices at {name}",
-        "plans and prices",
-        rows,
-        fixed=report.fixed,
-        in_sync=report.in_sync,
-        fixed_now=fixed_now,
-    )
+    RECONCILIATION(common, provider, fix=fix, check=check)

@@ -9,10 +9,20 @@ from typing import Annotated, Any
 
 import typer
 
-from qzpay.cli.handling import EXIT_ERROR, fail
-from qzpay.cli.options import AddressOptions, Common, MetadataPairs, command, parse_pairs
+from qzpay.billing import SyncBilling
+from qzpay.cli.options import (
+    AddressOptions,
+    Common,
+    MetadataPairs,
+    Paging,
+    UnsetMetadata,
+    command,
+    parse_pairs,
+)
+from qzpay.cli.records import Lookup, changed, merge_metadata, show_found, show_result
 from qzpay.cli.rendering import show_customer, show_customers
-from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from qzpay.customers.models import Customer
+from qzpay.page import Page
 
 CustomerId = Annotated[str, typer.Argument(help="The customer id (cus_...).")]
 
@@ -34,16 +44,19 @@ def customers_create(
 ) -> None:
     """Create a customer."""
     pairs = parse_pairs(metadata)
-    with common.billing(providers=True) as billing:
-        customer = billing.customers.create(
+    show_result(
+        common,
+        show_customer,
+        lambda billing: billing.customers.create(
             email=email,
             name=name,
             phone=phone,
             address=address.given(),
             metadata=pairs,
             idempotency_key=idempotency_key,
-        )
-        show_customer(customer, as_json=common.as_json)
+        ),
+        providers=True,
+    )
 
 
 @command
@@ -61,69 +74,55 @@ def customers_get(
     common: Common,
 ) -> None:
     """Show a customer, by id or by provider id (deleted ones too)."""
-    if (customer_id is None) == (provider_id is None):
-        raise typer.BadParameter("give either CUSTOMER_ID or --provider-id")
-    with common.billing() as billing:
-        if customer_id is not None:
-            customer = billing.customers.get(customer_id)
-            missing = f"no customer {customer_id!r}"
-        else:
-            assert provider_id is not None
-            customer = billing.customers.get_by_external_id(provider_id, provider=provider)
-            missing = f"no customer is linked to {provider_id!r}"
-        if customer is None:
-            fail(missing, EXIT_ERROR, as_json=common.as_json, details={"code": "not_found"})
-        show_customer(customer, as_json=common.as_json)
+    show_found(
+        common,
+        show_customer,
+        Lookup(
+            "CUSTOMER_ID",
+            customer_id,
+            lambda billing, id_: billing.customers.get(id_),
+            "no customer {!r}",
+        ),
+        Lookup(
+            "--provider-id",
+            provider_id,
+            lambda billing, id_: billing.customers.get_by_external_id(id_, provider=provider),
+            "no customer is linked to {!r}",
+        ),
+    )
 
 
 @command
 def customers_list(
-    limit: Annotated[
-        int, typer.Option(min=1, max=MAX_LIST_LIMIT, help="Page size.")
-    ] = DEFAULT_LIST_LIMIT,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many.")] = 0,
+    *,
+    paging: Paging,
     email: Annotated[str | None, typer.Option(help="Exact email, case-insensitive.")] = None,
     metadata: MetadataPairs = None,
     include_deleted: Annotated[bool, typer.Option(help="Include deleted customers.")] = False,
     all_: Annotated[
         bool, typer.Option("--all", help="Every match (paged by keyset), not one page.")
     ] = False,
-    *,
     common: Common,
 ) -> None:
     """List customers, newest first."""
     pairs = parse_pairs(metadata) or None
-    with common.billing() as billing:
-        if all_:
-            found = list(
-                billing.customers.iterate(
-                    email=email, metadata=pairs, include_deleted=include_deleted
-                )
+
+    def matches(billing: SyncBilling) -> Page[Customer]:
+        if not all_:
+            return billing.customers.list(
+                limit=paging.limit,
+                offset=paging.offset,
+                email=email,
+                metadata=pairs,
+                include_deleted=include_deleted,
             )
-            show_customers(
-                found,
-                total=len(found),
-                limit=len(found),
-                offset=0,
-                has_more=False,
-                as_json=common.as_json,
-            )
-            return
-        page = billing.customers.list(
-            limit=limit,
-            offset=offset,
-            email=email,
-            metadata=pairs,
-            include_deleted=include_deleted,
+        every = billing.customers.iterate(
+            email=email, metadata=pairs, include_deleted=include_deleted
         )
-        show_customers(
-            page.data,
-            total=page.total,
-            limit=page.limit,
-            offset=page.offset,
-            has_more=page.has_more,
-            as_json=common.as_json,
-        )
+        found = list(every)
+        return Page(data=found, total=len(found), limit=len(found), offset=0, has_more=False)
+
+    show_result(common, show_customers, matches)
 
 
 @command
@@ -140,10 +139,7 @@ def customers_update(
         bool, typer.Option(help="Remove the address.", rich_help_panel="Address")
     ] = False,
     metadata: MetadataPairs = None,
-    unset_metadata: Annotated[
-        list[str] | None,
-        typer.Option("--unset-metadata", help="KEY to remove; repeat for several."),
-    ] = None,
+    unset_metadata: UnsetMetadata = None,
     common: Common,
 ) -> None:
     """Change the given fields. Address options replace the whole address; --metadata merges
@@ -152,25 +148,18 @@ def customers_update(
     if email is not None:
         changes["email"] = email
     for field, value, clear in (("name", name, clear_name), ("phone", phone, clear_phone)):
-        if value is not None and clear:
-            raise typer.BadParameter(f"--{field} and --clear-{field} exclude each other")
-        if value is not None or clear:
+        if changed(value is not None, clear, f"--{field}"):
             changes[field] = value
     new_address = address.given()
-    if new_address is not None and clear_address:
-        raise typer.BadParameter("address options and --clear-address exclude each other")
-    if new_address is not None or clear_address:
+    if changed(new_address is not None, clear_address, "address options", "--clear-address"):
         changes["address"] = new_address
-    patch: dict[str, str | None] = dict(parse_pairs(metadata))
-    for key in unset_metadata or ():
-        if key in patch:
-            raise typer.BadParameter(f"key {key!r} is both set and unset")
-        patch[key] = None
-    if patch:
-        changes["metadata"] = patch
-    with common.billing(providers=True) as billing:
-        customer = billing.customers.update(customer_id, **changes)
-        show_customer(customer, as_json=common.as_json)
+    merge_metadata(changes, metadata, unset_metadata)
+    show_result(
+        common,
+        show_customer,
+        lambda billing: billing.customers.update(customer_id, **changes),
+        providers=True,
+    )
 
 
 @command

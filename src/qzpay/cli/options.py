@@ -1,6 +1,6 @@
-"""What the commands share: options, option groups (``Common``, ``AddressOptions``) and the
-``command`` decorator that spreads them, and turning options into a storage URL, metadata and
-an open ``SyncBilling`` with the environment's payment providers."""
+"""What the commands share: options, option groups (``Common``, ``AddressOptions``,
+``Paging``) and the ``command`` decorator that spreads them, and turning options into a storage
+URL, metadata and an open ``SyncBilling`` with the environment's payment providers."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import typer
 from qzpay.billing import DEFAULT_STORAGE, SyncBilling
 from qzpay.cli.handling import EXIT_USAGE, fail, handled
 from qzpay.config import ConfigError, ProviderConfig, providers_from_env
+from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from qzpay.providers.base import PaymentProvider
 
 DATABASE_URL_ENV = "QZPAY_DATABASE_URL"
@@ -37,6 +38,12 @@ MetadataPairs = Annotated[
     list[str] | None,
     typer.Option("--metadata", "-m", help="KEY=VALUE; repeat for several.", show_default=False),
 ]
+UnsetMetadata = Annotated[
+    list[str] | None,
+    typer.Option("--unset-metadata", help="KEY to remove; repeat for several."),
+]
+PageLimit = Annotated[int, typer.Option(min=1, max=MAX_LIST_LIMIT, help="Page size.")]
+Offset = Annotated[int, typer.Option(min=0, help="Skip this many.")]
 
 Line1 = Annotated[str | None, typer.Option(help="Address line 1.", rich_help_panel="Address")]
 Line2 = Annotated[str | None, typer.Option(help="Address line 2.", rich_help_panel="Address")]
@@ -153,6 +160,14 @@ class AddressOptions:
         fields = dataclasses.asdict(self).items()
         given: dict[str, str | None] = {k: v for k, v in fields if v is not None}
         return given or None
+
+
+@dataclasses.dataclass(frozen=True)
+class Paging:
+    """``--limit`` and ``--offset`` of the commands that list one page."""
+
+    limit: PageLimit = DEFAULT_LIST_LIMIT
+    offset: Offset = 0
 
 
 def option_groups(body: Callable[..., None]) -> Callable[..., None]:

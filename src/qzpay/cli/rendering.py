@@ -1,14 +1,18 @@
 """Output: Rich tables for people, JSON (``--json``) for scripts.
 
-User data is printed as plain text, never interpreted as Rich markup."""
+Each resource declares how it is shown, as data (its ``View``): one record as a table of its
+fields, each value as the view reads it, and a page as a table with a row per record, whose
+columns say how to read each cell. User data is printed as plain text, never interpreted as
+Rich markup. The reconcile reports are in ``qzpay.cli.reports``."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -19,10 +23,14 @@ from rich.text import Text
 from qzpay.catalog.diff import CatalogDiff
 from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Customer
-from qzpay.customers.reconcile import ReconcileReport
-from qzpay.customers.service import SyncReport
+from qzpay.engine.pending import SyncReport
 from qzpay.events import Event
 from qzpay.page import Page
+from qzpay.subscriptions.due import DueReport
+from qzpay.subscriptions.models import Subscription
+
+R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
 
 
 def console() -> Console:
@@ -46,61 +54,121 @@ def _when(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-# -- customers and events -------------------------------------------------------------------
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
-def show_customer(customer: Customer, *, as_json: bool) -> None:
-    if as_json:
-        print_json(customer.model_dump(mode="json"))
-        return
+# -- one record, or one report's counts: a table of name and value -------------------------------
+
+
+def _fields_table(justify: Literal["left", "right"]) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
-    table.add_column()
-    for field, value in customer.model_dump(mode="json").items():
-        if field == "address" and value is not None:
-            value = ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
-        table.add_row(field, _cell(value))
+    table.add_column(justify=justify)
+    return table
+
+
+def show_record(record: BaseModel, shown: Callable[[str, Any], object], *, as_json: bool) -> None:
+    """The record's JSON fields, each value as ``shown(field, value)`` gives it."""
+    fields = record.model_dump(mode="json")
+    if as_json:
+        print_json(fields)
+        return
+    table = _fields_table("left")
+    for field, value in fields.items():
+        table.add_row(field, _cell(shown(field, value)))
     console().print(table)
 
 
-def show_customers(
-    customers: list[Customer],
-    *,
-    total: int,
-    limit: int,
-    offset: int,
-    has_more: bool,
-    as_json: bool,
-) -> None:
+def show_counts(report: SyncReport | DueReport, *, as_json: bool) -> None:
+    """A report of counts (``sync-pending``, ``run-due``), one a line."""
+    counts = dataclasses.asdict(report)
     if as_json:
-        print_json(
-            {
-                "data": [c.model_dump(mode="json") for c in customers],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-                "has_more": has_more,
-            }
-        )
+        print_json(counts)
         return
-    table = Table(title=None, show_lines=False)
-    table.add_column("id", no_wrap=True)  # ids stay whole, to copy and paste
-    for column in ("email", "name", "metadata", "created_at", "deleted_at"):
-        table.add_column(column, overflow="fold")
-    for c in customers:
-        table.add_row(
-            _cell(c.id),
-            _cell(c.email),
-            _cell(c.name),
-            _cell(c.metadata),
-            _cell(_when(c.created_at)),
-            _cell(_when(c.deleted_at)),
-        )
-    out = console()
-    out.print(table)
-    shown = f"{offset + 1}-{offset + len(customers)}" if customers else "none"
-    more = f"; next page: --offset {offset + len(customers)}" if has_more else ""
-    out.print(Text(f"{shown} of {total}{more}", style="dim"))
+    table = _fields_table("right")
+    for name, count in counts.items():
+        table.add_row(name, str(count))
+    console().print(table)
+
+
+# -- a list: a table with a row per record --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column(Generic[R]):
+    """A column of a list: its heading and a record's cell. An id column (``whole``) never
+    wraps, so that its ids can be copied and pasted; the others fold."""
+
+    heading: str
+    cell: Callable[[R], object]
+    whole: bool = False
+
+
+def _rows(columns: Sequence[Column[R]], records: Sequence[R]) -> Table:
+    table = Table()
+    for column in columns:
+        if column.whole:
+            table.add_column(column.heading, no_wrap=True)
+        else:
+            table.add_column(column.heading, overflow="fold")
+    for record in records:
+        table.add_row(*(_cell(column.cell(record)) for column in columns))
+    return table
+
+
+@dataclass(frozen=True)
+class View(Generic[M]):
+    """How one resource is shown: its list's columns, and how a field's (JSON) value reads in
+    the one-record table."""
+
+    columns: Sequence[Column[M]]
+    value: Callable[[str, Any], object]
+
+    def one(self, record: M, *, as_json: bool) -> None:
+        show_record(record, self.value, as_json=as_json)
+
+    def page(self, page: Page[M], *, as_json: bool) -> None:
+        """A page as a table, then which of the total it holds and the next page's offset."""
+        if as_json:
+            print_json(page.model_dump(mode="json"))
+            return
+        out = console()
+        out.print(_rows(self.columns, page.data))
+        shown = f"{page.offset + 1}-{page.offset + len(page.data)}" if page.data else "none"
+        more = f"; next page: --offset {page.offset + len(page.data)}" if page.has_more else ""
+        out.print(Text(f"{shown} of {page.total}{more}", style="dim"))
+
+
+# -- customers and events -------------------------------------------------------------------------
+
+
+def _customer_value(field: str, value: Any) -> object:
+    if field == "address" and value is not None:
+        return ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+    return value
+
+
+CUSTOMERS: View[Customer] = View(
+    (
+        Column("id", lambda c: c.id, whole=True),
+        Column("email", lambda c: c.email),
+        Column("name", lambda c: c.name),
+        Column("metadata", lambda c: c.metadata),
+        Column("created_at", lambda c: _when(c.created_at)),
+        Column("deleted_at", lambda c: _when(c.deleted_at)),
+    ),
+    _customer_value,
+)
+show_customer, show_customers = CUSTOMERS.one, CUSTOMERS.page
+
+EVENT_COLUMNS: tuple[Column[Event], ...] = (
+    Column("id", lambda e: e.id, whole=True),
+    Column("type", lambda e: e.type, whole=True),
+    Column("customer", lambda e: e.data.id, whole=True),
+    Column("created_at", lambda e: _when(e.created_at)),
+    Column("changed", lambda e: ", ".join(sorted(e.previous)) if e.previous else None),
+)
 
 
 def show_events(events: list[Event], *, as_json: bool) -> None:
@@ -112,100 +180,47 @@ def show_events(events: list[Event], *, as_json: bool) -> None:
             }
         )
         return
-    table = Table()
-    for column in ("id", "type", "customer"):
-        table.add_column(column, no_wrap=True)
-    for column in ("created_at", "changed"):
-        table.add_column(column, overflow="fold")
-    for e in events:
-        table.add_row(
-            _cell(e.id),
-            _cell(e.type),
-            _cell(e.data.id),
-            _cell(_when(e.created_at)),
-            _cell(", ".join(sorted(e.previous)) if e.previous else None),
-        )
-    console().print(table)
+    console().print(_rows(EVENT_COLUMNS, events))
 
 
-# -- plans, prices and the catalog ---------------------------------------------------------
+# -- plans, prices and the catalog ----------------------------------------------------------------
 
 
-def _show_record(record: Plan | Price, *, as_json: bool) -> None:
-    if as_json:
-        print_json(record.model_dump(mode="json"))
-        return
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for field, value in record.model_dump(mode="json").items():
-        if isinstance(value, list):
-            value = ", ".join(value) or None
-        table.add_row(field, _cell(value))
-    console().print(table)
+def _every(price: Price) -> str:
+    count = price.interval_count
+    return price.interval if count == 1 else f"{count} {price.interval}s"
 
 
-def show_plan(plan: Plan, *, as_json: bool) -> None:
-    _show_record(plan, as_json=as_json)
+def _catalog_value(field: str, value: Any) -> object:
+    return ", ".join(value) or None if isinstance(value, list) else value
 
 
-def show_price(price: Price, *, as_json: bool) -> None:
-    _show_record(price, as_json=as_json)
-
-
-def _page_footer(out: Console, page: Page[Any]) -> None:
-    shown = f"{page.offset + 1}-{page.offset + len(page.data)}" if page.data else "none"
-    more = f"; next page: --offset {page.offset + len(page.data)}" if page.has_more else ""
-    out.print(Text(f"{shown} of {page.total}{more}", style="dim"))
-
-
-def show_plans(page: Page[Plan], *, as_json: bool) -> None:
-    if as_json:
-        print_json(page.model_dump(mode="json"))
-        return
-    table = Table()
-    for column in ("id", "key"):
-        table.add_column(column, no_wrap=True)
-    for column in ("name", "active", "entitlements", "limits", "created_at"):
-        table.add_column(column, overflow="fold")
-    for plan in page.data:
-        table.add_row(
-            _cell(plan.id),
-            _cell(plan.key),
-            _cell(plan.name),
-            _cell("yes" if plan.active else "no"),
-            _cell(", ".join(plan.entitlements) or None),
-            _cell(plan.limits),
-            _cell(_when(plan.created_at)),
-        )
-    out = console()
-    out.print(table)
-    _page_footer(out, page)
-
-
-def show_prices(page: Page[Price], *, as_json: bool) -> None:
-    if as_json:
-        print_json(page.model_dump(mode="json"))
-        return
-    table = Table()
-    for column in ("id", "plan_id"):
-        table.add_column(column, no_wrap=True)
-    for column in ("amount", "every", "lookup_key", "active", "created_at"):
-        table.add_column(column, overflow="fold")
-    for price in page.data:
-        count = price.interval_count
-        table.add_row(
-            _cell(price.id),
-            _cell(price.plan_id),
-            _cell(f"{price.major_amount()} {price.currency}"),
-            _cell(price.interval if count == 1 else f"{count} {price.interval}s"),
-            _cell(price.lookup_key),
-            _cell("yes" if price.active else "no"),
-            _cell(_when(price.created_at)),
-        )
-    out = console()
-    out.print(table)
-    _page_footer(out, page)
+PLANS: View[Plan] = View(
+    (
+        Column("id", lambda plan: plan.id, whole=True),
+        Column("key", lambda plan: plan.key, whole=True),
+        Column("name", lambda plan: plan.name),
+        Column("active", lambda plan: _yes_no(plan.active)),
+        Column("entitlements", lambda plan: ", ".join(plan.entitlements) or None),
+        Column("limits", lambda plan: plan.limits),
+        Column("created_at", lambda plan: _when(plan.created_at)),
+    ),
+    _catalog_value,
+)
+PRICES: View[Price] = View(
+    (
+        Column("id", lambda price: price.id, whole=True),
+        Column("plan_id", lambda price: price.plan_id, whole=True),
+        Column("amount", lambda price: f"{price.major_amount()} {price.currency}"),
+        Column("every", _every),
+        Column("lookup_key", lambda price: price.lookup_key),
+        Column("active", lambda price: _yes_no(price.active)),
+        Column("created_at", lambda price: _when(price.created_at)),
+    ),
+    _catalog_value,
+)
+show_plan, show_plans = PLANS.one, PLANS.page
+show_price, show_prices = PRICES.one, PRICES.page
 
 
 def show_catalog_diff(diff: CatalogDiff, *, as_json: bool) -> None:
@@ -216,147 +231,26 @@ def show_catalog_diff(diff: CatalogDiff, *, as_json: bool) -> None:
     typer.echo(str(diff))
 
 
-# -- provider reports -----------------------------------------------------------------------
+# -- subscriptions --------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """A value of a report, as JSON-ready data."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
+def _subscription_value(field: str, value: Any) -> object:
+    if value == {}:
+        return None
+    return _yes_no(value) if isinstance(value, bool) else value
 
 
-def reconcile_json(report: ReconcileReport) -> dict[str, Any]:
-    """The report as JSON: its fields, ``in_sync``, and each drifted field as
-    ``{"local": ..., "provider": ...}``."""
-    fields = dataclasses.asdict(report)
-    fields["drift"] = [
-        {
-            "customer_id": drift.customer_id,
-            "provider_customer_id": drift.provider_customer_id,
-            "fields": {
-                name: {"local": _plain(local), "provider": _plain(remote)}
-                for name, (local, remote) in drift.fields.items()
-            },
-        }
-        for drift in report.drift
-    ]
-    return {"provider": fields.pop("provider"), "in_sync": report.in_sync, **fields}
-
-
-def _ids(values: Sequence[str], shown: int = 5) -> Text:
-    if not values:
-        return Text("-", style="dim")
-    more = f" … (+{len(values) - shown} more)" if len(values) > shown else ""
-    return Text(", ".join(values[:shown]) + more)
-
-
-def _listed(value: object) -> list[str]:
-    """A report field's entries as text (a dict's as ``key: value``)."""
-    if isinstance(value, dict):
-        return [
-            f"{key}: {' + '.join(item) if isinstance(item, list) else item}"
-            for key, item in value.items()
-        ]
-    if isinstance(value, list):
-        return [str(item) for item in value]
-    return []
-
-
-def show_reconcile(report: ReconcileReport, *, fixed_now: bool) -> None:
-    """The report as a table of checks; ids only (field values, perhaps personal data, are
-    left to --json). Report fields this table does not know get a row of their own."""
-    name = report.provider
-    out = console()
-    out.print(
-        Text(
-            f"{name}: {report.local_customers} customers here, "
-            f"{report.provider_customers} at {name}"
-        )
-    )
-    table = Table()
-    table.add_column("check")
-    table.add_column("count", justify="right")
-    table.add_column("customers", overflow="fold")
-    labels = {
-        "unlinked": f"not linked to {name}",
-        "missing_at_provider": f"linked, missing at {name}",
-        "missing_locally": f"at {name}, unknown here [{name} ids]",
-        "duplicates": f"several copies at {name} [{name} ids]",
-        "deleted_locally_live_at_provider": f"deleted here, live at {name}",
-        "drift": "fields differ",
-        "pending": "skipped: sync pending",
-        "unmanaged": f"not from qzpay [{name} ids]",
-    }
-    values: dict[str, list[str]] = {
-        "drift": [f"{d.customer_id} ({', '.join(d.fields)})" for d in report.drift]
-    }
-    for field in dataclasses.fields(report):
-        if field.name not in values and field.name != "fixed":
-            values[field.name] = _listed(getattr(report, field.name))
-    for field_name, label in labels.items():
-        table.add_row(Text(label), Text(str(len(values[field_name]))), _ids(values[field_name]))
-    for field_name, entries in values.items():
-        if field_name not in labels and isinstance(getattr(report, field_name), list | dict):
-            label = field_name.replace("_", " ")
-            table.add_row(Text(label), Text(str(len(entries))), _ids(entries))
-    out.print(table)
-    for line in report.fixed:
-        out.print(Text(f"fixed: {line}"))
-    if report.in_sync:
-        out.print(Text("in sync", style="green"))
-    elif fixed_now:
-        out.print(
-            Text(
-                f"not in sync; {len(report.fixed)} fixed: run again without --fix to see "
-                "what remains",
-                style="yellow",
-            )
-        )
-    else:
-        out.print(Text("not in sync: --fix repairs what is safe", style="yellow"))
-
-
-def show_sync_report(report: SyncReport, *, as_json: bool) -> None:
-    if as_json:
-        print_json(dataclasses.asdict(report))
-        return
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for field, value in dataclasses.asdict(report).items():
-        table.add_row(field, str(value))
-    console().print(table)
-
-
-def show_checks(
-    summary: str,
-    column: str,
-    rows: list[tuple[str, list[str]]],
-    *,
-    fixed: list[str],
-    in_sync: bool,
-    fixed_now: bool,
-) -> None:
-    """A reconcile report as a table of checks (label, count, the first ids), then what was
-    fixed and the verdict: the catalog's and the subscriptions' reports."""
-    out = console()
-    out.print(Text(summary))
-    table = Table()
-    table.add_column("check")
-    table.add_column("count", justify="right")
-    table.add_column(column, overflow="fold")
-    for label, ids in rows:
-        shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5} more)" if len(ids) > 5 else "")
-        table.add_row(label, str(len(ids)), shown or Text("-", style="dim"))
-    out.print(table)
-    for line in fixed:
-        out.print(Text(f"fixed: {line}"))
-    if in_sync:
-        out.print(Text("in sync", style="green"))
-    elif fixed_now:
-        out.print(Text("fixed what is safe; run again to confirm", style="yellow"))
-    else:
-        out.print(Text("not in sync", style="yellow"))
+SUBSCRIPTIONS: View[Subscription] = View(
+    (
+        Column("id", lambda sub: sub.id, whole=True),
+        Column("customer_id", lambda sub: sub.customer_id, whole=True),
+        Column("plan_id", lambda sub: sub.plan_id),
+        Column("status", lambda sub: sub.status),
+        Column("qty", lambda sub: sub.quantity),
+        Column("period_end", lambda sub: _when(sub.current_period_end)),
+        Column("cancels", lambda sub: _yes_no(sub.cancel_at_period_end)),
+        Column("provider", lambda sub: sub.provider),
+    ),
+    _subscription_value,
+)
+show_subscription, show_subscriptions = SUBSCRIPTIONS.one, SUBSCRIPTIONS.page

@@ -14,17 +14,13 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from qzpay.billing import SyncSubscriptions
-from qzpay.cli.handling import EXIT_ERROR, fail
-from qzpay.cli.options import Common, MetadataPairs, command, parse_pairs
-from qzpay.cli.provider_sync import finish_sync_pending, provider_billing
-from qzpay.cli.rendering import console, print_json
-from qzpay.limits import DEFAULT_LIST_LIMIT, DEFAULT_SYNC_BATCH, MAX_LIST_LIMIT, MAX_SYNC_BATCH
-from qzpay.page import Page
-from qzpay.subscriptions.due import DueReport
+from qzpay.cli.handling import EXIT_ERROR
+from qzpay.cli.options import Common, MetadataPairs, Paging, command, parse_pairs
+from qzpay.cli.provider_sync import sync_pending_command
+from qzpay.cli.records import Lookup, show_found, show_result
+from qzpay.cli.rendering import print_json, show_counts, show_subscription, show_subscriptions
 from qzpay.subscriptions.models import Proration, Subscription, SubscriptionStatus
 
 SubscriptionId = Annotated[str, typer.Argument(help="The subscription id (sub_...).")]
@@ -34,78 +30,15 @@ FeatureKey = Annotated[str, typer.Argument(help="The entitlement (feature) key, 
 LimitKey = Annotated[str, typer.Argument(help="The limit's name, e.g. seats.")]
 
 
-# -- output ----------------------------------------------------------------------------------
-
-
-def _text(value: object) -> Text:
-    """Plain text (user data is never read as Rich markup); None as a dim ``-``."""
-    if value is None or value == {}:
-        return Text("-", style="dim")
-    if isinstance(value, dict):
-        return Text(", ".join(f"{k}={v}" for k, v in value.items()))
-    if isinstance(value, bool):
-        return Text("yes" if value else "no")
-    if isinstance(value, datetime):
-        return Text(value.strftime("%Y-%m-%d %H:%M:%S"))
-    return Text(str(value))
-
-
-def show_subscription(subscription: Subscription, *, as_json: bool) -> None:
-    if as_json:
-        print_json(subscription.model_dump(mode="json"))
-        return
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for field, value in subscription.model_dump(mode="json").items():
-        table.add_row(field, _text(value))
-    console().print(table)
-
-
-def show_subscriptions(page: Page[Subscription], *, as_json: bool) -> None:
-    if as_json:
-        print_json(page.model_dump(mode="json"))
-        return
-    table = Table()
-    for column in ("id", "customer_id"):
-        table.add_column(column, no_wrap=True)  # ids stay whole, to copy and paste
-    for column in ("plan_id", "status", "qty", "period_end", "cancels", "provider"):
-        table.add_column(column, overflow="fold")
-    for sub in page.data:
-        table.add_row(
-            _text(sub.id),
-            _text(sub.customer_id),
-            _text(sub.plan_id),
-            _text(sub.status),
-            _text(sub.quantity),
-            _text(sub.current_period_end),
-            _text(sub.cancel_at_period_end),
-            _text(sub.provider),
-        )
-    out = console()
-    out.print(table)
-    shown = f"{page.offset + 1}-{page.offset + len(page.data)}" if page.data else "none"
-    more = f"; next page: --offset {page.offset + len(page.data)}" if page.has_more else ""
-    out.print(Text(f"{shown} of {page.total}{more}", style="dim"))
-
-
-def show_due_report(report: DueReport, *, as_json: bool) -> None:
-    if as_json:
-        print_json({"renewed": report.renewed, "canceled": report.canceled})
-        return
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_row("renewed", str(report.renewed))
-    table.add_row("canceled", str(report.canceled))
-    console().print(table)
-
-
 def _change(common: Common, change: Callable[[SyncSubscriptions], Subscription]) -> None:
     """Run ``change`` on ``billing.subscriptions``, with the environment's providers (the one
     billing a subscription carries the change there), and show the subscription it returns."""
-    with common.billing(providers=True) as billing:
-        show_subscription(change(billing.subscriptions), as_json=common.as_json)
+    show_result(
+        common,
+        show_subscription,
+        lambda billing: change(billing.subscriptions),
+        providers=True,
+    )
 
 
 # -- subscriptions ---------------------------------------------------------------------------
@@ -156,16 +89,16 @@ def subscriptions_create(
 @command
 def subscriptions_get(subscription_id: SubscriptionId, *, common: Common) -> None:
     """Show a subscription (ended ones too)."""
-    with common.billing() as billing:
-        subscription = billing.subscriptions.get(subscription_id)
-        if subscription is None:
-            fail(
-                f"no subscription {subscription_id!r}",
-                EXIT_ERROR,
-                as_json=common.as_json,
-                details={"code": "not_found"},
-            )
-        show_subscription(subscription, as_json=common.as_json)
+    show_found(
+        common,
+        show_subscription,
+        Lookup(
+            "SUBSCRIPTION_ID",
+            subscription_id,
+            lambda billing, id_: billing.subscriptions.get(id_),
+            "no subscription {!r}",
+        ),
+    )
 
 
 @command
@@ -176,24 +109,23 @@ def subscriptions_list(
     ] = None,
     plan_id: Annotated[str | None, typer.Option(help="Only this plan's.")] = None,
     price_id: Annotated[str | None, typer.Option(help="Only this price's.")] = None,
-    limit: Annotated[
-        int, typer.Option(min=1, max=MAX_LIST_LIMIT, help="Page size.")
-    ] = DEFAULT_LIST_LIMIT,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many.")] = 0,
     *,
+    paging: Paging,
     common: Common,
 ) -> None:
     """List subscriptions, newest first."""
-    with common.billing() as billing:
-        page = billing.subscriptions.list(
+    show_result(
+        common,
+        show_subscriptions,
+        lambda billing: billing.subscriptions.list(
             customer_id=customer_id,
             status=status,
             plan_id=plan_id,
             price_id=price_id,
-            limit=limit,
-            offset=offset,
-        )
-        show_subscriptions(page, as_json=common.as_json)
+            limit=paging.limit,
+            offset=paging.offset,
+        ),
+    )
 
 
 @command
@@ -284,25 +216,17 @@ def subscriptions_run_due(
     moment = _moment(now)
     with common.billing() as billing:
         report = billing.subscriptions.run_due(moment)
-    show_due_report(report, as_json=common.as_json)
+    show_counts(report, as_json=common.as_json)
 
 
-@command
-def subscriptions_sync_pending(
-    limit: Annotated[
-        int, typer.Option(min=1, max=MAX_SYNC_BATCH, help="Work on at most this many tasks.")
-    ] = DEFAULT_SYNC_BATCH,
-    *,
-    common: Common,
-) -> None:
+subscriptions_sync_pending = sync_pending_command(
+    lambda billing, limit: billing.subscriptions.sync_pending(limit=limit),
     """Finish subscription work left pending at the providers by failures or crashes.
 
     Prints how many tasks were completed, failed again, and remain. Exit code 1 when any
     failed again (they stay pending for the next run); safe to run from several hosts at once.
-    """
-    with provider_billing(common.database_url, None, as_json=common.as_json) as billing:
-        report = billing.subscriptions.sync_pending(limit=limit)
-    finish_sync_pending(report, common)
+    """,
+)
 
 
 # -- entitlements and limits -----------------------------------------------------------------

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from qzpay.customers.models import TRACKED_FIELDS, Customer
 from qzpay.customers.sync import create_key, delete_key, update_key
-from qzpay.errors import ConflictError
 from qzpay.providers.base import PaymentProvider, ProviderCustomer
+from qzpay.reconcile_common import Copies, RecordKind, field_drift, linked_copy, pending_records
 from qzpay.storage.base import Storage
 
 Progress = Callable[[int], None]
@@ -95,94 +96,62 @@ async def reconcile(
     """``create(provider, customer)`` makes a missing provider copy (by default
     ``provider.customers.create`` with the customer's create key)."""
 
+    name, adapter = provider.name, provider.customers
+
     async def create_plainly(at: PaymentProvider, customer: Customer) -> ProviderCustomer:
         return await at.customers.create(customer, idempotency_key=create_key(customer))
 
-    make = create or create_plainly
-    report = ReconcileReport(provider=provider.name)
-    by_id: dict[str, ProviderCustomer] = {}
-    by_qzpay: dict[str, list[ProviderCustomer]] = {}
-    async for remote in provider.customers.list():
-        report.provider_customers += 1
-        by_id[remote.id] = remote
-        if remote.qzpay_customer_id is None:
-            report.unmanaged.append(remote.id)
-        else:
-            by_qzpay.setdefault(remote.qzpay_customer_id, []).append(remote)
-    pending = {t.record_id for t in await storage.list_sync_tasks(limit=100_000)}
+    async def link(customer_id: str, copy_id: str) -> object:
+        return await customers.link(customer_id, provider=name, provider_customer_id=copy_id)
+
+    async def delete(copy_id: str) -> None:
+        await adapter.delete(copy_id, idempotency_key=delete_key(copy_id))
+
+    report = ReconcileReport(provider=name)
+    copies = await Copies.index(
+        adapter.list(), lambda copy: copy.qzpay_customer_id, unmanaged=report.unmanaged
+    )
+    report.provider_customers = copies.listed
+    pending = await pending_records(storage)
+    kind = RecordKind[Customer, ProviderCustomer](
+        name="customer",
+        links=lambda customer: customer.provider_customer_ids,
+        alive=lambda customer: customer.deleted_at is None,
+        live_copy=lambda copy: True,  # providers list no deleted customer
+        create=partial(create or create_plainly, provider),
+        link=link,
+        retire=delete,
+        retired=report.deleted_locally_live_at_provider,
+        retired_note="deleted {provider} customer {copy} of deleted {record}",
+    )
     seen: set[str] = set()
     async for local in customers.iterate(include_deleted=True, page_size=500):
         report.local_customers += 1
         seen.add(local.id)
         if on_progress is not None:
             on_progress(report.local_customers)
-        if local.id in pending:
-            report.pending.append(local.id)
-            continue
-        twins = by_qzpay.get(local.id, [])
-        if len(twins) > 1 and local.deleted_at is None:  # a deleted one's copies all go
-            report.duplicates[local.id] = [t.id for t in twins]
-        await _check(customers, provider, report, local, by_id, twins, fix=fix, create=make)
-    for qzpay_id, remotes in by_qzpay.items():
-        if qzpay_id not in seen and qzpay_id not in pending:
-            report.missing_locally += [r.id for r in remotes]
+        remote = await linked_copy(report, kind, local, copies, pending, fix=fix)
+        if remote is not None:
+            await _push_drift(provider, report, local, remote, fix=fix)
+    report.missing_locally += copies.missing_locally(seen, pending, live=kind.live_copy)
     return report
 
 
-async def _check(
-    customers: Customers,
+async def _push_drift(
     provider: PaymentProvider,
     report: ReconcileReport,
     local: Customer,
-    by_id: dict[str, ProviderCustomer],
-    twins: list[ProviderCustomer],
+    remote: ProviderCustomer,
     *,
     fix: bool,
-    create: Create,
 ) -> None:
-    name = provider.name
-    pcid = local.provider_customer_ids.get(name)
-    remote = by_id.get(pcid) if pcid is not None else None
-    if local.deleted_at is not None:
-        # Every copy goes: the linked one and any other carrying this qzpay id (left by a
-        # repeated create, or made outside qzpay), each deleted with its own key.
-        live = [remote.id] if remote is not None else []
-        live += [twin.id for twin in twins if twin.id not in live]
-        if live:
-            report.deleted_locally_live_at_provider.append(local.id)
-            if fix:
-                for copy_id in live:
-                    await provider.customers.delete(copy_id, idempotency_key=delete_key(copy_id))
-                    report.fixed.append(f"deleted {name} customer {copy_id} of deleted {local.id}")
-        return
-    if pcid is None:
-        report.unlinked.append(local.id)
-        if fix:
-            if len(twins) == 1:
-                await customers.link(local.id, provider=name, provider_customer_id=twins[0].id)
-                report.fixed.append(f"linked {local.id} to {twins[0].id}")
-            elif not twins:
-                try:
-                    created = await create(provider, local)
-                except ConflictError as conflict:
-                    report.conflicts[local.id] = conflict.message
-                    return
-                await customers.link(local.id, provider=name, provider_customer_id=created.id)
-                report.fixed.append(f"created {name} customer {created.id} for {local.id}")
-        return
-    if remote is None:
-        report.missing_at_provider.append(local.id)
-        return
+    """Report a linked copy whose fields differ; with ``fix``, push qzpay's values there."""
     seen = provider.customers.merge_remote(local, remote)
-    fields = {
-        f: (getattr(local, f), getattr(seen, f))
-        for f in TRACKED_FIELDS
-        if f != "provider_customer_ids" and getattr(local, f) != getattr(seen, f)
-    }
+    fields = field_drift(local, seen, TRACKED_FIELDS)
     if fields:
         report.drift.append(Drift(local.id, remote.id, fields))
         if fix:
             await provider.customers.update(
                 remote.id, seen, local, idempotency_key=update_key(remote.id)
             )
-            report.fixed.append(f"pushed {', '.join(fields)} of {local.id} to {name}")
+            report.fixed.append(f"pushed {', '.join(fields)} of {local.id} to {provider.name}")

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
 
 from qzpay.catalog.models import Interval, Plan, Price
 from qzpay.customers.models import Address, Customer
 from qzpay.customers.validation import RESERVED_METADATA_KEY
 from qzpay.errors import ConflictError, ProviderSyncError
+
+Record = TypeVar("Record", bound=BaseModel)
 
 QZPAY_CUSTOMER_ID_KEY = RESERVED_METADATA_KEY
 """Metadata key that ties a provider customer to its qzpay customer (used by find and reconcile)."""
@@ -423,32 +427,36 @@ def same_terms(local: Price, remote: ProviderPrice) -> bool:
     )
 
 
+def with_remote(
+    local: Record, values: Mapping[str, object], remote_metadata: Mapping[str, str], owned_key: str
+) -> Record:
+    """``local`` with the provider's ``values`` and its metadata, less ``owned_key`` (the
+    qzpay id the provider holds for us, which is no user metadata): every ``merge_remote`` of a
+    provider that holds metadata."""
+    metadata = {k: v for k, v in remote_metadata.items() if k != owned_key}
+    return local.model_copy(update={**values, "metadata": metadata})
+
+
 def merge_plan_remote(local: Plan, remote: ProviderPlan) -> Plan:
     """``merge_remote`` for a provider that holds a plan's name, description, active flag and
     metadata (Stripe); a provider that lost the name keeps the local one."""
-    metadata = {k: v for k, v in remote.metadata.items() if k != QZPAY_PLAN_ID_KEY}
-    return local.model_copy(
-        update={
-            "name": remote.name or local.name,
-            "description": remote.description,
-            "active": remote.active,
-            "metadata": metadata,
-        }
-    )
+    held = {
+        "name": remote.name or local.name,
+        "description": remote.description,
+        "active": remote.active,
+    }
+    return with_remote(local, held, remote.metadata, QZPAY_PLAN_ID_KEY)
 
 
 def replace_all_fields(local: Customer, remote: ProviderCustomer) -> Customer:
     """``merge_remote`` for a provider that holds every customer field (Stripe)."""
-    metadata = {k: v for k, v in remote.metadata.items() if k != QZPAY_CUSTOMER_ID_KEY}
-    return local.model_copy(
-        update={
-            "email": remote.email or local.email,
-            "name": remote.name,
-            "phone": remote.phone,
-            "address": remote.address,
-            "metadata": metadata,
-        }
-    )
+    held = {
+        "email": remote.email or local.email,
+        "name": remote.name,
+        "phone": remote.phone,
+        "address": remote.address,
+    }
+    return with_remote(local, held, remote.metadata, QZPAY_CUSTOMER_ID_KEY)
 
 
 class ClosingContext:

@@ -98,13 +98,17 @@ def sync_failure(
     )
 
 
+def missing(provider: str, operation: str, noun: str, object_id: str) -> ProviderSyncError:
+    """A call that needs the object (``noun``: what the provider calls it) found it gone:
+    surely not applied."""
+    return ProviderSyncError(
+        f"{provider} {noun} {object_id} does not exist", provider=provider, operation=operation
+    )
+
+
 def missing_customer(provider: str, operation: str, provider_customer_id: str) -> ProviderSyncError:
     """A call that needs the customer found it gone (surely not applied)."""
-    return ProviderSyncError(
-        f"{provider} customer {provider_customer_id} does not exist",
-        provider=provider,
-        operation=operation,
-    )
+    return missing(provider, operation, "customer", provider_customer_id)
 
 
 def existing(

@@ -41,22 +41,31 @@ def open_storage(storage: str | Storage, *, migrate: bool = True) -> Storage:
         return SQLiteStorage(path, synchronous=options.get("synchronous", "FULL"), migrate=migrate)
     if scheme in ("postgres", "postgresql"):
         from qzpay.storage.postgres import PostgresStorage
+        from qzpay.storage.postgres.recent import RECENT_VERSIONS
 
         dsn, options = _split_qzpay_options(storage)
-        unknown = set(options) - {"qzpay_pool_size", "qzpay_connect_timeout"}
+        unknown = set(options) - {
+            "qzpay_pool_size",
+            "qzpay_connect_timeout",
+            "qzpay_recent_versions",
+        }
         if unknown:
             raise ValueError(f"unknown postgresql URL option(s): {', '.join(sorted(unknown))}")
         try:
             pool_size = int(options.get("qzpay_pool_size", "10"))
             timeout = float(options.get("qzpay_connect_timeout", "10"))
+            recent = int(options.get("qzpay_recent_versions", str(RECENT_VERSIONS)))
         except ValueError as exc:
             raise ValueError(f"bad postgresql URL option: {exc}") from exc
+        if recent < 0:
+            raise ValueError("bad postgresql URL option: qzpay_recent_versions must be 0 or more")
         return PostgresStorage(
             dsn,
             migrate=migrate,
             min_size=min(1, pool_size),
             max_size=pool_size,
             connect_timeout=timeout,
+            recent_versions=recent,
         )
     raise ValueError(f"unsupported storage URL scheme {scheme!r}")
 

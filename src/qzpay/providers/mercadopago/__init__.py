@@ -3,7 +3,8 @@
 ``provider.py`` holds the provider object; ``transport.py`` the SDK on its thread pool
 (re-rooted at ``api_base``, never resending) and the classification of its failures;
 ``customers.py`` the customer adapter (one customer per email: see there), ``prices.py`` and
-``subscriptions.py`` (``preapproval``) the others; ``mapping.py`` the
+``subscriptions.py`` (``preapproval``) the others, each over one SDK resource through
+``resource.py``; ``mapping.py`` the
 field mapping, with its table; ``webhooks.py`` the ``x-signature`` check. Only plain Python
 values leave this package; SDK objects and errors are converted inside it.
 """

@@ -11,22 +11,16 @@ that no other qzpay customer is linked to, through :meth:`MercadoPagoCustomers.a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 from qzpay.customers.models import Customer
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderCustomer, ProviderEmailTaken
-from qzpay.providers.common import adoptable, carries, existing, missing_customer
+from qzpay.providers.common import adoptable, carries, existing
 from qzpay.providers.mercadopago import mapping
-from qzpay.providers.mercadopago.paging import each_once, fetched, searched
-from qzpay.providers.mercadopago.transport import (
-    PROVIDER,
-    Answer,
-    MercadoPagoClient,
-    status_error,
-    unreadable_success,
-)
+from qzpay.providers.mercadopago.resource import MercadoPagoResource, SortKey, oldest
+from qzpay.providers.mercadopago.transport import PROVIDER, MercadoPagoClient, status_error
 from qzpay.providers.mercadopago.transport import (
     idempotency_key as _key,  # the methods' ``idempotency_key`` parameter hides the name
 )
@@ -61,8 +55,9 @@ class MercadoPagoCustomers:
     """``provider.customers`` of a MercadoPagoProvider."""
 
     def __init__(self, client: MercadoPagoClient, *, page_size: int) -> None:
-        self._client = client
-        self._page_size = page_size
+        self._api = MercadoPagoResource(
+            client, _customers, _read, noun="customer", label="customer", page_size=page_size
+        )
 
     async def create(self, customer: Customer, *, idempotency_key: str) -> ProviderCustomer:
         """Create with every field MercadoPago can hold and our id in ``description``.
@@ -71,13 +66,10 @@ class MercadoPagoCustomers:
         earlier attempt of this create landed); anything else raises MercadoPagoEmailTaken.
         """
         body = mapping.create_body(customer)
-        answer = await self._client.call(
-            "create_customer",
-            lambda sdk, options: sdk.customer().create(body, options),
-            key=_key("create", customer.id, idempotency_key),
-        )
+        key = _key("create", customer.id, idempotency_key)
+        answer = await self._api.create("create_customer", body, key)
         if answer.ok:
-            return _parsed("create_customer", answer)
+            return self._api.parsed("create_customer", answer)
         if answer.status == 400 and _DUPLICATE_EMAIL in answer.cause_codes():
             return await self._resolve_taken_email(customer)
         raise status_error("create_customer", answer)
@@ -104,11 +96,8 @@ class MercadoPagoCustomers:
         return await self._update("update_customer", provider_customer_id, body, key)
 
     async def delete(self, provider_customer_id: str, *, idempotency_key: str) -> None:
-        answer = await self._client.call(
-            "delete_customer",
-            lambda sdk, options: sdk.customer().delete(provider_customer_id, options),
-            key=_key("delete", provider_customer_id, idempotency_key),
-        )
+        key = _key("delete", provider_customer_id, idempotency_key)
+        answer = await self._api.delete("delete_customer", provider_customer_id, key)
         if answer.ok or answer.status == 404:
             return  # 404: already gone, the goal of the call is met
         raise status_error("delete_customer", answer)
@@ -143,12 +132,9 @@ class MercadoPagoCustomers:
         """Clear ``description`` if it carries ``customer.id``; the fields adoption wrote stay."""
         if not carries(await self._retrieve("release_customer", provider_customer_id), customer):
             return
-        answer = await self._client.call(
-            "release_customer",
-            lambda sdk, options: sdk.customer().update(
-                provider_customer_id, {"description": ""}, options
-            ),
-            key=_key("release", customer.id, idempotency_key),
+        key = _key("release", customer.id, idempotency_key)
+        answer = await self._api.update(
+            "release_customer", provider_customer_id, {"description": ""}, key
         )
         if not answer.ok and answer.status != 404:
             raise status_error("release_customer", answer)
@@ -165,7 +151,7 @@ class MercadoPagoCustomers:
             async for found in self._search("find_customer", email=customer.email)
             if found[1].qzpay_customer_id == customer.id
         ]
-        return min(matches, key=lambda match: match[0])[1] if matches else None
+        return oldest(matches)
 
     async def find_unmanaged(self, customer: Customer) -> ProviderCustomer | None:
         """The one customer with this email (case-insensitively) that carries no qzpay id.
@@ -199,36 +185,28 @@ class MercadoPagoCustomers:
         so one customer may be missed (the next reconcile sees it) and one seen twice is
         reported once.
         """
-        return each_once(self._search("list_customers"))
+        return self._api.listed("list_customers", {})
 
     # -- internals -------------------------------------------------------------------------
 
     async def _retrieve(self, operation: str, provider_customer_id: str) -> ProviderCustomer | None:
-        return await fetched(self._client, operation, _customers, provider_customer_id, _parsed)
+        return await self._api.get(operation, provider_customer_id)
 
     async def _update(
         self, operation: str, provider_customer_id: str, body: dict[str, Any], key: str
     ) -> ProviderCustomer:
-        answer = await self._client.call(
-            operation,
-            lambda sdk, options: sdk.customer().update(provider_customer_id, body, options),
-            key=key,
-        )
+        answer = await self._api.update(operation, provider_customer_id, body, key)
         if answer.ok:
-            return _parsed(operation, answer)
+            return self._api.parsed(operation, answer)
         if answer.status == 404:
-            raise missing_customer(PROVIDER, operation, provider_customer_id)
+            raise self._api.missing(operation, provider_customer_id)
         raise status_error(operation, answer)
 
-    async def _search(
+    def _search(
         self, operation: str, *, email: str | None = None
-    ) -> AsyncIterator[tuple[tuple[str, str], ProviderCustomer]]:
+    ) -> AsyncIterator[tuple[SortKey, ProviderCustomer]]:
         """Matching customers with a sort key (date_created, id), one page request at a time."""
-        filters = {} if email is None else {"email": email}
-        async for sort_key, item in searched(
-            self._client, operation, _customers, filters, page_size=self._page_size
-        ):
-            yield sort_key, mapping.provider_customer(item)
+        return self._api.search(operation, {} if email is None else {"email": email})
 
     async def _resolve_taken_email(self, customer: Customer) -> ProviderCustomer:
         """After "customer already exists": return ours, or raise MercadoPagoEmailTaken."""
@@ -249,10 +227,10 @@ class MercadoPagoCustomers:
                 cause=failure,
                 ambiguous=True,
             ) from failure
-        mine = [found for found in holders if found[1].qzpay_customer_id == customer.id]
-        if mine:
-            return min(mine, key=lambda match: match[0])[1]
-        existing = min(holders, key=lambda match: match[0])[1] if holders else None
+        mine = oldest([found for found in holders if found[1].qzpay_customer_id == customer.id])
+        if mine is not None:
+            return mine
+        existing = oldest(holders)
         if existing is None:
             whose = "a customer its search does not return"
         elif existing.qzpay_customer_id is None:
@@ -270,8 +248,5 @@ def _customers(sdk: Any) -> Any:
     return sdk.customer()
 
 
-def _parsed(operation: str, answer: Answer) -> ProviderCustomer:
-    data = answer.object
-    if data is None or not isinstance(data.get("id"), str):
-        raise unreadable_success(operation, answer)
+def _read(operation: str, data: Mapping[str, Any]) -> ProviderCustomer:
     return mapping.provider_customer(data)

@@ -21,18 +21,18 @@ PriceAdapter protocol (field table in :mod:`~qzpay.providers.mercadopago.catalog
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 from qzpay.catalog.models import Plan, Price
-from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderCurrencyUnsupported, ProviderPrice
 from qzpay.providers.mercadopago import catalog_mapping as mapping
-from qzpay.providers.mercadopago.paging import each_once, fetched, searched
+from qzpay.providers.mercadopago.resource import MercadoPagoResource, oldest
 from qzpay.providers.mercadopago.transport import (
-    PROVIDER,
-    Answer,
     MercadoPagoClient,
+    currency_unsupported,
+    needs_back_url,
+    refused_currency,
     status_error,
 )
 from qzpay.providers.mercadopago.transport import (
@@ -50,8 +50,9 @@ class MercadoPagoPrices:
     """``provider.prices`` of a MercadoPagoProvider."""
 
     def __init__(self, client: MercadoPagoClient, *, page_size: int, back_url: str | None) -> None:
-        self._client = client
-        self._page_size = page_size
+        self._api = MercadoPagoResource(
+            client, _plans, _read, noun="plan", label="subscription plan", page_size=page_size
+        )
         self._back_url = back_url
 
     def holds(self, price: Price, /) -> bool:
@@ -68,22 +69,12 @@ class MercadoPagoPrices:
         if price.currency not in mapping.SUBSCRIPTION_CURRENCIES:
             raise _unsupported(price.currency, "its subscription plans do not take it")
         if self._back_url is None:
-            raise ProviderSyncError(
-                f"{PROVIDER} {operation}: MercadoPagoProvider needs back_url= to create "
-                "subscription plans (MercadoPago requires one)",
-                provider=PROVIDER,
-                operation=operation,
-            )
+            raise needs_back_url(operation, "subscription plans")
         body = mapping.create_body(price, plan, self._back_url)
-        answer = await self._client.call(
-            operation,
-            lambda sdk, options: sdk.plan().create(body, options),
-            key=_key("create", price.id, idempotency_key),
-        )
+        answer = await self._api.create(operation, body, _key("create", price.id, idempotency_key))
         if answer.ok:
-            return _parsed(operation, answer)
-        message = str((answer.object or {}).get("message") or "").lower()
-        if answer.status == 400 and any(refusal in message for refusal in _CURRENCY_REFUSALS):
+            return self._api.parsed(operation, answer)
+        if refused_currency(answer, _CURRENCY_REFUSALS):
             raise _unsupported(price.currency, "this account's site does not charge it")
         raise status_error(operation, answer)
 
@@ -101,9 +92,9 @@ class MercadoPagoPrices:
         amount and currency if MercadoPago shows others; else only read (lookup key and
         metadata are not held)."""
         operation = "update_price"
-        current = await self._retrieve(operation, provider_price_id)
+        current = await self._api.get(operation, provider_price_id)
         if current is None:
-            raise _missing(operation, provider_price_id)
+            raise self._api.missing(operation, provider_price_id)
         body: dict[str, Any] = {}
         if before.active != after.active and current.active != after.active:
             body["status"] = mapping.status(after.active)
@@ -119,17 +110,18 @@ class MercadoPagoPrices:
         if not body:
             return current
         key = _key("update", after.id, idempotency_key)
-        answer = await self._put(operation, provider_price_id, body, key)
+        answer = await self._api.update(operation, provider_price_id, body, key)
         if answer.status == 404:
-            raise _missing(operation, provider_price_id)
+            raise self._api.missing(operation, provider_price_id)
         if not answer.ok:
             raise status_error(operation, answer)
-        return _parsed(operation, answer)
+        return self._api.parsed(operation, answer)
 
     async def archive(self, provider_price_id: str, /, *, idempotency_key: str) -> None:
         operation = "archive_price"
         key = _key("archive", provider_price_id, idempotency_key)
-        answer = await self._put(operation, provider_price_id, {"status": mapping.CANCELLED}, key)
+        body = {"status": mapping.CANCELLED}
+        answer = await self._api.update(operation, provider_price_id, body, key)
         if not answer.ok and answer.status != 404:  # 404: gone, nothing left to sell
             raise status_error(operation, answer)
 
@@ -138,7 +130,7 @@ class MercadoPagoPrices:
         await self.archive(provider_price_id, idempotency_key=idempotency_key)
 
     async def retrieve(self, provider_price_id: str, /) -> ProviderPrice | None:
-        return await self._retrieve("retrieve_price", provider_price_id)
+        return await self._api.get("retrieve_price", provider_price_id)
 
     async def find(self, price: Price, /, *, plan: Plan) -> ProviderPrice | None:
         """The plan whose ``external_reference`` is ``price.id`` (the oldest if several; see
@@ -147,10 +139,10 @@ class MercadoPagoPrices:
             return None
         matches = [
             found
-            async for found in self._search("find_price")
+            async for found in self._api.search("find_price", _OLDEST_FIRST)
             if found[1].qzpay_price_id == price.id
         ]
-        return min(matches, key=lambda match: match[0])[1] if matches else None
+        return oldest(matches)
 
     def merge_remote(self, local: Price, remote: ProviderPrice, /) -> Price:
         """MercadoPago can change a price's active flag only (see the mapping)."""
@@ -158,58 +150,18 @@ class MercadoPagoPrices:
 
     def list(self) -> AsyncIterator[ProviderPrice]:
         """Every subscription plan, oldest first (offset paging: see the customers' list)."""
-        return each_once(self._search("list_prices"))
-
-    # -- internals -------------------------------------------------------------------------
-
-    async def _retrieve(self, operation: str, provider_price_id: str) -> ProviderPrice | None:
-        return await fetched(self._client, operation, _plans, provider_price_id, _parsed)
-
-    async def _put(
-        self, operation: str, provider_price_id: str, body: dict[str, Any], key: str
-    ) -> Answer:
-        return await self._client.call(
-            operation,
-            lambda sdk, options: sdk.plan().update(provider_price_id, body, options),
-            key=key,
-        )
-
-    async def _search(self, operation: str) -> AsyncIterator[tuple[tuple[str, str], ProviderPrice]]:
-        """Every plan with a sort key (date_created, id), oldest first."""
-        async for sort_key, item in searched(
-            self._client, operation, _plans, _OLDEST_FIRST, page_size=self._page_size
-        ):
-            yield sort_key, mapping.provider_price(item)
+        return self._api.listed("list_prices", _OLDEST_FIRST)
 
 
 def _plans(sdk: Any) -> Any:
     return sdk.plan()
 
 
-def _parsed(operation: str, answer: Answer) -> ProviderPrice:
-    data = answer.object
-    if data is None or not isinstance(data.get("id"), str):
-        raise ProviderSyncError(
-            f"{PROVIDER} {operation} answered HTTP {answer.status} without a plan; "
-            "it may or may not have been applied",
-            provider=PROVIDER,
-            operation=operation,
-            ambiguous=True,
-        )
+def _read(operation: str, data: Mapping[str, Any]) -> ProviderPrice:
     return mapping.provider_price(data)
 
 
 def _unsupported(currency: str, why: str) -> ProviderCurrencyUnsupported:
-    return ProviderCurrencyUnsupported(
-        f"{PROVIDER} cannot charge subscription plans in {currency}: {why}",
-        provider=PROVIDER,
-        currency=currency,
-    )
-
-
-def _missing(operation: str, provider_price_id: str) -> ProviderSyncError:
-    return ProviderSyncError(
-        f"{PROVIDER} subscription plan {provider_price_id} does not exist",
-        provider=PROVIDER,
-        operation=operation,
+    return currency_unsupported(
+        currency, what="subscription plans", why=why, operation="create_price"
     )

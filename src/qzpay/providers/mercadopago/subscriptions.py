@@ -43,8 +43,17 @@ from qzpay.providers.base import ProviderCurrencyUnsupported, ProviderEvent
 from qzpay.providers.mercadopago import subscription_mapping as mapping
 from qzpay.providers.mercadopago.catalog_mapping import SUBSCRIPTION_CURRENCIES, frequency
 from qzpay.providers.mercadopago.mapping import text
-from qzpay.providers.mercadopago.paging import each_once, fetched, searched
-from qzpay.providers.mercadopago.transport import PROVIDER, Answer, MercadoPagoClient, status_error
+from qzpay.providers.mercadopago.paging import fetched
+from qzpay.providers.mercadopago.resource import MercadoPagoResource, oldest
+from qzpay.providers.mercadopago.transport import (
+    PROVIDER,
+    Answer,
+    MercadoPagoClient,
+    currency_unsupported,
+    needs_back_url,
+    refused_currency,
+    status_error,
+)
 from qzpay.providers.mercadopago.transport import idempotency_key as _key
 from qzpay.providers.subscriptions import (
     ProviderSubscription,
@@ -101,8 +110,14 @@ class MercadoPagoSubscriptions:
         back_url: str | None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._client = client
-        self._page_size = page_size
+        self._api = MercadoPagoResource(
+            client,
+            _preapprovals,
+            self._read,
+            noun="preapproval",
+            label="subscription (preapproval)",
+            page_size=page_size,
+        )
         self._back_url = back_url
         self._clock = clock
 
@@ -114,22 +129,13 @@ class MercadoPagoSubscriptions:
         price, back_url = terms.price, self._back_url
         _check_chargeable(operation, price)
         if back_url is None:
-            raise ProviderSyncError(
-                f"{PROVIDER} {operation}: MercadoPagoProvider needs back_url= to create "
-                "subscriptions (MercadoPago requires one)",
-                provider=PROVIDER,
-                operation=operation,
-            )
+            raise needs_back_url(operation, "subscriptions")
         body = _sendable(operation, lambda: mapping.create_body(terms, back_url))
-        answer = await self._client.call(
-            operation,
-            lambda sdk, options: sdk.preapproval().create(body, options),
-            key=_key("create", terms.subscription.id, idempotency_key),
-        )
+        key = _key("create", terms.subscription.id, idempotency_key)
+        answer = await self._api.create(operation, body, key)
         if answer.ok:
-            return self._parsed(operation, answer)
-        message = str((answer.object or {}).get("message") or "").lower()
-        if answer.status == 400 and any(refusal in message for refusal in _CURRENCY_REFUSALS):
+            return self._api.parsed(operation, answer)
+        if refused_currency(answer, _CURRENCY_REFUSALS):
             raise _currency(price.currency, "this account's site does not charge it", operation)
         raise status_error(operation, answer)
 
@@ -137,10 +143,7 @@ class MercadoPagoSubscriptions:
         """None when it does not exist (an id MercadoPago could not have issued included)."""
         if not _ID.fullmatch(provider_subscription_id):
             return None
-        return await fetched(
-            self._client, "retrieve_subscription", _preapprovals, provider_subscription_id,
-            self._parsed,
-        )  # fmt: skip
+        return await self._api.get("retrieve_subscription", provider_subscription_id)
 
     async def find(self, terms: SubscriptionTerms, /) -> ProviderSubscription | None:
         """The oldest preapproval whose ``external_reference`` is exactly the qzpay id.
@@ -152,14 +155,11 @@ class MercadoPagoSubscriptions:
         filters = {**_OLDEST_FIRST, "external_reference": wanted}
         matches = [
             (sort_key, item)
-            async for sort_key, item in searched(
-                self._client, "find_subscription", _preapprovals, filters, page_size=self._page_size
-            )
+            async for sort_key, item in self._api.items("find_subscription", filters)
             if text(item.get("external_reference")) == wanted
         ]
-        if not matches:
-            return None
-        return self._read("find_subscription", min(matches, key=lambda match: match[0])[1])
+        found = oldest(matches)
+        return None if found is None else self._read("find_subscription", found)
 
     async def cancel(
         self, provider_subscription_id: str, /, *, at_period_end: bool, idempotency_key: str
@@ -256,23 +256,13 @@ class MercadoPagoSubscriptions:
     def list(self) -> AsyncIterator[ProviderSubscription]:
         """Every preapproval, oldest first, cancelled ones included (offset paging: one may
         come twice, which is dropped, or be missed, which the next reconcile sees)."""
-        found = searched(
-            self._client, "list_subscriptions", _preapprovals, _OLDEST_FIRST,
-            page_size=self._page_size,
-        )  # fmt: skip
-        return each_once(self._each_read(found))
+        return self._api.listed("list_subscriptions", _OLDEST_FIRST)
 
     def subscription_of(self, event: ProviderEvent, /) -> str | None:
         """The preapproval a ``subscription_preapproval`` notification is about (pure)."""
         return preapproval_id_of_notification(event.raw)
 
     # -- internals -------------------------------------------------------------------------
-
-    async def _each_read(
-        self, found: AsyncIterator[tuple[tuple[str, str], dict[str, Any]]]
-    ) -> AsyncIterator[tuple[tuple[str, str], ProviderSubscription]]:
-        async for sort_key, item in found:
-            yield sort_key, self._read("list_subscriptions", item)
 
     async def _status(
         self, operation: str, sub_id: str, status: str, key: str
@@ -282,21 +272,19 @@ class MercadoPagoSubscriptions:
 
     async def _put(self, operation: str, sub_id: str, body: dict[str, Any], key: str) -> Answer:
         if not _ID.fullmatch(sub_id):
-            raise _missing(operation, sub_id)
-        return await self._client.call(
-            operation, lambda sdk, options: sdk.preapproval().update(sub_id, body, options), key=key
-        )
+            raise self._api.missing(operation, sub_id)
+        return await self._api.update(operation, sub_id, body, key)
 
     def _changed(self, operation: str, sub_id: str, answer: Answer) -> ProviderSubscription:
         """The copy a change answered; a 400 is a change MercadoPago refuses (nothing done)."""
         if answer.status == 404:
-            raise _missing(operation, sub_id)
+            raise self._api.missing(operation, sub_id)
         if answer.status == 400:
-            message = str((answer.object or {}).get("message") or "refused (HTTP 400)")
+            message = answer.message or "refused (HTTP 400)"
             raise SubscriptionChangeUnsupported(PROVIDER, _ACTS[operation], message)
         if not answer.ok:
             raise status_error(operation, answer)
-        return self._parsed(operation, answer)
+        return self._api.parsed(operation, answer)
 
     async def _current(self, operation: str, sub_id: str) -> ProviderSubscription:
         return (await self._current_raw(operation, sub_id))[0]
@@ -305,26 +293,14 @@ class MercadoPagoSubscriptions:
         self, operation: str, sub_id: str
     ) -> tuple[ProviderSubscription, dict[str, Any]]:
         if not _ID.fullmatch(sub_id):
-            raise _missing(operation, sub_id)
+            raise self._api.missing(operation, sub_id)
         found = await fetched(
-            self._client, operation, _preapprovals, sub_id,
-            lambda op, answer: (self._parsed(op, answer), answer.object or {}),
+            self._api.client, operation, _preapprovals, sub_id,
+            lambda op, answer: (self._api.parsed(op, answer), answer.object or {}),
         )  # fmt: skip
         if found is None:
-            raise _missing(operation, sub_id)
+            raise self._api.missing(operation, sub_id)
         return found
-
-    def _parsed(self, operation: str, answer: Answer) -> ProviderSubscription:
-        data = answer.object
-        if data is None or not isinstance(data.get("id"), str):
-            raise ProviderSyncError(
-                f"{PROVIDER} {operation} answered HTTP {answer.status} without a preapproval; "
-                "it may or may not have been applied",
-                provider=PROVIDER,
-                operation=operation,
-                ambiguous=True,
-            )
-        return self._read(operation, data)
 
     def _read(self, operation: str, data: Mapping[str, Any]) -> ProviderSubscription:
         try:
@@ -364,17 +340,4 @@ def _preapprovals(sdk: Any) -> Any:
 
 
 def _currency(currency: str, why: str, operation: str) -> ProviderCurrencyUnsupported:
-    return ProviderCurrencyUnsupported(
-        f"{PROVIDER} cannot charge subscriptions in {currency}: {why}",
-        provider=PROVIDER,
-        currency=currency,
-        operation=operation,
-    )
-
-
-def _missing(operation: str, sub_id: str) -> ProviderSyncError:
-    return ProviderSyncError(
-        f"{PROVIDER} subscription (preapproval) {sub_id} does not exist",
-        provider=PROVIDER,
-        operation=operation,
-    )
+    return currency_unsupported(currency, what="subscriptions", why=why, operation=operation)

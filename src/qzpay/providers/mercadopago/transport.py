@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from qzpay.errors import ProviderSyncError
+from qzpay.providers.base import ProviderCurrencyUnsupported
 from qzpay.providers.common import sync_failure
 
 PROVIDER: Final = "mercadopago"
@@ -69,6 +70,11 @@ class Answer:
     @property
     def object(self) -> dict[str, Any] | None:
         return self.body if isinstance(self.body, dict) else None
+
+    @property
+    def message(self) -> str:
+        """The error body's ``message`` ("" when there is none)."""
+        return str((self.object or {}).get("message") or "")
 
     def cause_codes(self) -> set[str]:
         """The ``code`` of every entry in the error body's ``cause`` list."""
@@ -153,14 +159,47 @@ def status_error(operation: str, answer: Answer) -> ProviderSyncError:
     )
 
 
-def unreadable_success(operation: str, answer: Answer) -> ProviderSyncError:
-    """A success whose body we cannot read: applied, but the outcome is unknown."""
+def answered(operation: str, answer: Answer, noun: str) -> dict[str, Any]:
+    """The object (``noun``: customer, plan, preapproval) a success answered. A success without
+    one was applied, but its outcome is unknown: an ambiguous ProviderSyncError."""
+    data = answer.object
+    if data is None or not isinstance(data.get("id"), str):
+        raise ProviderSyncError(
+            f"{PROVIDER} {operation} answered HTTP {answer.status} without a {noun}; "
+            "it may or may not have been applied",
+            provider=PROVIDER,
+            operation=operation,
+            ambiguous=True,
+        )
+    return data
+
+
+def refused_currency(answer: Answer, refusals: tuple[str, ...]) -> bool:
+    """Whether MercadoPago refused the request for its currency: a 400 whose message contains
+    one of ``refusals`` (lower case; the wording differs by endpoint)."""
+    message = answer.message.lower()
+    return answer.status == 400 and any(refusal in message for refusal in refusals)
+
+
+def currency_unsupported(
+    currency: str, *, what: str, why: str, operation: str
+) -> ProviderCurrencyUnsupported:
+    """MercadoPago cannot charge ``what`` (subscription plans, subscriptions) in ``currency``."""
+    return ProviderCurrencyUnsupported(
+        f"{PROVIDER} cannot charge {what} in {currency}: {why}",
+        provider=PROVIDER,
+        currency=currency,
+        operation=operation,
+    )
+
+
+def needs_back_url(operation: str, what: str) -> ProviderSyncError:
+    """A create of ``what`` on a provider made without ``back_url``: nothing was sent."""
     return ProviderSyncError(
-        f"{PROVIDER} {operation} answered HTTP {answer.status} without a customer; "
-        "it may or may not have been applied",
+        f"{PROVIDER} {operation}: MercadoPagoProvider needs back_url= to create "
+        f"{what} (MercadoPago requires one)",
         provider=PROVIDER,
         operation=operation,
-        ambiguous=True,
     )
 
 

@@ -2,9 +2,10 @@
 
 ``provider.py`` holds the provider object, ``transport.py`` the SDK client (retries off) and
 its error classification, ``customers.py``, ``plans.py``, ``prices.py`` and
-``subscriptions.py`` the adapters, ``mapping.py`` the field mapping and ``webhooks.py`` the
-signature check. Only plain Python values leave this package;
-SDK objects and errors are converted inside it.
+``subscriptions.py`` the adapters (each over one SDK service through ``resource.py``),
+``mapping.py`` and ``catalog_mapping.py`` the field mappings (over ``fields.py``: how Stripe
+writes and reads any field) and ``webhooks.py`` the signature check. Only plain Python values
+leave this package; SDK objects and errors are converted inside it.
 """
 
 from qzpay.providers.stripe.customers import StripeCustomers

@@ -39,8 +39,14 @@ from stripe.params import (
 )
 
 from qzpay.catalog.models import INTERVALS, Interval, Plan, Price
-from qzpay.providers.base import QZPAY_PLAN_ID_KEY, QZPAY_PRICE_ID_KEY, ProviderPlan, ProviderPrice
-from qzpay.providers.stripe.mapping import text
+from qzpay.providers.base import (
+    QZPAY_PLAN_ID_KEY,
+    QZPAY_PRICE_ID_KEY,
+    ProviderPlan,
+    ProviderPrice,
+    with_remote,
+)
+from qzpay.providers.stripe.fields import changed, metadata, metadata_param, text
 
 # -- plans (products) -----------------------------------------------------------------------
 
@@ -58,29 +64,21 @@ def product_create_params(plan: Plan) -> ProductCreateParams:
 
 def product_update_params(before: Plan, after: Plan) -> ProductUpdateParams:
     """Only what changed among the fields Stripe holds."""
-    params: ProductUpdateParams = {}
-    if before.name != after.name:
-        params["name"] = after.name
-    if before.description != after.description:
-        params["description"] = after.description or ""
-    if before.active != after.active:
-        params["active"] = after.active
-    metadata = metadata_changes(before.metadata, after.metadata, QZPAY_PLAN_ID_KEY)
-    if metadata:
-        params["metadata"] = metadata
-    return params
+    params = changed(before, after, ("name", "description", "active"))
+    params |= metadata_param(before.metadata, after.metadata, QZPAY_PLAN_ID_KEY)
+    return cast(ProductUpdateParams, params)
 
 
 def provider_plan(data: Mapping[str, Any]) -> ProviderPlan:
     """A Stripe product (as a dict) as the provider-neutral ProviderPlan."""
-    metadata = _metadata(data.get("metadata"))
+    stored = metadata(data.get("metadata"))
     return ProviderPlan(
         id=str(data["id"]),
         name=text(data.get("name")),
         description=text(data.get("description")),
         active=data.get("active") is not False,
-        metadata=metadata,
-        qzpay_plan_id=metadata.get(QZPAY_PLAN_ID_KEY),
+        metadata=stored,
+        qzpay_plan_id=stored.get(QZPAY_PLAN_ID_KEY),
         deleted=data.get("deleted") is True,
     )
 
@@ -105,22 +103,17 @@ def price_create_params(price: Price, product: str) -> PriceCreateParams:
 
 def price_update_params(before: Price, after: Price) -> PriceUpdateParams:
     """Only the lookup key, metadata and active flag can change (the rest is immutable)."""
-    params: PriceUpdateParams = {}
-    if before.lookup_key != after.lookup_key:
-        params["lookup_key"] = after.lookup_key or ""
-        if after.lookup_key is not None:
-            params["transfer_lookup_key"] = True
-    if before.active != after.active:
-        params["active"] = after.active
-    metadata = metadata_changes(before.metadata, after.metadata, QZPAY_PRICE_ID_KEY)
-    if metadata:
-        params["metadata"] = metadata
-    return params
+    params = changed(before, after, ("lookup_key",))
+    if params and after.lookup_key is not None:
+        params["transfer_lookup_key"] = True
+    params |= changed(before, after, ("active",))
+    params |= metadata_param(before.metadata, after.metadata, QZPAY_PRICE_ID_KEY)
+    return cast(PriceUpdateParams, params)
 
 
 def provider_price(data: Mapping[str, Any]) -> ProviderPrice:
     """A Stripe price (as a dict) as the provider-neutral ProviderPrice."""
-    metadata = _metadata(data.get("metadata"))
+    stored = metadata(data.get("metadata"))
     recurring = data.get("recurring")
     recurring = recurring if isinstance(recurring, Mapping) else {}
     interval = recurring.get("interval")
@@ -140,34 +133,12 @@ def provider_price(data: Mapping[str, Any]) -> ProviderPrice:
         trial_days=trial if isinstance(trial, int) and trial > 0 else None,
         lookup_key=text(data.get("lookup_key")),
         active=data.get("active") is not False,
-        metadata=metadata,
-        qzpay_price_id=metadata.get(QZPAY_PRICE_ID_KEY),
+        metadata=stored,
+        qzpay_price_id=stored.get(QZPAY_PRICE_ID_KEY),
     )
 
 
 def merge_price_remote(local: Price, remote: ProviderPrice) -> Price:
     """Stripe can change a price's active flag, lookup key and metadata; the rest stays."""
-    metadata = {k: v for k, v in remote.metadata.items() if k != QZPAY_PRICE_ID_KEY}
-    return local.model_copy(
-        update={"active": remote.active, "lookup_key": remote.lookup_key, "metadata": metadata}
-    )
-
-
-# -- shared ---------------------------------------------------------------------------------
-
-
-def metadata_changes(
-    before: Mapping[str, str], after: Mapping[str, str], owned_key: str
-) -> dict[str, str]:
-    """Changed and added keys, removed keys as ``""`` (Stripe's unset); ``owned_key`` (our id,
-    set at creation) is never sent by an update."""
-    changes = {k: v for k, v in after.items() if before.get(k) != v}
-    changes.update({k: "" for k in before if k not in after})
-    changes.pop(owned_key, None)
-    return changes
-
-
-def _metadata(raw: object) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
-        return {}
-    return {str(k): v for k, v in raw.items() if isinstance(v, str) and v}
+    held = {"active": remote.active, "lookup_key": remote.lookup_key}
+    return with_remote(local, held, remote.metadata, QZPAY_PRICE_ID_KEY)

@@ -19,6 +19,7 @@ from stripe.params import (
 
 from qzpay.customers.models import Address, Customer
 from qzpay.providers.base import QZPAY_CUSTOMER_ID_KEY, ProviderCustomer
+from qzpay.providers.stripe.fields import changed, metadata, metadata_param, text
 
 _ADDRESS_FIELDS: Final = ("line1", "line2", "city", "state", "postal_code", "country")
 
@@ -42,20 +43,15 @@ def create_params(customer: Customer) -> CustomerCreateParams:
 
 
 def update_params(before: Customer, after: Customer) -> CustomerUpdateParams:
-    """Only what changed, so concurrent edits made at Stripe to other fields survive."""
-    params: CustomerUpdateParams = {}
-    if before.email != after.email:
-        params["email"] = after.email
-    if before.name != after.name:
-        params["name"] = after.name or ""
-    if before.phone != after.phone:
-        params["phone"] = after.phone or ""
+    """Only what changed, so concurrent edits made at Stripe to other fields survive.
+
+    ``qzpay_customer_id`` is owned by qzpay, set at creation and never changed by updates.
+    """
+    params = changed(before, after, ("email", "name", "phone"))
     if before.address != after.address:
         params["address"] = _update_address(after.address)
-    metadata = _metadata_changes(before.metadata, after.metadata)
-    if metadata:
-        params["metadata"] = metadata
-    return params
+    params |= metadata_param(before.metadata, after.metadata, QZPAY_CUSTOMER_ID_KEY)
+    return cast(CustomerUpdateParams, params)
 
 
 def adopt_params(current: ProviderCustomer, customer: Customer) -> CustomerUpdateParams:
@@ -82,30 +78,9 @@ def _update_address(address: Address | None) -> CustomerUpdateParamsAddress | Li
     )
 
 
-def _metadata_changes(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
-    """Changed and added keys with their values, removed keys as ``""`` (Stripe's unset).
-
-    ``qzpay_customer_id`` is owned by qzpay, set at creation and never changed by updates.
-    """
-    changes = {k: v for k, v in after.items() if before.get(k) != v}
-    changes.update({k: "" for k in before if k not in after})
-    changes.pop(QZPAY_CUSTOMER_ID_KEY, None)
-    return changes
-
-
-def text(value: object) -> str | None:
-    """Stripe reports unset strings as null; ``""`` (what clearing sends) means unset too."""
-    return value if isinstance(value, str) and value else None
-
-
 def provider_customer(data: Mapping[str, Any]) -> ProviderCustomer:
     """A Stripe customer object (as a dict) as the provider-neutral ProviderCustomer."""
-    raw_metadata = data.get("metadata")
-    metadata = (
-        {str(k): v for k, v in raw_metadata.items() if isinstance(v, str) and v}
-        if isinstance(raw_metadata, Mapping)
-        else {}
-    )
+    stored = metadata(data.get("metadata"))
     raw_address = data.get("address")
     address = None
     if isinstance(raw_address, Mapping):
@@ -118,7 +93,7 @@ def provider_customer(data: Mapping[str, Any]) -> ProviderCustomer:
         name=text(data.get("name")),
         phone=text(data.get("phone")),
         address=address,
-        metadata=metadata,
-        qzpay_customer_id=metadata.get(QZPAY_CUSTOMER_ID_KEY),
+        metadata=stored,
+        qzpay_customer_id=stored.get(QZPAY_CUSTOMER_ID_KEY),
         deleted=data.get("deleted") is True,
     )

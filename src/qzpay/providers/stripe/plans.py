@@ -13,8 +13,6 @@ consistent; a catalog holds few products, so it is a few pages.
 
 from __future__ import annotations
 
-from typing import Any
-
 import stripe
 
 from qzpay.catalog.models import Plan
@@ -26,7 +24,7 @@ from qzpay.providers.stripe.catalog_mapping import (
     product_update_params,
     provider_plan,
 )
-from qzpay.providers.stripe.paging import oldest
+from qzpay.providers.stripe.resource import StripeResource
 from qzpay.providers.stripe.transport import StripeTransport
 
 
@@ -37,10 +35,8 @@ class StripePlans(StripeCatalogAdapter[ProviderPlan]):
     _noun = "product"
 
     def __init__(self, transport: StripeTransport, *, page_size: int) -> None:
-        super().__init__(transport, transport.client.v1.products, page_size=page_size)
-
-    def _parse(self, data: dict[str, Any]) -> ProviderPlan:
-        return provider_plan(data)
+        products = transport.client.v1.products
+        super().__init__(StripeResource(transport, products, provider_plan, page_size=page_size))
 
     def _live(self, found: ProviderPlan) -> bool:
         return not found.deleted
@@ -59,12 +55,7 @@ class StripePlans(StripeCatalogAdapter[ProviderPlan]):
         """Delete the product; Stripe refuses (400) one that has prices, which is archived
         instead (with a key derived from the caller's, as it is another request)."""
         try:
-            await self._transport.call_or_none(
-                "delete_plan",
-                self._resource.delete_async(
-                    provider_plan_id, options={"idempotency_key": idempotency_key}
-                ),
-            )
+            await self._api.delete("delete_plan", provider_plan_id, idempotency_key)
         except ProviderSyncError as failure:
             cause = failure.cause
             if failure.ambiguous or not (
@@ -76,12 +67,9 @@ class StripePlans(StripeCatalogAdapter[ProviderPlan]):
     async def find(self, plan: Plan, /) -> ProviderPlan | None:
         """The product whose ``metadata.qzpay_plan_id`` is ``plan.id`` (the oldest if several;
         see the module docstring for why this lists instead of searching)."""
-        matches: list[tuple[dict[str, Any], ProviderPlan]] = []
-        async for data in self._list("find_plan"):
-            found = provider_plan(data)
-            if found.qzpay_plan_id == plan.id and not found.deleted:
-                matches.append((data, found))
-        return oldest(matches)
+        return await self._api.find(
+            "find_plan", {}, lambda found: found.qzpay_plan_id == plan.id and not found.deleted
+        )
 
     def merge_remote(self, local: Plan, remote: ProviderPlan, /) -> Plan:
         """Stripe holds a plan's name, description, active flag and metadata."""

@@ -12,8 +12,6 @@ Finding a price by its qzpay id lists the prices of the plan's product (``GET /v
 
 from __future__ import annotations
 
-from typing import Any
-
 from qzpay.catalog.models import Plan, Price
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderPrice
@@ -24,7 +22,7 @@ from qzpay.providers.stripe.catalog_mapping import (
     price_update_params,
     provider_price,
 )
-from qzpay.providers.stripe.paging import oldest
+from qzpay.providers.stripe.resource import StripeResource
 from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
 
 
@@ -35,10 +33,8 @@ class StripePrices(StripeCatalogAdapter[ProviderPrice]):
     _noun = "price"
 
     def __init__(self, transport: StripeTransport, *, page_size: int) -> None:
-        super().__init__(transport, transport.client.v1.prices, page_size=page_size)
-
-    def _parse(self, data: dict[str, Any]) -> ProviderPrice:
-        return provider_price(data)
+        prices = transport.client.v1.prices
+        super().__init__(StripeResource(transport, prices, provider_price, page_size=page_size))
 
     def holds(self, price: Price, /) -> bool:
         """Stripe holds every price, free ones included."""
@@ -77,12 +73,9 @@ class StripePrices(StripeCatalogAdapter[ProviderPrice]):
         product = plan.provider_plan_ids.get(PROVIDER)
         if product is None:
             return None
-        matches: list[tuple[dict[str, Any], ProviderPrice]] = []
-        async for data in self._list("find_price", product=product):
-            found = provider_price(data)
-            if found.qzpay_price_id == price.id:
-                matches.append((data, found))
-        return oldest(matches)
+        return await self._api.find(
+            "find_price", {"product": product}, lambda found: found.qzpay_price_id == price.id
+        )
 
     def merge_remote(self, local: Price, remote: ProviderPrice, /) -> Price:
         """Stripe can change a price's active flag, lookup key and metadata."""

@@ -39,8 +39,10 @@ from stripe.params import SubscriptionCreateParams, SubscriptionUpdateParams
 from qzpay.catalog.models import Plan, Price
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderEvent
-from qzpay.providers.stripe.mapping import text
-from qzpay.providers.stripe.paging import listed, oldest
+from qzpay.providers.common import missing
+from qzpay.providers.stripe.fields import metadata as stored_metadata
+from qzpay.providers.stripe.fields import text
+from qzpay.providers.stripe.resource import StripeResource
 from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
 from qzpay.providers.subscriptions import (
     QZPAY_SUBSCRIPTION_ID_KEY,
@@ -51,6 +53,8 @@ from qzpay.providers.subscriptions import (
 from qzpay.subscriptions.models import ENDED, STATUSES, Proration, SubscriptionStatus
 
 _EXPAND: Final = ["latest_invoice"]
+_EVERY_STATUS: Final = {"status": "all", "expand": ["data.latest_invoice"]}
+"""What every listing asks for: subscriptions of every status, latest invoices expanded."""
 _PAUSABLE: Final = ("trialing", "active", "past_due", "unpaid")
 """Stripe statuses that read ``paused`` while collection is paused."""
 SUBSCRIPTION_INVOICE_EVENTS: Final = ("invoice.paid", "invoice.payment_failed")
@@ -61,9 +65,10 @@ class StripeSubscriptions:
     """``provider.subscriptions`` of a StripeProvider (see the module docstring)."""
 
     def __init__(self, transport: StripeTransport, *, page_size: int) -> None:
-        self._transport = transport
-        self._subscriptions = transport.client.v1.subscriptions
-        self._page_size = page_size
+        subscriptions = transport.client.v1.subscriptions
+        self._api = StripeResource(
+            transport, subscriptions, provider_subscription, page_size=page_size
+        )
 
     async def create(
         self, terms: SubscriptionTerms, /, *, idempotency_key: str
@@ -71,21 +76,13 @@ class StripeSubscriptions:
         """Create it at Stripe; ``incomplete`` with ``payment_url`` until the first invoice is
         paid. The customer and the price must already be at Stripe (ValueError otherwise: the
         caller checks that before)."""
-        created = await self._transport.call(
-            "create_subscription",
-            self._subscriptions.create_async(
-                create_params(terms), {"idempotency_key": idempotency_key}
-            ),
-        )
-        return provider_subscription(created.to_dict())
+        params = create_params(terms)
+        return await self._api.create("create_subscription", params, idempotency_key)
 
     async def retrieve(self, provider_subscription_id: str, /) -> ProviderSubscription | None:
         """Stripe's copy, ended ones included (Stripe keeps them); None on 404."""
-        found = await self._transport.call_or_none(
-            "retrieve_subscription",
-            self._subscriptions.retrieve_async(provider_subscription_id, {"expand": _EXPAND}),
-        )
-        return None if found is None else provider_subscription(found.to_dict())
+        expand = {"expand": _EXPAND}
+        return await self._api.retrieve("retrieve_subscription", provider_subscription_id, expand)
 
     async def find(self, terms: SubscriptionTerms, /) -> ProviderSubscription | None:
         """The customer's subscription (any status) whose ``metadata.qzpay_subscription_id`` is
@@ -94,12 +91,12 @@ class StripeSubscriptions:
         customer = terms.customer.provider_customer_ids.get(PROVIDER)
         if customer is None:
             return None
-        matches: list[tuple[dict[str, Any], ProviderSubscription]] = []
-        async for data in self._list("find_subscription", customer=customer):
-            found = provider_subscription(data)
-            if found.qzpay_subscription_id == terms.subscription.id:
-                matches.append((data, found))
-        return oldest(matches)
+        wanted = terms.subscription.id
+        return await self._api.find(
+            "find_subscription",
+            {"customer": customer, **_EVERY_STATUS},
+            lambda found: found.qzpay_subscription_id == wanted,
+        )
 
     async def cancel(
         self, provider_subscription_id: str, /, *, at_period_end: bool, idempotency_key: str
@@ -114,24 +111,19 @@ class StripeSubscriptions:
                     "cancel_at_period_end": True,
                     "expand": _EXPAND,
                 }
-                return await self._update(
+                return await self._api.update(
                     operation, provider_subscription_id, params, idempotency_key
                 )
-            canceled = await self._transport.call_or_none(
+            canceled = await self._api.transport.call_or_none(
                 operation,
-                self._subscriptions.cancel_async(
+                self._api.sdk.cancel_async(
                     provider_subscription_id,
                     {"expand": _EXPAND},
                     {"idempotency_key": idempotency_key},
                 ),
             )
         except ProviderSyncError as exc:
-            if exc.ambiguous:
-                raise
-            ended = await self._ended(provider_subscription_id)
-            if ended is None:
-                raise
-            return ended
+            return await self._ended_after(exc, provider_subscription_id)
         if canceled is not None:
             return provider_subscription(canceled.to_dict())
         current = provider_subscription(await self._read(operation, provider_subscription_id))
@@ -151,15 +143,11 @@ class StripeSubscriptions:
         undone: a non-ambiguous ProviderSyncError saying so."""
         params: SubscriptionUpdateParams = {"cancel_at_period_end": False, "expand": _EXPAND}
         try:
-            return await self._update(
+            return await self._api.update(
                 "uncancel_subscription", provider_subscription_id, params, idempotency_key
             )
         except ProviderSyncError as exc:
-            if exc.ambiguous:
-                raise
-            ended = await self._ended(provider_subscription_id)
-            if ended is None:
-                raise
+            ended = await self._ended_after(exc, provider_subscription_id)
             raise ProviderSyncError(
                 f"{PROVIDER} subscription {provider_subscription_id} has already ended "
                 f"({ended.status}); only a cancellation at period end can be undone, "
@@ -210,7 +198,7 @@ class StripeSubscriptions:
             "proration_behavior": proration,
             "expand": _EXPAND,
         }
-        return await self._update(operation, provider_subscription_id, params, idempotency_key)
+        return await self._api.update(operation, provider_subscription_id, params, idempotency_key)
 
     async def pause(
         self, provider_subscription_id: str, /, *, idempotency_key: str
@@ -221,7 +209,7 @@ class StripeSubscriptions:
             "pause_collection": {"behavior": "void"},
             "expand": _EXPAND,
         }
-        return await self._update(
+        return await self._api.update(
             "pause_subscription", provider_subscription_id, params, idempotency_key
         )
 
@@ -230,7 +218,7 @@ class StripeSubscriptions:
     ) -> ProviderSubscription:
         """``pause_collection=""``: Stripe collects payments again."""
         params: SubscriptionUpdateParams = {"pause_collection": "", "expand": _EXPAND}
-        return await self._update(
+        return await self._api.update(
             "resume_subscription", provider_subscription_id, params, idempotency_key
         )
 
@@ -241,33 +229,16 @@ class StripeSubscriptions:
 
     async def list(self) -> AsyncIterator[ProviderSubscription]:
         """Every subscription at Stripe, ended ones included, one page request at a time."""
-        async for data in self._list("list_subscriptions"):
+        async for data in self._api.listed("list_subscriptions", _EVERY_STATUS):
             yield provider_subscription(data)
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _update(
-        self,
-        operation: str,
-        provider_subscription_id: str,
-        params: SubscriptionUpdateParams,
-        idempotency_key: str,
-    ) -> ProviderSubscription:
-        updated = await self._transport.call(
-            operation,
-            self._subscriptions.update_async(
-                provider_subscription_id, params, {"idempotency_key": idempotency_key}
-            ),
-        )
-        return provider_subscription(updated.to_dict())
-
-    async def _read(self, operation: str, provider_subscription_id: str) -> Any:
+    async def _read(self, operation: str, provider_subscription_id: str) -> dict[str, Any]:
         """The subscription as a dict, read before a write: a failure here sent no write, so
         it is never ambiguous; a missing subscription is an error."""
         try:
-            found = await self._transport.call_or_none(
-                operation, self._subscriptions.retrieve_async(provider_subscription_id)
-            )
+            found = await self._api.fetch(operation, provider_subscription_id)
         except ProviderSyncError as exc:
             cause = type(exc.cause).__name__ if exc.cause is not None else "error"
             raise ProviderSyncError(
@@ -278,31 +249,23 @@ class StripeSubscriptions:
                 cause=exc.cause,
             ) from exc
         if found is None:
-            raise ProviderSyncError(
-                f"{PROVIDER} subscription {provider_subscription_id} does not exist",
-                provider=PROVIDER,
-                operation=operation,
-            )
-        return found.to_dict()
+            raise missing(PROVIDER, operation, "subscription", provider_subscription_id)
+        return found
 
-    async def _ended(self, provider_subscription_id: str) -> ProviderSubscription | None:
-        """After Stripe refused a write: the copy if the subscription has ended, else None (a
-        failed read included, so that the refusal is what the caller reports)."""
+    async def _ended_after(
+        self, refusal: ProviderSyncError, provider_subscription_id: str
+    ) -> ProviderSubscription:
+        """After Stripe failed a write: the copy if the subscription has ended, else
+        ``refusal`` again (an ambiguous failure, or a failed read, is what the caller reports)."""
+        if refusal.ambiguous:
+            raise refusal
         try:
             found = await self.retrieve(provider_subscription_id)
         except ProviderSyncError:
-            return None
-        return found if found is not None and found.status in ENDED else None
-
-    def _list(self, operation: str, **filters: Any) -> AsyncIterator[dict[str, Any]]:
-        """Subscriptions of every status matching ``filters``, latest invoices expanded."""
-        return listed(
-            self._transport,
-            operation,
-            lambda params: self._subscriptions.list_async(params),  # type: ignore[arg-type]
-            {**filters, "status": "all", "expand": ["data.latest_invoice"]},
-            page_size=self._page_size,
-        )
+            found = None
+        if found is None or found.status not in ENDED:
+            raise refusal
+        return found
 
 
 # -- mapping --------------------------------------------------------------------------------
@@ -335,7 +298,7 @@ def provider_subscription(data: Mapping[str, Any]) -> ProviderSubscription:
     Never raises on a field it cannot read (the call it answers may have been applied): a
     missing period falls back to the start date, a missing quantity to 1.
     """
-    metadata = _strings(data.get("metadata"))
+    metadata = stored_metadata(data.get("metadata"))
     qzpay_id = metadata.pop(QZPAY_SUBSCRIPTION_ID_KEY, None)
     items = data.get("items")
     listed_items = items.get("data") if isinstance(items, Mapping) else None
@@ -435,9 +398,3 @@ def _time(value: object) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return datetime.fromtimestamp(value, UTC)
-
-
-def _strings(raw: object) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
-        return {}
-    return {str(k): v for k, v in raw.items() if isinstance(v, str) and v}

@@ -12,7 +12,7 @@ import stripe
 from qzpay.errors import WebhookPayloadError, WebhookSignatureError
 from qzpay.providers.base import ProviderEvent
 from qzpay.providers.common import check_header_text, header
-from qzpay.providers.stripe.mapping import text
+from qzpay.providers.stripe.fields import text
 
 DEFAULT_WEBHOOK_TOLERANCE: Final = 300
 _SIGNATURE_HEADER: Final = "stripe-signature"

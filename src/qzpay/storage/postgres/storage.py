@@ -74,6 +74,7 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
         self._connections: Connections | None = None
         self._blocking: BlockingReader | None = None
         self._open_lock = asyncio.Lock()
+        self.recent_versions = recent_versions
         self._recent = RecentVersions(recent_versions)
 
     # -- lifecycle -----------------------------------------------------------------------
