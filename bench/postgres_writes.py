@@ -8,7 +8,9 @@ is one checked statement); ``read_first`` (``recent_versions=0``: an unlocked re
 checked statement); ``locked`` (a storage offering no optimistic transactions: BEGIN and
 advisory lock, SELECT ... FOR UPDATE, the write, COMMIT); ``stale`` (two storages taking turns,
 so every remembered copy was made stale by the other: the check refuses it, then a read and a
-second check; the worst case of remembering). One client at a time, so no update waits.
+second check; the worst case of remembering); ``alternating`` (the same turns with
+``recent_versions=0``: what ``stale`` costs against not remembering at all). One client at a
+time, so no update waits.
 
 WAL per operation: ``pg_current_wal_lsn()`` before and after a phase, divided by N, counting
 only this database's records (see Wal; needs pg_walinspect, PostgreSQL 15+, and a superuser: a
@@ -39,7 +41,7 @@ from bench.workload import create_args, expect, measure_async, provider_id_of
 from qzpay import Billing
 from qzpay.storage.postgres import PostgresStorage
 
-MODES = ("raw", "remembered", "read_first", "locked", "stale")
+MODES = ("raw", "remembered", "read_first", "locked", "stale", "alternating")
 PHASES = ("create", "update", "delete")
 
 
@@ -55,7 +57,7 @@ class LockedStorage(PostgresStorage):
 def _storage(mode: str, url: str) -> PostgresStorage:
     if mode == "locked":
         return LockedStorage(url)
-    if mode == "read_first":
+    if mode in ("read_first", "alternating"):
         return PostgresStorage(url, recent_versions=0)
     return PostgresStorage(url)
 
@@ -154,7 +156,7 @@ async def _run_billing(url: str, wal: Wal, admin: asyncpg.Connection, n: int, mo
         await admin.execute("CHECKPOINT")
         for i, customer_id in enumerate(ids):  # untimed: every page written once since then
             await customers.update(customer_id, name=f"User {i} v2", metadata={"plan": "team"})
-        if mode == "stale":  # the other storage changes every customer: our copies are stale
+        if mode in ("stale", "alternating"):  # the other storage changes every customer
             for customer_id in ids:
                 await other.customers.update(customer_id, metadata={"seen": "other"})
         out["update"] = await _phase(
@@ -162,7 +164,7 @@ async def _run_billing(url: str, wal: Wal, admin: asyncpg.Connection, n: int, mo
             n,
             lambda i: customers.update(ids[i], name=f"User {i} v3", metadata={"plan": "ent"}),
         )
-        deleting = other.customers if mode == "stale" else customers  # its copies: stale too
+        deleting = other.customers if mode in ("stale", "alternating") else customers
         out["delete"] = await _phase(wal, n, lambda i: deleting.delete(ids[i]))
         for customer_id in ids[:: max(1, n // 50)]:  # spot check: every change landed
             stored = await customers.get(customer_id)

@@ -28,7 +28,7 @@ from qzpay.storage.postgres.connections import (
     unavailable,
 )
 from qzpay.storage.postgres.recent import RecentVersions
-from qzpay.storage.postgres.sql import Write
+from qzpay.storage.postgres.sql import Write, customer_from_row
 
 
 def _resend_failed(exc: BaseException) -> StorageError:
@@ -81,6 +81,7 @@ class TransactionCore:
         self._recalled: dict[str, int] = {}  # taken from ``recent``, not yet checked
         self._checked_after: Customer | None = None  # what a checked update writes
         self._inserted: list[Customer] = []
+        self._current: tuple[Customer, int] | None = None  # found by a refused check
 
     async def __aenter__(self) -> Self:
         self._connections = await self._opened()
@@ -95,6 +96,8 @@ class TransactionCore:
                     await self._commit()
                 except WriteConflict:
                     self._forget_reads()
+                    if self._current is not None:  # what the refused check found instead
+                        self._recent.remember(*self._current)
                     await self._rollback()
                     reuse = True
                     raise
@@ -211,10 +214,10 @@ class TransactionCore:
             # Inside BEGIN: the transaction may change the row again under the same xmin.
             self._recent.forget(str(checked[0].args[0]))
             try:
-                version = await self._execute_checked(connection, checked)
+                result = await self._execute_checked(connection, checked)
             except CONNECTION_ERRORS as exc:
                 raise driver_error(exc) from exc
-            if version is None:
+            if result["written"] is None:
                 raise changed(checked[0])
         if not writes:
             return
@@ -227,13 +230,15 @@ class TransactionCore:
             raise driver_error(exc) from exc
 
     @staticmethod
-    async def _execute_checked(connection: Connection, writes: Sequence[Write]) -> int | None:
-        """Send a checked update with its events; the row's new version if it wrote (None: the
-        row had changed). A lost connection is raised as the driver's error."""
+    async def _execute_checked(connection: Connection, writes: Sequence[Write]) -> asyncpg.Record:
+        """Send a checked update with its events; its result row (sql.checked_statement:
+        ``written`` None if the row had changed). A lost connection is raised as the driver's
+        error."""
         statement, args = sql.checked_statement(writes)
         try:
-            version: int | None = await connection.fetchval(statement, *args)
-            return version
+            result = await connection.fetchrow(statement, *args)
+            assert result is not None  # the statement always returns one row
+            return result
         except asyncpg.UniqueViolationError as exc:
             raise sql.conflict(exc, writes) from exc
         except CONNECTION_ERRORS:
@@ -283,7 +288,7 @@ class TransactionCore:
         self._pending = []
         connection = await self._acquire()
         try:
-            version = await self._execute_checked(connection, writes)
+            result = await self._execute_checked(connection, writes)
         except asyncio.CancelledError:
             self._recent.forget(str(writes[0].args[0]))
             await asyncio.shield(self._cancel_on_server(connection))
@@ -291,10 +296,12 @@ class TransactionCore:
         except CONNECTION_ERRORS as exc:
             lost: BaseException = exc
         else:
-            if version is None:
+            if result["written"] is None:
+                if result["id"] is not None:  # the row as it is now: the retry starts from it
+                    self._current = (customer_from_row(result), result["version"])
                 raise changed(writes[0])
             if self._checked_after is not None:
-                self._recent.remember(self._checked_after, version)
+                self._recent.remember(self._checked_after, result["written"])
             return
         self._recent.forget(str(writes[0].args[0]))
         # It may have committed before the connection dropped. Sending it again is safe: if it
@@ -304,7 +311,7 @@ class TransactionCore:
         await self._replace_connection()
         try:
             connection = await self._acquire()
-            if await self._execute_checked(connection, writes) is not None:
+            if (await self._execute_checked(connection, writes))["written"] is not None:
                 return
             events = [write.args[0] for write in writes[1:]]
             if events and await connection.fetchval(sql.EVENT_EXISTS, events[0]) is not None:

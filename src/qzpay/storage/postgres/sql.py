@@ -424,13 +424,26 @@ def _compose_checked(shape: tuple[tuple[tuple[Part, ...], int], ...]) -> str:
     queue_lock, update, *others = statements
     ctes = [f"queued AS MATERIALIZED ({queue_lock})", f"cas AS ({update})"]
     ctes += [f"w{index} AS ({sql})" for index, sql in enumerate(others)]
-    return f"WITH {', '.join(ctes)} SELECT xmin FROM cas"
+    return f"WITH {', '.join(ctes)} {_CHECKED_RESULT}"
+
+
+# One row: the customer's columns and version (xmin) as the statement found them if the check
+# refused the write (NULLs if it wrote, or if the customer is gone), then ``written``, the new
+# version if it wrote. The NOT EXISTS is uncorrelated, so PostgreSQL evaluates it once and skips
+# the look-up when the write happened.
+_CHECKED_RESULT = (
+    "SELECT "
+    + ", ".join(f"c.{name.strip()}" for name in CUSTOMER_COLUMNS.split(","))
+    + ", c.xmin AS version, (SELECT xmin FROM cas) AS written FROM (SELECT) AS one "
+    "LEFT JOIN customers AS c ON c.id = $1 AND NOT EXISTS (SELECT FROM cas)"
+)
 
 
 def checked_statement(writes: Sequence[Write]) -> tuple[str, list[object]]:
-    """One statement for a checked update and its events (as split_checked returns them); it
-    returns the row's new version (xmin) if it wrote, no row if the row was no longer at the
-    version read (then it wrote nothing)."""
+    """One statement for a checked update and its events (as split_checked returns them); its
+    one row holds ``written``, the row's new version (xmin), if it wrote; if the row was no
+    longer at the version read it wrote nothing and the row holds the customer as it is now
+    (see _CHECKED_RESULT), so the retry need not read it again."""
     assert writes
     assert writes[0].checked
     shape = tuple((write.parts, len(write.args)) for write in writes)
