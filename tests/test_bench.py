@@ -70,3 +70,35 @@ def test_tiny_entitlements_run_compares_with_the_raw_query(postgres_url: str) ->
         assert row["ops_per_s"] > 0
         assert row["raw_ops_per_s"] > 0
         assert row["flatness"] > 0
+
+
+@pytest.mark.postgres
+def test_tiny_postgres_writes_run_checks_every_mode(postgres_url: str) -> None:
+    """bench/postgres_writes.py spot-checks that every change landed in each mode (the stale
+    and alternating modes retry on every update); a tiny run keeps it working. It makes its
+    own scratch database on the server the test database is on."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ADMIN_URL
+
+    assert postgres_url  # the server is reachable (else the fixture skips, or fails on CI)
+    command = [sys.executable, "-m", "bench.postgres_writes", "--n", "30", "--repeats", "1"]
+    done = subprocess.run(
+        [*command, "--postgres-url", ADMIN_URL],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert set(report["modes"]) == {
+        "raw",
+        "remembered",
+        "read_first",
+        "locked",
+        "stale",
+        "alternating",
+    }
+    for mode in report["ratio_to_raw_median"].values():
+        assert all(ratio > 0 for ratio in mode.values())

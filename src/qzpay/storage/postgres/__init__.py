@@ -29,8 +29,10 @@ The shape was chosen by measurement: the issue's prototype measured 1,222 update
 four-round-trip shape, 1,728/s for an optimistic read and one compare-and-set statement, and
 2,211/s for one server-side statement doing lock, read, merge, write and event; the last needs
 the service's merge and event building in SQL, outside the Transaction protocol, so the
-optimistic shape is the fastest one that keeps the protocol and every guarantee. Figures on
-this machine are in docs/benchmarks.md ("PostgreSQL writes (issue 16)").
+optimistic shape is the fastest one that keeps the protocol and every guarantee; remembering
+versions makes it one round trip in the common case (same-run ratio to the raw driver's BEGIN,
+UPDATE, COMMIT: update 0.84–1.00, delete 0.95–1.14, against 0.66–0.80 and 0.71–0.88 reading
+first). Figures on this machine are in docs/benchmarks.md ("PostgreSQL writes (issue 16)").
 
 Write amplification (migration 0004, measured with pg_walinspect, bench.postgres_writes): the
 event table's key on seq alone (a third index each event wrote, read by nothing) is gone,
