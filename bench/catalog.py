@@ -23,7 +23,9 @@ import asyncpg
 from bench.postgres_scratch import PostgresScratch, analyze, default_admin_url
 from bench.stats import Samples
 from qzpay import Billing
-from qzpay.storage.catalog_rows import PLAN_COLUMNS, PRICE_COLUMNS
+from qzpay.storage.catalog_rows import PLAN_ROWS, PRICE_ROWS
+
+PLAN_COLUMNS, PRICE_COLUMNS = PLAN_ROWS.columns, PRICE_ROWS.columns
 
 RAW = {
     "prices.get": f"SELECT {PRICE_COLUMNS} FROM prices WHERE id = $1",

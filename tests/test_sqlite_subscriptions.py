@@ -12,7 +12,7 @@ import pytest
 
 from qzpay.errors import ConflictError, StorageError
 from qzpay.storage import SQLiteStorage
-from qzpay.storage.base import SubscriptionFilter
+from qzpay.storage.base import CreateKey, SubscriptionFilter
 from qzpay.storage.sqlite.subscriptions import DUE, GRANTS
 from qzpay.subscriptions.models import ENDED, GRANTING, STATUSES
 from tests.contract.test_subscription_storage import (
@@ -131,12 +131,12 @@ class TestIntegrityErrors:
     ) -> None:
         linked = dict(provider="stripe", provider_subscription_id="sub_1")
         await insert(
-            storage, subscription(world.customer, world.price, **linked), idempotency_key="k"
+            storage, subscription(world.customer, world.price, **linked), key=CreateKey("k")
         )
         # SQLite checks the provider id index first; the key is still the reported conflict.
         with pytest.raises(ConflictError) as caught:
             await insert(
-                storage, subscription(world.customer, world.price, **linked), idempotency_key="k"
+                storage, subscription(world.customer, world.price, **linked), key=CreateKey("k")
             )
         assert caught.value.code == "idempotency_key_reused"
 

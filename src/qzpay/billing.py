@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import inspect
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from typing import Any, Concatenate, Generic, Never, ParamSpec, Self, TypeVar, overload
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from typing import Any, Never, Self, TypeVar
 
-from qzpay.blocking import BlockingTwin, Item, blocking, same_signature, walk_pages_blocking
+from qzpay.blocking import BlockingTwin, KeysetWalk, blocking, iterating, same_signature, walking
 from qzpay.catalog.plans import PlanService
 from qzpay.catalog.prices import PriceService
-from qzpay.catalog.reads import KeysetWalk
 from qzpay.catalog.service import CatalogService
+from qzpay.catalog.wiring import Wiring
 from qzpay.customers.models import Customer
 from qzpay.customers.service import (
-    DEFAULT_PAGE_SIZE,
     CustomerService,
     SyncErrors,
     check_external_lookup,
     list_filters,
     make_page,
-    scan_filters,
     single_owner,
 )
 from qzpay.customers.sync import ProviderSet
@@ -34,15 +31,13 @@ from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_METADATA_KEYS
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
 from qzpay.storage import Storage, open_storage
-from qzpay.storage.base import BlockingReader, SupportsBlockingReads
+from qzpay.storage.base import BlockingReader, CustomerFilter, SupportsBlockingReads
 from qzpay.subscriptions.entitlements import EntitlementService, LimitService
 from qzpay.subscriptions.service import SubscriptionService
 from qzpay.webhooks import WebhookService
 
 DEFAULT_STORAGE = "sqlite:///qzpay.db"
 T = TypeVar("T")
-S = TypeVar("S")
-P = ParamSpec("P")
 
 
 class Billing(Subscriptions):
@@ -72,33 +67,17 @@ class Billing(Subscriptions):
         self.customers = CustomerService(self.storage, self._bus, providers, provider_sync_errors)
         # Plans and prices reach the providers that hold them (qzpay.catalog.remote); one
         # metadata slot is kept for qzpay's id at the providers, as for customers.
-        limit = MAX_METADATA_KEYS - (1 if providers else 0)
-        configured = [] if providers is None else providers.providers
-        self.prices = PriceService(
+        wiring = Wiring(
             self.storage,
             self._bus,
-            metadata_limit=limit,
-            providers=configured,
+            providers=[] if providers is None else providers.providers,
             sync_errors=provider_sync_errors,
+            metadata_limit=MAX_METADATA_KEYS - (1 if providers else 0),
         )
-        self.plans = PlanService(
-            self.storage,
-            self._bus,
-            metadata_limit=limit,
-            providers=configured,
-            sync_errors=provider_sync_errors,
-            prices=self.prices,
-        )
-        self.catalog = CatalogService(
-            self.plans, self.prices, metadata_limit=limit, providers=configured
-        )
-        self.subscriptions = SubscriptionService(
-            self.storage,
-            self._bus,
-            providers=configured,
-            sync_errors=provider_sync_errors,
-            metadata_limit=limit,
-        )
+        self.prices = PriceService(wiring)
+        self.plans = PlanService(wiring, prices=self.prices)
+        self.catalog = CatalogService(wiring, self.plans, self.prices)
+        self.subscriptions = SubscriptionService(wiring)
         self.entitlements = EntitlementService(self.storage)
         self.limits = LimitService(self.storage)
         self.events = EventLog(self.storage)
@@ -284,61 +263,17 @@ class SyncCustomers(BlockingTwin[CustomerService]):
         data, total = reader.list_customers(filters, limit=limit, offset=offset)
         return make_page(data, total, limit, offset)
 
-    def iterate(
-        self,
-        *,
-        email: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        include_deleted: bool = False,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        **unknown: Never,
-    ) -> Iterator[Customer]:
+    @walking(CustomerService.iterate)
+    def iterate(self, walk: KeysetWalk[Customer, CustomerFilter]) -> Iterator[Customer]:
         """As CustomerService.iterate, blocking: every match, newest first, by keyset pages."""
-        filters = scan_filters(email, metadata, include_deleted, page_size, unknown)
 
         def page(before: str | None) -> builtins.list[Customer]:
             reader = self._reader()
             if reader is None:
-                return self._run(self._service.scan_page(filters, before, page_size))
-            return reader.scan_customers(filters, before_id=before, limit=page_size)
+                return self._run(walk.page(before))
+            return reader.scan_customers(walk.filters, before_id=before, limit=walk.page_size)
 
-        return walk_pages_blocking(page, page_size)
-
-
-class iterating(Generic[S, P, Item]):
-    """``iterate = iterating(Service.iterate)`` on a :class:`BlockingTwin`: the service's
-    keyset walk (its arguments checked at the call) as a blocking iterator whose pages are read
-    on the loop thread, with the same parameters."""
-
-    def __init__(self, method: Callable[Concatenate[S, P], KeysetWalk[Item]]) -> None:
-        self._method = method
-        self.__doc__ = method.__doc__
-        signature = inspect.signature(method)
-        returns = signature.return_annotation  # "KeysetWalk[Plan]": the twin's is an Iterator
-        self._signature = signature.replace(
-            parameters=list(signature.parameters.values())[1:],
-            return_annotation=str(returns).replace("KeysetWalk", "Iterator", 1),
-        )
-
-    @overload
-    def __get__(self, twin: None, owner: type[Any]) -> Self: ...
-    @overload
-    def __get__(self, twin: BlockingTwin[S], owner: type[Any]) -> Callable[P, Iterator[Item]]: ...
-
-    def __get__(
-        self, twin: BlockingTwin[S] | None, owner: type[Any]
-    ) -> Self | Callable[P, Iterator[Item]]:
-        if twin is None:
-            return self
-        method, service, run = self._method, twin._service, twin._run
-
-        def call(*args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:
-            return method(service, *args, **kwargs).blocking(run)
-
-        call.__doc__ = method.__doc__
-        call.__name__ = getattr(method, "__name__", "iterate")
-        call.__signature__ = self._signature  # type: ignore[attr-defined]
-        return call
+        return walk.blocking(page)
 
 
 class SyncPlans(BlockingTwin[PlanService]):

@@ -8,8 +8,9 @@ reconciles report and repair these cases alike; each kind keeps its own field co
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import Field, dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from qzpay.errors import ConflictError
 from qzpay.storage.base import Storage
@@ -25,6 +26,23 @@ class Identified(Protocol):
 
 L = TypeVar("L", bound=Identified)
 C = TypeVar("C", bound=Identified)
+
+
+DIFFERS: Mapping[str, bool] = MappingProxyType({"differs": True})
+"""The metadata of a report field whose entries mean the two sides differ: while any such
+field lists anything, the report is not ``in_sync`` (what is pending, fixed or unmanaged is
+not a difference)."""
+
+
+class Verdict:
+    """Base of a reconcile report (a dataclass): ``in_sync`` from its fields marked
+    :data:`DIFFERS`."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    @property
+    def in_sync(self) -> bool:
+        return not any(getattr(self, f.name) for f in fields(self) if f.metadata.get("differs"))
 
 
 class Findings(Protocol):

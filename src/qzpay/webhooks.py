@@ -26,8 +26,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
+from qzpay.blocking import HasId
 from qzpay.catalog.plans import PlanService
 from qzpay.catalog.prices import PriceService
 from qzpay.customers.service import CustomerService
@@ -39,6 +40,9 @@ from qzpay.providers.base import PaymentProvider, ProviderEvent, plans_of, price
 from qzpay.subscriptions.service import SubscriptionService
 
 logger = logging.getLogger("qzpay.webhooks")
+Copy = TypeVar("Copy")
+Copy_co = TypeVar("Copy_co", covariant=True)
+Copy_contra = TypeVar("Copy_contra", contravariant=True)
 
 # Deliveries that mean "this customer may have changed: re-fetch it". MercadoPago documents no
 # customer notification; its Card Updater's card.updated names the customer.
@@ -173,30 +177,56 @@ class WebhookService:
     ) -> str | None:
         """Apply a catalog delivery: the local record's id, ``""`` for a duplicate, or None
         when no plan or price qzpay knows is linked to the object."""
-        provider = source.name
         if kind == "product":
-            plan_adapter = plans_of(source)
-            if plan_adapter is None or self._plans is None:
+            if self._plans is None:
                 return None
-            plan = await self._plans.get_by_external_id(object_id, provider=provider)
-            if plan is None:
-                return None
-            remote_plan = await plan_adapter.retrieve(object_id)
-            applied_plan = await self._plans.apply_remote(
-                plan.id, remote_plan, provider=source, webhook_event_id=event.id
-            )
-            return "" if applied_plan is None else plan.id
-        price_adapter = prices_of(source)
-        if price_adapter is None or self._prices is None:
+            return await _apply_linked(self._plans, plans_of(source), source, event.id, object_id)
+        if self._prices is None:
             return None
-        price = await self._prices.get_by_external_id(object_id, provider=provider)
-        if price is None:
-            return None
-        remote_price = await price_adapter.retrieve(object_id)
-        applied_price = await self._prices.apply_remote(
-            price.id, remote_price, provider=source, webhook_event_id=event.id
-        )
-        return "" if applied_price is None else price.id
+        return await _apply_linked(self._prices, prices_of(source), source, event.id, object_id)
+
+
+class _Retrieves(Protocol[Copy_co]):
+    async def retrieve(self, provider_id: str, /) -> Copy_co | None: ...
+
+
+class _AppliesCopies(Protocol[Copy_contra]):
+    """A catalog service, as a delivery about one of its records at a provider uses it."""
+
+    async def get_by_external_id(
+        self, provider_id: str, /, *, provider: str | None = None
+    ) -> HasId | None: ...
+
+    async def apply_remote(
+        self,
+        record_id: str,
+        remote: Copy_contra | None,
+        /,
+        *,
+        provider: PaymentProvider,
+        webhook_event_id: str | None = None,
+    ) -> object | None: ...
+
+
+async def _apply_linked(
+    service: _AppliesCopies[Copy],
+    adapter: _Retrieves[Copy] | None,
+    source: PaymentProvider,
+    event_id: str,
+    object_id: str,
+) -> str | None:
+    """The record linked to the provider object ``object_id``, re-fetched there and applied
+    (plans and prices alike): its id, ``""`` for a duplicate, None if none is linked."""
+    if adapter is None:
+        return None
+    record = await service.get_by_external_id(object_id, provider=source.name)
+    if record is None:
+        return None
+    remote = await adapter.retrieve(object_id)
+    applied = await service.apply_remote(
+        record.id, remote, provider=source, webhook_event_id=event_id
+    )
+    return "" if applied is None else record.id
 
 
 def _catalog_object(event: ProviderEvent) -> tuple[str, str] | None:

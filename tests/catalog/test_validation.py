@@ -23,6 +23,7 @@ from qzpay.limits import (
     MAX_TRIAL_DAYS,
     MAX_UNIT_AMOUNT,
 )
+from qzpay.storage.base import PriceFilter
 
 LONE_SURROGATE = "\ud800"
 
@@ -501,7 +502,7 @@ def test_price_list_filters() -> None:
     found = inputs.price_list(
         plan_id="plan_1", active=True, currency="eur", limit=1, offset=0, unknown={}
     )
-    assert found == inputs.PriceFilter("plan_1", True, "EUR")
+    assert found == PriceFilter("plan_1", True, "EUR")
     with pytest.raises(ValidationError) as raised:
         inputs.price_list(plan_id="", active=1, currency="EURO", limit=10, offset=0, unknown={})
     assert {(e["field"], e["code"]) for e in raised.value.errors} == {

@@ -12,7 +12,7 @@ import pytest
 from qzpay.catalog.models import Plan, Price, plan_ids, price_ids
 from qzpay.errors import ConflictError
 from qzpay.storage import Storage, open_storage
-from qzpay.storage.base import PlanFilter, PriceFilter
+from qzpay.storage.base import CreateKey, PlanFilter, PriceFilter
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -114,7 +114,7 @@ class TestPlans:
     async def test_idempotency_key(self, storage: Storage) -> None:
         first = plan("pro")
         async with storage.transaction() as tx:
-            await tx.insert_plan(first, idempotency_key="k1", request_fingerprint="fp")
+            await tx.insert_plan(first, CreateKey("k1", "fp"))
             assert await tx.find_idempotent_plan("k1") == (first, "fp")
         async with storage.transaction() as tx:
             assert await tx.find_idempotent_plan("k1") == (first, "fp")
@@ -122,7 +122,7 @@ class TestPlans:
             assert await tx.find_idempotent_price("k1") is None  # prices have their own keys
         with pytest.raises(ConflictError) as caught:
             async with storage.transaction() as tx:
-                await tx.insert_plan(plan("other"), idempotency_key="k1")
+                await tx.insert_plan(plan("other"), CreateKey("k1"))
         assert caught.value.code == "idempotency_key_reused"
         assert await storage.get_plan_by_key("other") is None
 
@@ -271,13 +271,13 @@ class TestPrices:
         await insert(storage, owner)
         first = price(owner)
         async with storage.transaction() as tx:
-            await tx.insert_price(first, idempotency_key="k1", request_fingerprint="fp")
+            await tx.insert_price(first, CreateKey("k1", "fp"))
         async with storage.transaction() as tx:
             assert await tx.find_idempotent_price("k1") == (first, "fp")
             assert await tx.find_idempotent_plan("k1") is None
         with pytest.raises(ConflictError) as caught:
             async with storage.transaction() as tx:
-                await tx.insert_price(price(owner), idempotency_key="k1")
+                await tx.insert_price(price(owner), CreateKey("k1"))
         assert caught.value.code == "idempotency_key_reused"
 
     async def test_update_links_and_metadata(self, storage: Storage) -> None:
@@ -347,7 +347,7 @@ class TestTransactions:
 
         async def fail() -> None:
             async with storage.transaction() as tx:
-                await tx.insert_plan(owner, idempotency_key="k")
+                await tx.insert_plan(owner, CreateKey("k"))
                 await tx.insert_price(price(owner, lookup_key="k"))
                 raise RuntimeError("boom")
 

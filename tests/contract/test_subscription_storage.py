@@ -15,7 +15,7 @@ from qzpay.errors import ConflictError
 from qzpay.events import new_event
 from qzpay.ids import customer_ids
 from qzpay.storage import Storage, open_storage
-from qzpay.storage.base import Grant, SubscriptionFilter
+from qzpay.storage.base import CreateKey, Grant, SubscriptionFilter
 from qzpay.subscriptions.models import EntitlementsChange, Subscription, subscription_ids
 from qzpay.subscriptions.registry import ENTITLEMENTS_CHANGED
 
@@ -108,10 +108,12 @@ async def world(storage: Storage) -> World:
     return made
 
 
-async def insert(storage: Storage, *subscriptions: Subscription, **options: Any) -> None:
+async def insert(
+    storage: Storage, *subscriptions: Subscription, key: CreateKey | None = None
+) -> None:
     async with storage.transaction() as tx:
         for record in subscriptions:
-            await tx.insert_subscription(record, **options)
+            await tx.insert_subscription(record, key)
 
 
 async def conflict(storage: Storage, *subscriptions: Subscription) -> str | None:
@@ -193,14 +195,14 @@ class TestRecords:
 
     async def test_idempotency_key(self, storage: Storage, world: World) -> None:
         first = subscription(world.customer, world.price)
-        await insert(storage, first, idempotency_key="k1", request_fingerprint="fp")
+        await insert(storage, first, key=CreateKey("k1", "fp"))
         async with storage.transaction() as tx:
             assert await tx.find_idempotent_subscription("k1") == (first, "fp")
             assert await tx.find_idempotent_subscription("k2") is None
             assert await tx.find_idempotent_plan("k1") is None  # keys are per resource
         second = subscription(world.customer, world.price)
         with pytest.raises(ConflictError) as caught:
-            await insert(storage, second, idempotency_key="k1")
+            await insert(storage, second, key=CreateKey("k1"))
         assert caught.value.code == "idempotency_key_reused"
         assert await storage.get_subscription(second.id) is None
 

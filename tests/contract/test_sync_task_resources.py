@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from qzpay import records
 from qzpay.customers.models import Customer
 from qzpay.storage import Storage, migrations, open_storage
-from qzpay.storage.base import SyncTask
+from qzpay.storage.base import SyncTask, TaskClaim
 from tests.contract.test_sync_task_queries import _task
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -117,18 +117,13 @@ async def test_claims_can_be_limited_to_one_resource(storage: Storage) -> None:
     until = later + timedelta(hours=1)
     async with storage.transaction() as tx:
         claimed = await tx.claim_sync_tasks(
-            owner="me",
-            now=later,
-            lease_until=until,
-            stale_owners=frozenset(),
-            limit=10,
-            resource="customer",
+            TaskClaim("me", later, until, stale_owners=frozenset(), limit=10, resource="customer")
         )
     assert [t.record_id for t in claimed] == [customer.record_id]
     assert isinstance(claimed[0].record, Customer)
     async with storage.transaction() as tx:
         claimed = await tx.claim_sync_tasks(
-            owner="me", now=later, lease_until=until, stale_owners=frozenset(), limit=10
+            TaskClaim("me", later, until, stale_owners=frozenset(), limit=10)
         )
     assert [t.record_id for t in claimed] == [widget.record_id]  # the customer's is leased
     assert claimed[0].lease_owner == "me"

@@ -44,7 +44,7 @@ class Statements:
 
 @asynccontextmanager
 async def _billing(
-    pg_url: str, statements: Statements | None = None, **options: int
+    pg_url: str, statements: Statements | None = None, *, recent_versions: int = 10_000
 ) -> AsyncIterator[Billing]:
     async def init(connection: asyncpg.Connection) -> None:
         if statements is not None:
@@ -52,7 +52,9 @@ async def _billing(
 
     pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4, init=init)
     try:
-        async with Billing(storage=PostgresStorage(pool, **options)) as billing:
+        async with Billing(
+            storage=PostgresStorage(pool, recent_versions=recent_versions)
+        ) as billing:
             yield billing
     finally:
         await pool.close()

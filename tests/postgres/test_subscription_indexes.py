@@ -231,7 +231,7 @@ class TestAtScale:
             ),
             (_page(SubscriptionFilter()), ("subscriptions_pkey",)),
             (
-                statements.scan_query(
+                statements.SUBSCRIPTIONS.scan(
                     SubscriptionFilter(), before_id=loaded.subscriptions[999][0], limit=100
                 ),
                 ("subscriptions_pkey",),
@@ -241,9 +241,13 @@ class TestAtScale:
             _assert_uses(await _plan(admin, mode, sql, args), *indexes, sorted_by_index=True)
         # Look-ups of one row (one per provider: sorting them costs nothing).
         lookups: list[tuple[str, list[Any], str]] = [
-            (statements.BY_PROVIDER_ID, ["sub_s100"], "subscriptions_provider_id"),
-            (statements.BY_PROVIDER, ["sub_s100", "stripe"], "subscriptions_provider_id"),
-            (statements.GET, [loaded.subscriptions[7][0]], "subscriptions_pkey"),
+            (statements.SUBSCRIPTIONS.by_provider_id, ["sub_s100"], "subscriptions_provider_id"),
+            (
+                statements.SUBSCRIPTIONS.by_provider,
+                ["sub_s100", "stripe"],
+                "subscriptions_provider_id",
+            ),
+            (statements.SUBSCRIPTIONS.get, [loaded.subscriptions[7][0]], "subscriptions_pkey"),
         ]
         for sql, args, index in lookups:
             _assert_uses(await _plan(admin, mode, sql, args), index, sorted_by_index=False)
@@ -280,5 +284,5 @@ class TestAtScale:
 
 
 def _page(filters: SubscriptionFilter) -> tuple[str, list[Any]]:
-    page, _, params, _ = statements.list_query(filters, limit=20, offset=0)
-    return page, params
+    page = statements.SUBSCRIPTIONS.page(filters, limit=20, offset=0)
+    return page.query, page.params

@@ -11,7 +11,7 @@ import pytest
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.ids import customer_ids
-from qzpay.storage.base import SyncTask
+from qzpay.storage.base import SyncTask, TaskClaim
 from qzpay.storage.postgres import PostgresStorage
 
 pytestmark = pytest.mark.postgres
@@ -98,13 +98,8 @@ class TestSyncTasks:
 
         async def claim(storage: PostgresStorage, owner: str) -> list[SyncTask]:
             async with storage.transaction() as tx:
-                claimed = await tx.claim_sync_tasks(
-                    owner=owner,
-                    now=now,
-                    lease_until=now + timedelta(minutes=5),
-                    stale_owners=frozenset(),
-                    limit=20,
-                )
+                until = now + timedelta(minutes=5)
+                claimed = await tx.claim_sync_tasks(TaskClaim(owner, now, until, frozenset(), 20))
                 await asyncio.sleep(0.1)  # hold the claim while the other process claims
                 return claimed
 
@@ -120,9 +115,7 @@ class TestSyncTasks:
         }
         # Leases held and unexpired: nothing left to claim, unless the owner is stale.
         async with one.transaction() as tx:
-            again = await tx.claim_sync_tasks(
-                owner="c", now=now, lease_until=now, stale_owners=frozenset({"b"}), limit=100
-            )
+            again = await tx.claim_sync_tasks(TaskClaim("c", now, now, frozenset({"b"}), 100))
         assert {t.record_id for t in again} == ids_second
 
 

@@ -14,7 +14,13 @@ import pytest
 
 from qzpay.catalog.models import Interval
 from qzpay.errors import ConflictError, ProviderSyncError
-from qzpay.providers.base import ProviderCurrencyUnsupported, plans_of, prices_of, same_terms
+from qzpay.providers.base import (
+    PriceUpdate,
+    ProviderCurrencyUnsupported,
+    plans_of,
+    prices_of,
+    same_terms,
+)
 from qzpay.providers.mercadopago import MercadoPagoProvider
 from qzpay.providers.mercadopago import idempotency_key as sent_key
 from qzpay.providers.mercadopago.catalog_mapping import frequency, transaction_amount
@@ -202,11 +208,11 @@ async def test_a_renamed_plan_renames_its_prices_reason(
     assert created is not None
 
     metadata_only = await provider.prices.update(
-        created.id, price, changed(price, metadata={}), plan=plan, idempotency_key=key()
+        created.id, PriceUpdate(price, changed(price, metadata={}), plan), idempotency_key=key()
     )
     assert metadata_only == created  # not held: nothing sent
     renamed = await provider.prices.update(
-        created.id, price, price, plan=changed(plan, name="Pro+"), idempotency_key=key()
+        created.id, PriceUpdate(price, price, changed(plan, name="Pro+")), idempotency_key=key()
     )
 
     assert renamed.name == "Pro+"

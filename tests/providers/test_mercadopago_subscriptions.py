@@ -21,6 +21,7 @@ from qzpay.providers.mercadopago import idempotency_key as sent_key
 from qzpay.providers.mercadopago.subscription_mapping import provider_subscription
 from qzpay.providers.mercadopago.subscriptions import preapproval_id_of_notification
 from qzpay.providers.subscriptions import (
+    PriceChange,
     ProviderSubscription,
     SubscriptionAdapter,
     SubscriptionChangeUnsupported,
@@ -346,7 +347,7 @@ async def test_change_the_amount(
     price, plan = other_price(unit_amount=2990)
 
     changed = await adapter.change_price(
-        sub.id, price=price, plan=plan, quantity=2, proration="none", idempotency_key=key()
+        sub.id, PriceChange(price, plan, quantity=2, proration="none"), idempotency_key=key()
     )
 
     stored = fake_mercadopago.preapproval(sub.id) or {}
@@ -369,7 +370,7 @@ async def test_another_currency_or_period_is_refused_and_nothing_is_sent(
 
     with pytest.raises(SubscriptionChangeUnsupported) as refused:
         await adapter.change_price(
-            sub.id, price=price, plan=plan, quantity=1, proration="none", idempotency_key=key()
+            sub.id, PriceChange(price, plan, quantity=1, proration="none"), idempotency_key=key()
         )
 
     assert not refused.value.ambiguous
@@ -383,7 +384,7 @@ async def test_a_free_price_cannot_replace_a_paid_one(
     price, plan = other_price(unit_amount=0)
     with pytest.raises(SubscriptionChangeUnsupported):
         await adapter.change_price(
-            sub.id, price=price, plan=plan, quantity=1, proration="none", idempotency_key=key()
+            sub.id, PriceChange(price, plan, quantity=1, proration="none"), idempotency_key=key()
         )
     assert fake_mercadopago.matching("PUT", f"/preapproval/{sub.id}") == []
 

@@ -16,7 +16,7 @@ import pytest
 import stripe
 
 from qzpay.errors import ProviderSyncError
-from qzpay.providers.base import QZPAY_PLAN_ID_KEY, plans_of, prices_of
+from qzpay.providers.base import QZPAY_PLAN_ID_KEY, PriceUpdate, plans_of, prices_of
 from qzpay.providers.stripe import StripeProvider
 from tests.factories import idempotency_key as key
 from tests.providers.catalog_factories import changed, stored_plan, stored_price
@@ -193,9 +193,7 @@ async def test_a_lookup_key_moves_to_a_replacement_price(
 
     renamed = await stripe_provider.prices.update(
         new_copy.id,
-        new,
-        changed(new, lookup_key=None, metadata={}),
-        plan=plan,
+        PriceUpdate(new, changed(new, lookup_key=None, metadata={}), plan),
         idempotency_key=key(),
     )
     assert (renamed.lookup_key, renamed.metadata) == (None, {"qzpay_price_id": new.id})

@@ -30,6 +30,7 @@ from qzpay.providers.stripe.subscriptions import (
 )
 from qzpay.providers.subscriptions import (
     QZPAY_SUBSCRIPTION_ID_KEY,
+    PriceChange,
     ProviderSubscription,
     SubscriptionAdapter,
     SubscriptionChangeUnsupported,
@@ -383,10 +384,7 @@ async def test_change_price_and_quantity(
 
     changed = await proxied_stripe_provider.subscriptions.change_price(
         created.id,
-        price=bigger,
-        plan=shop.plan,
-        quantity=3,
-        proration="create_prorations",
+        PriceChange(bigger, shop.plan, quantity=3, proration="create_prorations"),
         idempotency_key="change-1",
     )
 
@@ -423,10 +421,7 @@ async def test_another_currency_is_unsupported_and_nothing_is_sent(
     with pytest.raises(SubscriptionChangeUnsupported) as caught:
         await proxied_stripe_provider.subscriptions.change_price(
             created.id,
-            price=euros,
-            plan=shop.plan,
-            quantity=1,
-            proration="none",
+            PriceChange(euros, shop.plan, quantity=1, proration="none"),
             idempotency_key=key(),
         )
 
@@ -446,10 +441,7 @@ async def test_a_failed_read_before_a_price_change_is_not_ambiguous(
     with pytest.raises(ProviderSyncError) as caught:
         await proxied_stripe_provider.subscriptions.change_price(
             created.id,
-            price=shop.price,
-            plan=shop.plan,
-            quantity=5,
-            proration="none",
+            PriceChange(shop.price, shop.plan, quantity=5, proration="none"),
             idempotency_key=key(),
         )
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict
 
 from qzpay.catalog.currencies import to_major_units
+from qzpay.customers.models import changed_values
 from qzpay.ids import IdGenerator
 
 Interval = Literal["day", "week", "month", "year"]
@@ -30,15 +31,6 @@ INTERVALS: Final[tuple[Interval, ...]] = ("day", "week", "month", "year")
 
 plan_ids = IdGenerator("plan_")
 price_ids = IdGenerator("price_")
-
-
-def _changed(before: BaseModel, after: BaseModel, fields: tuple[str, ...]) -> dict[str, Any]:
-    previous: dict[str, Any] = {}
-    for field in fields:
-        old = getattr(before, field)
-        if old != getattr(after, field):
-            previous[field] = old
-    return previous
 
 
 # Fields reported in an event's ``previous``; timestamps are bookkeeping, not changes.
@@ -76,7 +68,7 @@ class CatalogRecord(BaseModel):
 
     def changed_fields(self, other: Self) -> dict[str, Any]:
         """The user-visible fields whose values differ in ``other``, with this record's values."""
-        return _changed(self, other, self.CHANGE_FIELDS)
+        return changed_values(self, other, self.CHANGE_FIELDS)
 
     @property
     def deleted_at(self) -> None:

@@ -17,65 +17,46 @@ after a failure part-way finishes the job. Without providers all of it is one tr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Never
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
+from qzpay.blocking import KeysetWalk
 from qzpay.catalog import inputs
 from qzpay.catalog.inputs import plan_scan_filters as plan_scan_filters  # the console's import
 from qzpay.catalog.models import Plan, archive_changes, plan_ids
 from qzpay.catalog.prices import PriceService
-from qzpay.catalog.reads import KeysetWalk, check_record_id, check_slug
+from qzpay.catalog.reads import check_record_id, check_slug
 from qzpay.catalog.record_service import Reads, RecordService
 from qzpay.catalog.remote import plan_remote
 from qzpay.catalog.resource import PLANS, PRICES, plan_archived
+from qzpay.catalog.wiring import Wiring
 from qzpay.engine.intents import fingerprint
-from qzpay.engine.pending import SyncReport
-from qzpay.engine.strategy import SyncErrors
 from qzpay.engine.unit_of_work import UnitOfWork
 from qzpay.errors import ConflictError
-from qzpay.events import EventBus
 from qzpay.limits import (
     DEFAULT_LIST_LIMIT,
     DEFAULT_PAGE_SIZE,
-    DEFAULT_SYNC_BATCH,
-    MAX_METADATA_KEYS,
 )
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider, ProviderPlan, plans_of
-from qzpay.storage.base import PlanFilter, Storage
+from qzpay.storage.base import PlanFilter
 
 
 class PlanService(RecordService[Plan, PlanFilter]):
     """``billing.plans``: create, update, archive and read plans (see the module docstring)."""
 
-    def __init__(
-        self,
-        storage: Storage,
-        bus: EventBus,
-        *,
-        metadata_limit: int = MAX_METADATA_KEYS,
-        providers: Sequence[PaymentProvider] = (),
-        sync_errors: SyncErrors = "raise",
-        prices: PriceService | None = None,
-    ) -> None:
-        self.remote = plan_remote(providers)
+    def __init__(self, wiring: Wiring, *, prices: PriceService | None = None) -> None:
+        self.remote = plan_remote(wiring.providers)
+        storage = wiring.storage
         reads = Reads(
             storage.get_plan,
             storage.find_plans_by_provider_id,
             storage.list_plans,
             storage.scan_plans,
         )
-        super().__init__(
-            PLANS,
-            storage,
-            bus,
-            self.remote,
-            reads=reads,
-            metadata_limit=metadata_limit,
-            sync_errors=sync_errors,
-        )
+        super().__init__(PLANS, wiring, self.remote, reads)
         self._prices = prices
 
     # -- writes --------------------------------------------------------------------------
@@ -202,11 +183,6 @@ class PlanService(RecordService[Plan, PlanFilter]):
         async with self.engine.unit() as work:
             await archive_prices(work, plan_id)
 
-    async def sync_pending(self, *, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
-        """Finish or undo plan work left pending at the providers by failures, crashes or "log"
-        mode (as ``billing.customers.sync_pending``; plans only)."""
-        return await self._strategy.sync_pending(limit)
-
     # -- changes that come from a provider ----------------------------------------------
     async def apply_remote(
         self,
@@ -266,7 +242,7 @@ class PlanService(RecordService[Plan, PlanFilter]):
         active: bool | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         **unknown: Never,
-    ) -> KeysetWalk[Plan]:
+    ) -> KeysetWalk[Plan, PlanFilter]:
         """Every match, newest first, a page at a time by keyset. Arguments are checked now."""
         return self._walk(plan_scan_filters(active, page_size, unknown), page_size)
 

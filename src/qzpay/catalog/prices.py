@@ -20,33 +20,30 @@ transaction: the holder gives up the key first, so the key is never held twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Never
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
+from qzpay.blocking import KeysetWalk
 from qzpay.catalog import inputs
 from qzpay.catalog.inputs import PriceInput
 from qzpay.catalog.models import Interval, Price, archive_changes, price_ids
-from qzpay.catalog.reads import KeysetWalk, check_lookup_key, check_record_id
+from qzpay.catalog.reads import check_lookup_key, check_record_id
 from qzpay.catalog.record_service import Reads, RecordService
 from qzpay.catalog.remote import price_remote
 from qzpay.catalog.resource import PRICES, live_plan
+from qzpay.catalog.wiring import Wiring
 from qzpay.engine.intents import fingerprint
-from qzpay.engine.pending import SyncReport
-from qzpay.engine.strategy import SyncErrors
 from qzpay.engine.unit_of_work import UnitOfWork
 from qzpay.errors import ConflictError
-from qzpay.events import EventBus
 from qzpay.limits import (
     DEFAULT_LIST_LIMIT,
     DEFAULT_PAGE_SIZE,
-    DEFAULT_SYNC_BATCH,
-    MAX_METADATA_KEYS,
 )
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider, ProviderPrice, prices_of
-from qzpay.storage.base import PriceFilter, Storage
+from qzpay.storage.base import PriceFilter
 
 
 def new_price(plan_id: str, price: PriceInput) -> Price:
@@ -66,31 +63,16 @@ class PriceService(RecordService[Price, PriceFilter]):
     """``billing.prices``: create, update, archive and read prices (see the module
     docstring)."""
 
-    def __init__(
-        self,
-        storage: Storage,
-        bus: EventBus,
-        *,
-        metadata_limit: int = MAX_METADATA_KEYS,
-        providers: Sequence[PaymentProvider] = (),
-        sync_errors: SyncErrors = "raise",
-    ) -> None:
-        self.remote = price_remote(providers, storage)
+    def __init__(self, wiring: Wiring) -> None:
+        storage = wiring.storage
+        self.remote = price_remote(wiring.providers, storage)
         reads = Reads(
             storage.get_price,
             storage.find_prices_by_provider_id,
             storage.list_prices,
             storage.scan_prices,
         )
-        super().__init__(
-            PRICES,
-            storage,
-            bus,
-            self.remote,
-            reads=reads,
-            metadata_limit=metadata_limit,
-            sync_errors=sync_errors,
-        )
+        super().__init__(PRICES, wiring, self.remote, reads)
 
     # -- writes --------------------------------------------------------------------------
     async def create(
@@ -213,12 +195,6 @@ class PriceService(RecordService[Price, PriceFilter]):
             return self._with_metadata(before, changes, patch)
 
         return await self._strategy.modify(price_id, change, remote_visible=True)
-
-    async def sync_pending(self, *, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
-        """Finish or undo price work left pending at the providers by failures, crashes or
-        "log" mode (as ``billing.customers.sync_pending``; prices only). Run the plans' first:
-        a price waits for its plan to reach a provider that has plans."""
-        return await self._strategy.sync_pending(limit)
 
     # -- changes that come from a provider ----------------------------------------------
     async def apply_remote(
@@ -353,7 +329,7 @@ class PriceService(RecordService[Price, PriceFilter]):
         currency: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         **unknown: Never,
-    ) -> KeysetWalk[Price]:
+    ) -> KeysetWalk[Price, PriceFilter]:
         """Every match, newest first, a page at a time by keyset. Arguments are checked now."""
         filters = inputs.price_scan_filters(plan_id, active, currency, page_size, unknown)
         return self._walk(filters, page_size)

@@ -54,8 +54,10 @@ from qzpay.providers.base import (
     same_terms,
 )
 from qzpay.reconcile_common import (
+    DIFFERS,
     Copies,
     RecordKind,
+    Verdict,
     field_drift,
     linked_copy,
     pending_records,
@@ -76,7 +78,7 @@ class Drift:
 
 
 @dataclass
-class CatalogReconcileReport:
+class CatalogReconcileReport(Verdict):
     """What ``billing.catalog.reconcile`` found (and, with ``fix``, did). Record ids are plan
     (``plan_…``) and price (``price_…``) ids; provider ids are the provider's."""
 
@@ -85,32 +87,21 @@ class CatalogReconcileReport:
     provider_plans: int = 0
     local_prices: int = 0
     provider_prices: int = 0
-    unlinked: list[str] = field(default_factory=list)
+    unlinked: list[str] = field(default_factory=list, metadata=DIFFERS)
     """Active records with no link to this provider (an archived one needs no copy)."""
-    missing_at_provider: list[str] = field(default_factory=list)
-    missing_locally: list[str] = field(default_factory=list)
+    missing_at_provider: list[str] = field(default_factory=list, metadata=DIFFERS)
+    missing_locally: list[str] = field(default_factory=list, metadata=DIFFERS)
     unmanaged: list[str] = field(default_factory=list)
-    duplicates: dict[str, list[str]] = field(default_factory=dict)
+    duplicates: dict[str, list[str]] = field(default_factory=dict, metadata=DIFFERS)
     """Active records with several active copies carrying their id: id -> copy ids."""
-    archived_locally_active_at_provider: list[str] = field(default_factory=list)
+    archived_locally_active_at_provider: list[str] = field(default_factory=list, metadata=DIFFERS)
     """Archived records with an active copy there (the catalog's "deleted but live");
     ``fix`` archives every such copy."""
-    drift: list[Drift] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list, metadata=DIFFERS)
     pending: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
     conflicts: dict[str, str] = field(default_factory=dict)
     """Records ``fix`` could not create there: id -> why."""
-
-    @property
-    def in_sync(self) -> bool:
-        return not (
-            self.unlinked
-            or self.missing_at_provider
-            or self.missing_locally
-            or self.duplicates
-            or self.archived_locally_active_at_provider
-            or self.drift
-        )
 
 
 class _Active(Protocol):

@@ -13,18 +13,21 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from qzpay._time import utcnow
+from qzpay.blocking import KeysetWalk
 from qzpay.catalog import inputs
 from qzpay.catalog.models import Plan, Price, archive_changes
-from qzpay.catalog.reads import KeysetWalk, check_external_lookup, make_page, single_owner
+from qzpay.catalog.reads import check_external_lookup, make_page, single_owner
 from qzpay.catalog.resource import CatalogResource
+from qzpay.catalog.wiring import Wiring
 from qzpay.engine.core import Engine
+from qzpay.engine.pending import SyncReport
 from qzpay.engine.resource import Remote
-from qzpay.engine.strategy import Strategy, SyncErrors, choose
+from qzpay.engine.strategy import Strategy, choose
 from qzpay.engine.unit_of_work import UnitOfWork
-from qzpay.events import EventBus
+from qzpay.limits import DEFAULT_SYNC_BATCH
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
-from qzpay.storage.base import PlanFilter, PriceFilter, Storage
+from qzpay.storage.base import PlanFilter, PriceFilter
 
 C = TypeVar("C", Plan, Price)
 F = TypeVar("F", PlanFilter, PriceFilter)
@@ -70,20 +73,16 @@ class RecordService(Generic[C, F]):
     def __init__(
         self,
         resource: CatalogResource[C],
-        storage: Storage,
-        bus: EventBus,
+        wiring: Wiring,
         remote: Remote[C] | None,
-        *,
         reads: Reads[C, F],
-        metadata_limit: int,
-        sync_errors: SyncErrors,
     ) -> None:
-        self._storage = storage
+        self._storage = wiring.storage
         self._resource: CatalogResource[C] = resource
         self._reads: Reads[C, F] = reads
-        self.engine: Engine[C] = Engine(resource, storage, bus)
-        self._strategy: Strategy[C] = choose(self.engine, remote, sync_errors)
-        self._metadata_limit = metadata_limit
+        self.engine: Engine[C] = Engine(resource, wiring.storage, wiring.bus)
+        self._strategy: Strategy[C] = choose(self.engine, remote, wiring.sync_errors)
+        self._metadata_limit = wiring.metadata_limit
 
     # -- writes --------------------------------------------------------------------------
     def _with_metadata(
@@ -133,6 +132,13 @@ class RecordService(Generic[C, F]):
             record_id, take, source=provider.name, delivery=delivery
         )
 
+    async def sync_pending(self, *, limit: int = DEFAULT_SYNC_BATCH) -> SyncReport:
+        """Finish or undo this service's work (plans', or prices') left pending at the
+        providers by failures, crashes or "log" mode, as ``billing.customers.sync_pending``.
+        A price waits for its plan to reach a provider that has plans: run the plans' first
+        (``billing.catalog.sync_pending`` runs both, in that order)."""
+        return await self._strategy.sync_pending(limit)
+
     # -- reads ---------------------------------------------------------------------------
     async def _by_external_id(
         self, provider_id: str, provider: str | None, *, field: str
@@ -145,8 +151,8 @@ class RecordService(Generic[C, F]):
         data, total = await self._reads.list(filters, limit=limit, offset=offset)
         return make_page(data, total, limit, offset)
 
-    def _walk(self, filters: F, page_size: int) -> KeysetWalk[C]:
-        return KeysetWalk(lambda before: self.scan_page(filters, before, page_size), page_size)
+    def _walk(self, filters: F, page_size: int) -> KeysetWalk[C, F]:
+        return KeysetWalk(self.scan_page, filters, page_size)
 
     async def scan_page(self, filters: F, before_id: str | None, limit: int) -> list[C]:
         """One keyset page (the blocking twin's ``iterate`` and the console read by it)."""

@@ -34,6 +34,7 @@ from qzpay.providers.base import (
     PaymentProvider,
     PlanAdapter,
     PriceAdapter,
+    PriceUpdate,
     ProviderPlan,
     ProviderPrice,
     plans_of,
@@ -149,7 +150,7 @@ class WithPlan:
     ) -> ProviderPrice:
         plan = await self._plan(after, "update_price", linked=False)
         return await self._adapter.update(
-            provider_id, before, after, plan=plan, idempotency_key=idempotency_key
+            provider_id, PriceUpdate(before, after, plan), idempotency_key=idempotency_key
         )
 
     async def delete(self, provider_id: str, /, *, idempotency_key: str) -> None:

@@ -24,6 +24,7 @@ from qzpay.engine.resource import Resource
 from qzpay.engine.unit_of_work import UnitOfWork
 from qzpay.errors import ConflictError, NotFoundError
 from qzpay.storage.base import Storage, Transaction
+from qzpay.storage.params import create_key
 
 C = TypeVar("C", Plan, Price)
 
@@ -60,9 +61,7 @@ class PlanResource(CatalogResource[Plan]):
     async def insert(
         self, tx: Transaction, record: Plan, *, idempotency_key: str | None, fingerprint: str | None
     ) -> None:
-        await tx.insert_plan(
-            record, idempotency_key=idempotency_key, request_fingerprint=fingerprint
-        )
+        await tx.insert_plan(record, create_key(idempotency_key, fingerprint))
 
     async def update(self, tx: Transaction, before: Plan, after: Plan) -> None:
         await tx.update_plan(before, after)
@@ -91,9 +90,7 @@ class PriceResource(CatalogResource[Price]):
         fingerprint: str | None,
     ) -> None:
         await live_plan(tx, record.plan_id)
-        await tx.insert_price(
-            record, idempotency_key=idempotency_key, request_fingerprint=fingerprint
-        )
+        await tx.insert_price(record, create_key(idempotency_key, fingerprint))
 
     async def update(self, tx: Transaction, before: Price, after: Price) -> None:
         await tx.update_price(before, after)

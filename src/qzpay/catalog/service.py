@@ -16,11 +16,12 @@ the catalog's pending provider work: plans first, then prices (a price waits for
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from qzpay.blocking import KeysetWalk
 from qzpay.catalog.changes import (
     ArchivePlan,
     ArchivePrice,
@@ -42,12 +43,13 @@ from qzpay.catalog.reconcile import (
     reconcile,
 )
 from qzpay.catalog.spec import CatalogSpec, PriceSpec, load_spec, parse_spec
+from qzpay.catalog.wiring import Wiring
 from qzpay.customers.validation import fail
 from qzpay.engine.core import Engine
 from qzpay.engine.pending import SyncReport
 from qzpay.errors import NotFoundError
-from qzpay.limits import DEFAULT_SYNC_BATCH, MAX_METADATA_KEYS, MAX_PAGE_SIZE
-from qzpay.providers.base import PaymentProvider, ProviderPlan, ProviderPrice
+from qzpay.limits import DEFAULT_SYNC_BATCH, MAX_PAGE_SIZE
+from qzpay.providers.base import ProviderPlan, ProviderPrice
 from qzpay.storage.base import PlanFilter, PriceFilter
 
 T = TypeVar("T", Plan, Price)
@@ -57,25 +59,18 @@ Spec = CatalogSpec | Mapping[str, Any] | str | os.PathLike[str]
 class CatalogService:
     """``billing.catalog``: ``diff`` and ``apply`` a declarative catalog (module docstring)."""
 
-    def __init__(
-        self,
-        plans: PlanService,
-        prices: PriceService,
-        *,
-        metadata_limit: int = MAX_METADATA_KEYS,
-        providers: Sequence[PaymentProvider] = (),
-    ) -> None:
+    def __init__(self, wiring: Wiring, plans: PlanService, prices: PriceService) -> None:
         self._plans = plans
         self._prices = prices
-        self._metadata_limit = metadata_limit
-        self._providers = list(providers)
+        self._metadata_limit = wiring.metadata_limit
+        self._providers = list(wiring.providers)
 
     async def diff(self, spec: Spec, *, archive_missing: bool = False) -> CatalogDiff:
         """What ``apply(spec)`` would change; nothing is written. With ``archive_missing``,
         active plans and prices the spec does not name would be archived."""
         wanted = self._spec(spec)
-        plans = await _every(self._plans.scan_page, PlanFilter())
-        prices = await _every(self._prices.scan_page, PriceFilter())
+        plans = await _every(KeysetWalk(self._plans.scan_page, PlanFilter(), MAX_PAGE_SIZE))
+        prices = await _every(KeysetWalk(self._prices.scan_page, PriceFilter(), MAX_PAGE_SIZE))
         return diff(plans, prices, wanted, archive_missing=archive_missing)
 
     async def apply(self, spec: Spec, *, archive_missing: bool = False) -> CatalogDiff:
@@ -155,13 +150,13 @@ class CatalogService:
 
         access = CatalogAccess(
             plans=RecordAccess(
-                lambda: _walk(plans.iterate(page_size=MAX_PAGE_SIZE)),
+                lambda: plans.iterate(page_size=MAX_PAGE_SIZE),
                 partial(_link, plans.engine),
                 create_plan,
                 plans.archive,
             ),
             prices=RecordAccess(
-                lambda: _walk(prices.iterate(page_size=MAX_PAGE_SIZE)),
+                lambda: prices.iterate(page_size=MAX_PAGE_SIZE),
                 partial(_link, prices.engine),
                 create_price,
                 prices.archive,
@@ -186,11 +181,6 @@ def _price_input(price: PriceSpec) -> PriceInput:
     return PriceInput(**_price_arguments(price))
 
 
-async def _walk(walk: AsyncIterator[T]) -> AsyncIterator[T]:
-    async for record in walk:
-        yield record
-
-
 async def _link(engine: Engine[T], record_id: str, provider: str, provider_id: str) -> object:
     """Store ``provider``'s id of a record (nothing sent), with the record's update event."""
     resource = engine.resource
@@ -201,15 +191,6 @@ async def _link(engine: Engine[T], record_id: str, provider: str, provider_id: s
     return await engine.change_locally(record_id, change)
 
 
-async def _every(
-    scan: Callable[[Any, str | None, int], Awaitable[list[T]]], filters: Any
-) -> list[T]:
+async def _every(walk: KeysetWalk[T, Any]) -> list[T]:
     """Every record of a keyset walk (archived ones too: the diff needs them)."""
-    found: list[T] = []
-    before: str | None = None
-    while True:
-        batch = await scan(filters, before, MAX_PAGE_SIZE)
-        found += batch
-        if len(batch) < MAX_PAGE_SIZE:
-            return found
-        before = batch[-1].id
+    return [record async for record in walk]

@@ -1,7 +1,8 @@
-"""The public customer objects."""
+"""The public customer objects, and the rule every record's event ``previous`` follows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -42,12 +43,29 @@ class Customer(BaseModel):
 
     def changed_fields(self, other: Customer) -> dict[str, Any]:
         """The user-visible fields whose values differ in ``other``, with this record's values."""
-        previous: dict[str, Any] = {}
-        for field in TRACKED_FIELDS:
-            old = getattr(self, field)
-            if old != getattr(other, field):
-                previous[field] = old.model_dump() if isinstance(old, Address) else old
-        return previous
+        return changed_values(self, other, TRACKED_FIELDS, _stored_address)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def changed_values(
+    before: object, after: object, fields: Iterable[str], stored: Callable[[Any], Any] = _as_is
+) -> dict[str, Any]:
+    """``fields`` whose values differ in ``after``, with ``before``'s as an event's
+    ``previous`` holds them (``stored(value)``: a model or a time as its JSON form). Customers,
+    plans, prices and subscriptions report their changes by this one rule."""
+    previous: dict[str, Any] = {}
+    for field in fields:
+        old = getattr(before, field)
+        if old != getattr(after, field):
+            previous[field] = stored(old)
+    return previous
+
+
+def _stored_address(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, Address) else value
 
 
 # Fields reported in an event's ``previous``; timestamps are bookkeeping, not changes.

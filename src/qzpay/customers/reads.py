@@ -1,17 +1,20 @@
 """Read rules shared by CustomerService and SyncBilling's blocking reads (which answer some
-reads on the calling thread, so the checks must not live in the async service alone)."""
+reads on the calling thread, so the checks must not live in the async service alone), and the
+page and owner rules every service's reads follow (:mod:`qzpay.catalog.reads` uses them)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import TypeVar
 
 from qzpay.customers import validation as v
-from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.limits import MAX_PAGE_SIZE
 from qzpay.page import Page
 from qzpay.storage.base import CustomerFilter
+
+T = TypeVar("T")
 
 
 def check_external_lookup(provider_customer_id: object, provider: object) -> None:
@@ -22,10 +25,11 @@ def check_external_lookup(provider_customer_id: object, provider: object) -> Non
         problems.raise_if_any()
 
 
-def single_owner(found: list[Customer], provider_customer_id: str) -> Customer | None:
+def single_owner(found: list[T], provider_id: str) -> T | None:
+    """The one record linked to ``provider_id``; a ConflictError if several providers use it."""
     if len(found) > 1:
         raise ConflictError(
-            f"{provider_customer_id!r} is linked at several providers; pass provider=",
+            f"{provider_id!r} is linked at several providers; pass provider=",
             code="ambiguous_provider_id",
         )
     return found[0] if found else None
@@ -43,8 +47,8 @@ def list_filters(
     return _filters(unknown, partial(v.check_page, limit, offset), email, metadata, include_deleted)
 
 
-def make_page(data: list[Customer], total: int, limit: int, offset: int) -> Page[Customer]:
-    return Page[Customer].model_construct(
+def make_page(data: list[T], total: int, limit: int, offset: int) -> Page[T]:
+    return Page[T].model_construct(
         data=data, total=total, limit=limit, offset=offset, has_more=offset + len(data) < total
     )
 
@@ -57,21 +61,24 @@ def scan_filters(
     unknown: Mapping[str, object],
 ) -> CustomerFilter:
     """``scan``'s filters, after checking its ``page_size``."""
-    return _filters(unknown, partial(_check_page_size, page_size), email, metadata, include_deleted)
+    return _filters(unknown, partial(check_page_size, page_size), email, metadata, include_deleted)
 
 
-def _check_page_size(page_size: object, problems: v.Problems) -> None:
+def check_page_size(page_size: object, problems: v.Problems) -> int:
+    """An ``iterate``'s ``page_size`` (1 in its place when it is out of range)."""
     if (
         isinstance(page_size, bool)
         or not isinstance(page_size, int)
         or not 1 <= page_size <= MAX_PAGE_SIZE
     ):
         problems.add("page_size", "out_of_range", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
+        return 1
+    return page_size
 
 
 def _filters(
     unknown: Mapping[str, object],
-    check_page: Callable[[v.Problems], None],
+    check_page: Callable[[v.Problems], object],
     email: object,
     metadata: object,
     include_deleted: object,

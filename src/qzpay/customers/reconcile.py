@@ -24,7 +24,15 @@ from typing import Any, Protocol
 from qzpay.customers.models import TRACKED_FIELDS, Customer
 from qzpay.customers.sync import create_key, delete_key, update_key
 from qzpay.providers.base import PaymentProvider, ProviderCustomer
-from qzpay.reconcile_common import Copies, RecordKind, field_drift, linked_copy, pending_records
+from qzpay.reconcile_common import (
+    DIFFERS,
+    Copies,
+    RecordKind,
+    Verdict,
+    field_drift,
+    linked_copy,
+    pending_records,
+)
 from qzpay.storage.base import Storage
 
 Progress = Callable[[int], None]
@@ -41,36 +49,27 @@ class Drift:
 
 
 @dataclass
-class ReconcileReport:
+class ReconcileReport(Verdict):
+    """What ``billing.customers.reconcile`` found (and, with ``fix``, did)."""
+
     provider: str
     local_customers: int = 0
     provider_customers: int = 0
-    unlinked: list[str] = field(default_factory=list)
-    missing_at_provider: list[str] = field(default_factory=list)
-    missing_locally: list[str] = field(default_factory=list)
+    unlinked: list[str] = field(default_factory=list, metadata=DIFFERS)
+    missing_at_provider: list[str] = field(default_factory=list, metadata=DIFFERS)
+    missing_locally: list[str] = field(default_factory=list, metadata=DIFFERS)
     unmanaged: list[str] = field(default_factory=list)
-    duplicates: dict[str, list[str]] = field(default_factory=dict)
+    duplicates: dict[str, list[str]] = field(default_factory=dict, metadata=DIFFERS)
     """Live local customers with several provider copies carrying their id: id -> copy ids."""
-    deleted_locally_live_at_provider: list[str] = field(default_factory=list)
+    deleted_locally_live_at_provider: list[str] = field(default_factory=list, metadata=DIFFERS)
     """Deleted local customers with a live provider copy (linked, or carrying their id);
     ``fix`` deletes every such copy."""
-    drift: list[Drift] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list, metadata=DIFFERS)
     pending: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
     conflicts: dict[str, str] = field(default_factory=dict)
     """Unlinked local customers ``fix`` could not create there: customer id -> why (the
     provider allows one customer per email and another customer holds it)."""
-
-    @property
-    def in_sync(self) -> bool:
-        return not (
-            self.unlinked
-            or self.missing_at_provider
-            or self.missing_locally
-            or self.duplicates
-            or self.deleted_locally_live_at_provider
-            or self.drift
-        )
 
 
 class Customers(Protocol):

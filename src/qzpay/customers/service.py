@@ -10,12 +10,12 @@ whatever ``sync_pending`` may have to finish or undo.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Never
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
-from qzpay.blocking import walk_pages
+from qzpay.blocking import KeysetWalk
 from qzpay.customers import validation as v
 from qzpay.customers.models import Address, Customer
 from qzpay.customers.reads import (
@@ -353,19 +353,20 @@ class CustomerService:
 
     def iterate(
         self,
+        /,
         *,
         email: str | None = None,
         metadata: Mapping[str, str] | None = None,
         include_deleted: bool = False,
         page_size: int = DEFAULT_PAGE_SIZE,
         **unknown: Never,
-    ) -> AsyncIterator[Customer]:
+    ) -> KeysetWalk[Customer, CustomerFilter]:
         """Every match, newest first, fetched a page at a time by keyset (cheap at any depth).
 
         Arguments are checked now, not at the first ``async for`` step.
         """
         filters = scan_filters(email, metadata, include_deleted, page_size, unknown)
-        return walk_pages(lambda before: self.scan_page(filters, before, page_size), page_size)
+        return KeysetWalk(self.scan_page, filters, page_size)
 
     async def scan_page(
         self, filters: CustomerFilter, before_id: str | None, limit: int

@@ -16,7 +16,7 @@ from qzpay.engine.tasks import TaskBook
 from qzpay.engine.unit_of_work import Units
 from qzpay.errors import ConflictError, ProviderSyncError
 from qzpay.limits import DEFAULT_SYNC_BATCH, MAX_SYNC_BATCH
-from qzpay.storage.base import SyncTask
+from qzpay.storage.base import SyncTask, TaskClaim
 
 logger = logging.getLogger("qzpay.sync")
 
@@ -62,12 +62,14 @@ async def run_claimed(
     pending = await storage.list_sync_tasks(limit=MAX_SYNC_BATCH)
     async with units() as work:
         claimed = await work.tx.claim_sync_tasks(
-            owner=tasks.leases.owner,
-            now=utcnow(),
-            lease_until=tasks.leases.until(),
-            stale_owners=tasks.stale_owners(pending),
-            limit=limit,
-            resource=resource,
+            TaskClaim(
+                owner=tasks.leases.owner,
+                now=utcnow(),
+                lease_until=tasks.leases.until(),
+                stale_owners=tasks.stale_owners(pending),
+                limit=limit,
+                resource=resource,
+            )
         )
     completed = failed = 0
     for task in claimed:

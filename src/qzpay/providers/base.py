@@ -306,6 +306,16 @@ class PlanAdapter(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PriceUpdate:
+    """What :meth:`PriceAdapter.update` works from: the price before and after the change, and
+    its plan as stored in qzpay (MercadoPago shows the plan's name on the price)."""
+
+    before: Price
+    after: Price
+    plan: Plan
+
+
 class PriceAdapter(Protocol):
     """A provider's recurring prices, as the sync machinery needs them.
 
@@ -331,14 +341,7 @@ class PriceAdapter(Protocol):
         ...
 
     async def update(
-        self,
-        provider_price_id: str,
-        before: Price,
-        after: Price,
-        /,
-        *,
-        plan: Plan,
-        idempotency_key: str,
+        self, provider_price_id: str, change: PriceUpdate, /, *, idempotency_key: str
     ) -> ProviderPrice:
         """Send only what changed among the fields the provider holds; with nothing to send
         this only reads."""

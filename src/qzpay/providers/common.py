@@ -1,5 +1,6 @@
 """What the provider packages share: the provider objects' base class, settings checks, header
-reading, failure messages and the adoption rule. Nothing here knows an SDK."""
+reading and failure messages (the customers' shared flow is
+:mod:`~qzpay.providers.customer_base`). Nothing here knows an SDK."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from qzpay.customers.models import Customer
 from qzpay.errors import ProviderSyncError, QZPayError, WebhookSignatureError
-from qzpay.providers.base import ClosingContext, ProviderCustomer, ProviderEmailTaken, ProviderEvent
+from qzpay.providers.base import ClosingContext, ProviderEvent
 
 MAX_SIGNATURE_HEADER: Final = 4096  # a few signatures during a secret rotation, and then some
 
@@ -104,48 +104,3 @@ def missing(provider: str, operation: str, noun: str, object_id: str) -> Provide
     return ProviderSyncError(
         f"{provider} {noun} {object_id} does not exist", provider=provider, operation=operation
     )
-
-
-def missing_customer(provider: str, operation: str, provider_customer_id: str) -> ProviderSyncError:
-    """A call that needs the customer found it gone (surely not applied)."""
-    return missing(provider, operation, "customer", provider_customer_id)
-
-
-def existing(
-    provider: str, operation: str, provider_customer_id: str, current: ProviderCustomer | None
-) -> ProviderCustomer:
-    """``current``, read for a call that needs the customer: missing_customer when it is gone."""
-    if current is None:
-        raise missing_customer(provider, operation, provider_customer_id)
-    return current
-
-
-def adoptable(
-    provider: str,
-    provider_customer_id: str,
-    current: ProviderCustomer | None,
-    customer: Customer,
-    *,
-    taken: type[ProviderEmailTaken] = ProviderEmailTaken,
-) -> ProviderCustomer:
-    """``current`` if ``customer`` may adopt it: it exists and carries no other qzpay id.
-
-    A customer that carries another qzpay customer's id is refused with ``taken``.
-    """
-    operation = "adopt_customer"
-    current = existing(provider, operation, provider_customer_id, current)
-    if current.qzpay_customer_id not in (None, customer.id):
-        raise taken(
-            f"{provider} customer {provider_customer_id} belongs to qzpay customer "
-            f"{current.qzpay_customer_id}; it cannot be adopted for {customer.id}",
-            provider=provider,
-            existing=current,
-            operation=operation,
-        )
-    return current
-
-
-def carries(current: ProviderCustomer | None, customer: Customer) -> bool:
-    """Whether ``current`` exists and carries ``customer.id``: the one customer a release may
-    un-mark (one that is gone or carries another id is left alone)."""
-    return current is not None and current.qzpay_customer_id == customer.id

@@ -74,6 +74,18 @@ class SubscriptionTerms:
     trial_days: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PriceChange:
+    """What a price change asks the provider to bill from now on: ``price`` as stored in qzpay
+    (with its provider links), its plan, the quantity, and how to charge for the rest of the
+    current period (``proration``, where the provider prorates)."""
+
+    price: Price
+    plan: Plan
+    quantity: int
+    proration: Proration
+
+
 class SubscriptionChangeUnsupported(ConflictError, ProviderSyncError):
     """The provider cannot make this change (MercadoPago cannot switch a preapproval's
     currency or billing period): nothing was sent, nothing changes."""
@@ -118,18 +130,10 @@ class SubscriptionAdapter(Protocol):
         ...
 
     async def change_price(
-        self,
-        provider_subscription_id: str,
-        /,
-        *,
-        price: Price,
-        plan: Plan,
-        quantity: int,
-        proration: Proration,
-        idempotency_key: str,
+        self, provider_subscription_id: str, change: PriceChange, /, *, idempotency_key: str
     ) -> ProviderSubscription:
-        """Bill ``price`` (stored in qzpay, with its provider links) at ``quantity`` from now
-        on; :class:`SubscriptionChangeUnsupported` when the provider cannot."""
+        """Bill ``change.price`` at ``change.quantity`` from now on;
+        :class:`SubscriptionChangeUnsupported` when the provider cannot."""
         ...
 
     async def pause(

@@ -20,6 +20,7 @@ from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
 from qzpay.records import record_type
+from qzpay.storage.params import CreateKey, TaskClaim
 from qzpay.storage.subscription_base import (
     Grant,
     SubscriptionFilter,
@@ -29,6 +30,7 @@ from qzpay.storage.subscription_base import (
 
 __all__ = [
     "BlockingReader",
+    "CreateKey",
     "CustomerFilter",
     "Grant",
     "IdempotentCreate",
@@ -40,6 +42,7 @@ __all__ = [
     "SupportsOptimisticWrites",
     "SyncOperation",
     "SyncTask",
+    "TaskClaim",
     "Transaction",
     "WriteConflict",
     "email_key",
@@ -173,15 +176,10 @@ class Transaction(SubscriptionTransaction, Protocol):
         """The plan a create with this key made, and that request's fingerprint."""
         ...
 
-    async def insert_plan(
-        self,
-        plan: Plan,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
-    ) -> None:
-        """Insert a new plan with its provider links. ConflictError codes: ``plan_key_taken``,
-        ``idempotency_key_reused``, ``provider_id_taken``."""
+    async def insert_plan(self, plan: Plan, key: CreateKey | None = None) -> None:
+        """Insert a new plan with its provider links (and ``key``, if it was created with an
+        idempotency key). ConflictError codes: ``plan_key_taken``, ``idempotency_key_reused``,
+        ``provider_id_taken``."""
         ...
 
     async def update_plan(self, before: Plan, after: Plan) -> None:
@@ -195,15 +193,10 @@ class Transaction(SubscriptionTransaction, Protocol):
 
     async def find_idempotent_price(self, idempotency_key: str) -> tuple[Price, str] | None: ...
 
-    async def insert_price(
-        self,
-        price: Price,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
-    ) -> None:
-        """Insert a new price of an existing plan. ConflictError codes: ``lookup_key_taken``
-        (an active price holds it), ``idempotency_key_reused``, ``provider_id_taken``."""
+    async def insert_price(self, price: Price, key: CreateKey | None = None) -> None:
+        """Insert a new price of an existing plan (with ``key``, as plans). ConflictError
+        codes: ``lookup_key_taken`` (an active price holds it), ``idempotency_key_reused``,
+        ``provider_id_taken``."""
         ...
 
     async def update_price(self, before: Price, after: Price) -> None:
@@ -236,18 +229,10 @@ class Transaction(SubscriptionTransaction, Protocol):
 
     async def delete_sync_task(self, record_id: str) -> None: ...
 
-    async def claim_sync_tasks(
-        self,
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        stale_owners: frozenset[str],
-        limit: int,
-        resource: str | None = None,
-    ) -> list[SyncTask]:
-        """Take the lease of up to ``limit`` tasks whose lease ended or whose owner is stale,
-        oldest first; only tasks of ``resource`` if it is given."""
+    async def claim_sync_tasks(self, claim: TaskClaim) -> list[SyncTask]:
+        """Take the lease of up to ``claim.limit`` tasks whose lease ended or whose owner is
+        stale, oldest first, for ``claim.owner`` until ``claim.lease_until``; only tasks of
+        ``claim.resource`` if it is given (see :class:`TaskClaim`)."""
         ...
 
     async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:

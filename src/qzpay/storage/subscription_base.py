@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from qzpay.storage.params import CreateKey
 from qzpay.subscriptions.models import Subscription, SubscriptionStatus
 
 
@@ -51,14 +52,11 @@ class SubscriptionTransaction(Protocol):
         ...
 
     async def insert_subscription(
-        self,
-        subscription: Subscription,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
+        self, subscription: Subscription, key: CreateKey | None = None
     ) -> None:
-        """Insert a new subscription. ConflictError codes: ``idempotency_key_reused``,
-        ``provider_id_taken`` (its provider subscription id is another subscription's)."""
+        """Insert a new subscription (and ``key``, if it was created with an idempotency
+        key). ConflictError codes: ``idempotency_key_reused``, ``provider_id_taken`` (its
+        provider subscription id is another subscription's)."""
         ...
 
     async def update_subscription(self, before: Subscription, after: Subscription) -> None:

@@ -5,7 +5,7 @@ the column list, row mapper, argument builders and list filters derive.
 
 from __future__ import annotations
 
-from qzpay.storage.catalog_rows import Layout
+from qzpay.storage.layout import STAMPS, Layout, same
 from qzpay.storage.subscription_base import SubscriptionFilter
 from qzpay.subscriptions.models import SUBSCRIPTION_FIELDS, Subscription
 from qzpay.subscriptions.registry import ENTITLEMENTS_CHANGED, SUBSCRIPTION
@@ -17,25 +17,14 @@ SUBSCRIPTION_ROWS: Layout[Subscription, SubscriptionFilter] = Layout(
     "subscription",
     Subscription,
     (
-        ("id", "id", None),
-        ("customer_id", "customer_id", None),
-        ("price_id", "price_id", None),
-        ("plan_id", "plan_id", None),
-        ("quantity", "quantity", None),
-        ("status", "status", None),
-        ("current_period_start", "current_period_start", "time"),
-        ("current_period_end", "current_period_end", "time"),
-        ("trial_start", "trial_start", "maybe_time"),
-        ("trial_end", "trial_end", "maybe_time"),
-        ("cancel_at_period_end", "cancel_at_period_end", "flag"),
-        ("canceled_at", "canceled_at", "maybe_time"),
-        ("ended_at", "ended_at", "maybe_time"),
-        ("payment_url", "payment_url", None),
-        ("provider", "provider", None),
-        ("provider_subscription_id", "provider_subscription_id", None),
-        ("metadata", "metadata", "json"),
-        ("created_at", "created_at", "time"),
-        ("updated_at", "updated_at", "time"),
+        *same("id", "customer_id", "price_id", "plan_id", "quantity", "status"),
+        *same("current_period_start", "current_period_end", codec="time"),
+        *same("trial_start", "trial_end", codec="maybe_time"),
+        *same("cancel_at_period_end", codec="flag"),
+        *same("canceled_at", "ended_at", codec="maybe_time"),
+        *same("payment_url", "provider", "provider_subscription_id"),
+        *same("metadata", codec="json"),
+        *STAMPS,
     ),
     # Every field an event reports but the customer (a subscription never changes hands),
     # and the time of the change.

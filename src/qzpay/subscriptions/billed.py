@@ -39,6 +39,7 @@ from qzpay.engine.unit_of_work import Units
 from qzpay.errors import ConflictError, NotFoundError, ProviderSyncError
 from qzpay.providers.base import PaymentProvider
 from qzpay.providers.subscriptions import (
+    PriceChange,
     ProviderSubscription,
     SubscriptionAdapter,
     SubscriptionTerms,
@@ -256,12 +257,7 @@ class Billed:
             record,
             "change-price",
             lambda adapter, remote_id, key: adapter.change_price(
-                remote_id,
-                price=price,
-                plan=plan,
-                quantity=count,
-                proration=proration,
-                idempotency_key=key,
+                remote_id, PriceChange(price, plan, count, proration), idempotency_key=key
             ),
             price,
         )

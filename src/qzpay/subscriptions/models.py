@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
+from qzpay.customers.models import changed_values
 from qzpay.ids import IdGenerator
 
 SubscriptionStatus = Literal[
@@ -113,12 +114,11 @@ class Subscription(BaseModel):
     def changed_fields(self, other: Subscription) -> dict[str, Any]:
         """The user-visible fields whose values differ in ``other``, with this record's values
         (JSON values: times as ISO 8601 text, as an event's ``previous`` is stored)."""
-        previous: dict[str, Any] = {}
-        for field in SUBSCRIPTION_FIELDS:
-            old = getattr(self, field)
-            if old != getattr(other, field):
-                previous[field] = old.isoformat() if isinstance(old, datetime) else old
-        return previous
+        return changed_values(self, other, SUBSCRIPTION_FIELDS, _stored_time)
+
+
+def _stored_time(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 class EntitlementsChange(BaseModel):

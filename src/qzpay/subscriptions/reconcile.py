@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qzpay.providers.subscriptions import ProviderSubscription, SubscriptionAdapter
+from qzpay.reconcile_common import DIFFERS, Verdict
 from qzpay.storage.base import SubscriptionFilter
 from qzpay.subscriptions.billed import Billed
 from qzpay.subscriptions.inbound import adopt
@@ -41,24 +42,20 @@ class SubscriptionDrift:
 
 
 @dataclass
-class SubscriptionReconcileReport:
+class SubscriptionReconcileReport(Verdict):
     """What ``billing.subscriptions.reconcile`` found (and, with ``fix``, did)."""
 
     provider: str
     local_subscriptions: int = 0
     provider_subscriptions: int = 0
-    drift: list[SubscriptionDrift] = field(default_factory=list)
-    missing_locally: list[str] = field(default_factory=list)
+    drift: list[SubscriptionDrift] = field(default_factory=list, metadata=DIFFERS)
+    missing_locally: list[str] = field(default_factory=list, metadata=DIFFERS)
     """Provider subscription ids with no subscription here."""
     unmanaged: list[str] = field(default_factory=list)
     """Of those, the ones ``fix`` cannot adopt (unknown customer or price here)."""
-    missing_at_provider: list[str] = field(default_factory=list)
+    missing_at_provider: list[str] = field(default_factory=list, metadata=DIFFERS)
     pending: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
-
-    @property
-    def in_sync(self) -> bool:
-        return not (self.drift or self.missing_locally or self.missing_at_provider)
 
 
 async def _locals(billed: Billed, provider: str) -> dict[str, Subscription]:

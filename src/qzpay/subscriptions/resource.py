@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from qzpay.engine.resource import Resource
 from qzpay.storage.base import Storage, Transaction
+from qzpay.storage.params import create_key
 from qzpay.subscriptions.models import Subscription
 from qzpay.subscriptions.registry import SUBSCRIPTION
 
@@ -53,9 +54,7 @@ class SubscriptionResource(Resource[Subscription]):
         idempotency_key: str | None,
         fingerprint: str | None,
     ) -> None:
-        await tx.insert_subscription(
-            record, idempotency_key=idempotency_key, request_fingerprint=fingerprint
-        )
+        await tx.insert_subscription(record, create_key(idempotency_key, fingerprint))
 
     async def update(self, tx: Transaction, before: Subscription, after: Subscription) -> None:
         await tx.update_subscription(before, after)

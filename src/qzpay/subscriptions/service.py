@@ -21,43 +21,41 @@ customer may use changes, ``customer.entitlements_changed``, in one unit of work
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Never
 
+from qzpay.blocking import KeysetWalk
 from qzpay.catalog import validation as v
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.reads import (
-    KeysetWalk,
     check_external_lookup,
     check_page_size,
     check_record_id,
     make_page,
     single_owner,
 )
+from qzpay.catalog.wiring import Wiring
 from qzpay.customers.models import Customer
 from qzpay.customers.validation import fail
 from qzpay.engine.intents import fingerprint, replay
 from qzpay.engine.pending import SyncReport
-from qzpay.engine.strategy import SyncErrors
 from qzpay.engine.unit_of_work import Units
 from qzpay.errors import ConflictError, NotFoundError
-from qzpay.events import EventBus
 from qzpay.limits import (
     DEFAULT_DUE_BATCH,
     DEFAULT_LIST_LIMIT,
     DEFAULT_PAGE_SIZE,
     DEFAULT_SYNC_BATCH,
-    MAX_METADATA_KEYS,
 )
 from qzpay.page import Page
-from qzpay.providers.base import PaymentProvider, prices_of
+from qzpay.providers.base import prices_of
 from qzpay.providers.subscriptions import (
     SubscriptionAdapter,
     SubscriptionTerms,
     subscriptions_of,
 )
-from qzpay.storage.base import Storage, SubscriptionFilter
+from qzpay.storage.base import SubscriptionFilter
 from qzpay.subscriptions import inputs
 from qzpay.subscriptions.billed import Billed
 from qzpay.subscriptions.due import DueReport, run_due
@@ -71,21 +69,13 @@ from qzpay.subscriptions.resource import SUBSCRIPTIONS
 class SubscriptionService:
     """``billing.subscriptions`` (see the module docstring)."""
 
-    def __init__(
-        self,
-        storage: Storage,
-        bus: EventBus,
-        *,
-        providers: Sequence[PaymentProvider] = (),
-        sync_errors: SyncErrors = "raise",
-        metadata_limit: int = MAX_METADATA_KEYS,
-    ) -> None:
-        self._storage = storage
-        self._units = Units(storage, bus)
-        self._providers = {provider.name: provider for provider in providers}
-        self._metadata_limit = metadata_limit
+    def __init__(self, wiring: Wiring) -> None:
+        self._storage = wiring.storage
+        self._units = Units(wiring.storage, wiring.bus)
+        self._providers = {provider.name: provider for provider in wiring.providers}
+        self._metadata_limit = wiring.metadata_limit
         self._local = Local(self._units)
-        self._billed = Billed(self._units, self._providers, sync_errors=sync_errors)
+        self._billed = Billed(self._units, self._providers, sync_errors=wiring.sync_errors)
 
     # -- create ---------------------------------------------------------------------------
     async def create(
@@ -370,13 +360,13 @@ class SubscriptionService:
         price_id: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         **unknown: Never,
-    ) -> KeysetWalk[Subscription]:
+    ) -> KeysetWalk[Subscription, SubscriptionFilter]:
         """Every match, newest first, a page at a time by keyset. Arguments are checked now."""
         problems = v.Problems()
         size = check_page_size(page_size, unknown, problems)
         filters = _filters(customer_id, status, plan_id, price_id, problems)
         problems.raise_if_any()
-        return KeysetWalk(lambda before: self.scan_page(filters, before, size), size)
+        return KeysetWalk(self.scan_page, filters, size)
 
     async def scan_page(
         self, filters: SubscriptionFilter, before_id: str | None, limit: int

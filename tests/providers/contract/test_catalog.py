@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from qzpay.errors import ProviderSyncError
-from qzpay.providers.base import prices_of, same_terms
+from qzpay.providers.base import PriceUpdate, prices_of, same_terms
 from tests.factories import idempotency_key
 from tests.providers.catalog_factories import changed, stored_price
 from tests.providers.contract.kit import SDK_WARNING, ProviderKit
@@ -67,14 +67,14 @@ async def test_an_update_to_inactive_archives_and_a_no_op_update_only_reads(
     proxied = kit.proxied.prices
 
     same = await proxied.update(
-        created.id, price, price, plan=plan, idempotency_key=idempotency_key()
+        created.id, PriceUpdate(price, price, plan), idempotency_key=idempotency_key()
     )
     assert same == created
     assert [r.method for r in kit.proxy.requests] == ["GET"]
 
     archived = changed(price, active=False)
     updated = await proxied.update(
-        created.id, price, archived, plan=plan, idempotency_key=idempotency_key()
+        created.id, PriceUpdate(price, archived, plan), idempotency_key=idempotency_key()
     )
     assert updated.active is False
     assert same_terms(price, updated)  # amount, currency and period never change
@@ -132,9 +132,7 @@ async def test_a_price_update_fault_is_classified(
     with pytest.raises(ProviderSyncError) as caught:
         await kit.proxied.prices.update(
             created.id,
-            price,
-            changed(price, active=False),
-            plan=plan,
+            PriceUpdate(price, changed(price, active=False), plan),
             idempotency_key=idempotency_key(),
         )
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 from qzpay.customers.models import Customer
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderCustomer, ProviderEmailTaken
-from qzpay.providers.common import adoptable, carries, existing
+from qzpay.providers.customer_base import CustomerAdapterBase
 from qzpay.providers.mercadopago import mapping
 from qzpay.providers.mercadopago.resource import MercadoPagoResource, SortKey, oldest
 from qzpay.providers.mercadopago.transport import PROVIDER, MercadoPagoClient, status_error
@@ -51,8 +51,22 @@ class MercadoPagoEmailTaken(ProviderEmailTaken):
         super().__init__(message, provider=provider, existing=existing, operation=operation)
 
 
-class MercadoPagoCustomers:
-    """``provider.customers`` of a MercadoPagoProvider."""
+class MercadoPagoCustomers(CustomerAdapterBase[dict[str, Any]]):
+    """``provider.customers`` of a MercadoPagoProvider.
+
+    An update sends only what changed among the fields MercadoPago holds (``""`` clears one):
+    changes to fields kept only in qzpay (metadata, most of the address) send nothing, and
+    neither does an email change (MercadoPago refuses to change an email once set). Adopting
+    (one customer per email: see the module docstring) writes ``description =
+    qzpay_customer_id:<id>``, replacing any description it had, and every field MercadoPago
+    holds, cleared ones as ``""``; its email stays as it is (MercadoPago refuses changes, and
+    it matches case-insensitively); a customer that carries another qzpay customer's id is
+    refused with MercadoPagoEmailTaken. Releasing clears ``description``; the fields adoption
+    wrote stay. Every request sends its own key, derived from the caller's.
+    """
+
+    _provider = PROVIDER
+    _taken = MercadoPagoEmailTaken
 
     def __init__(self, client: MercadoPagoClient, *, page_size: int) -> None:
         self._api = MercadoPagoResource(
@@ -74,70 +88,12 @@ class MercadoPagoCustomers:
             return await self._resolve_taken_email(customer)
         raise status_error("create_customer", answer)
 
-    async def update(
-        self,
-        provider_customer_id: str,
-        before: Customer,
-        after: Customer,
-        *,
-        idempotency_key: str,
-    ) -> ProviderCustomer:
-        """Send only what changed among the fields MercadoPago holds (``""`` clears one).
-
-        Changes to fields kept only in qzpay (metadata, most of the address) send nothing, and
-        neither does an email change (MercadoPago refuses to change an email once set). With
-        nothing to send this only reads.
-        """
-        body = mapping.update_body(before, after)
-        if not body:
-            current = await self._retrieve("update_customer", provider_customer_id)
-            return existing(PROVIDER, "update_customer", provider_customer_id, current)
-        key = _key("update", after.id, idempotency_key)
-        return await self._update("update_customer", provider_customer_id, body, key)
-
     async def delete(self, provider_customer_id: str, *, idempotency_key: str) -> None:
         key = _key("delete", provider_customer_id, idempotency_key)
         answer = await self._api.delete("delete_customer", provider_customer_id, key)
         if answer.ok or answer.status == 404:
             return  # 404: already gone, the goal of the call is met
         raise status_error("delete_customer", answer)
-
-    async def retrieve(self, provider_customer_id: str) -> ProviderCustomer | None:
-        return await self._retrieve("retrieve_customer", provider_customer_id)
-
-    async def adopt(
-        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
-    ) -> ProviderCustomer:
-        """Take over a customer created outside qzpay (one per email: see the module docstring).
-
-        Writes ``description = qzpay_customer_id:<id>`` (replacing any description it had) and
-        every field MercadoPago holds, cleared ones as ``""``; its email stays as it is
-        (MercadoPago refuses changes, and it matches case-insensitively). A customer that
-        carries another qzpay customer's id is refused with MercadoPagoEmailTaken.
-        """
-        adoptable(
-            PROVIDER,
-            provider_customer_id,
-            await self._retrieve("adopt_customer", provider_customer_id),
-            customer,
-            taken=MercadoPagoEmailTaken,
-        )
-        body = mapping.adopt_body(customer)
-        key = _key("adopt", customer.id, idempotency_key)
-        return await self._update("adopt_customer", provider_customer_id, body, key)
-
-    async def release(
-        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
-    ) -> None:
-        """Clear ``description`` if it carries ``customer.id``; the fields adoption wrote stay."""
-        if not carries(await self._retrieve("release_customer", provider_customer_id), customer):
-            return
-        key = _key("release", customer.id, idempotency_key)
-        answer = await self._api.update(
-            "release_customer", provider_customer_id, {"description": ""}, key
-        )
-        if not answer.ok and answer.status != 404:
-            raise status_error("release_customer", answer)
 
     async def find(self, customer: Customer) -> ProviderCustomer | None:
         """The customer among those searched by this exact email whose ``description`` carries
@@ -187,12 +143,21 @@ class MercadoPagoCustomers:
         """
         return self._api.listed("list_customers", {})
 
-    # -- internals -------------------------------------------------------------------------
+    # -- the shared flow's parts (see CustomerAdapterBase) ----------------------------------
+
+    def _request_key(self, verb: str, subject: str, idempotency_key: str) -> str:
+        return _key(verb, subject, idempotency_key)
+
+    def _update_body(self, before: Customer, after: Customer) -> dict[str, Any]:
+        return mapping.update_body(before, after)
+
+    def _adopt_body(self, current: ProviderCustomer, customer: Customer) -> dict[str, Any]:
+        return mapping.adopt_body(customer)
 
     async def _retrieve(self, operation: str, provider_customer_id: str) -> ProviderCustomer | None:
         return await self._api.get(operation, provider_customer_id)
 
-    async def _update(
+    async def _write(
         self, operation: str, provider_customer_id: str, body: dict[str, Any], key: str
     ) -> ProviderCustomer:
         answer = await self._api.update(operation, provider_customer_id, body, key)
@@ -201,6 +166,14 @@ class MercadoPagoCustomers:
         if answer.status == 404:
             raise self._api.missing(operation, provider_customer_id)
         raise status_error(operation, answer)
+
+    async def _unmark(self, operation: str, provider_customer_id: str, key: str) -> None:
+        """Clear ``description``; a customer gone meanwhile has nothing left to release."""
+        answer = await self._api.update(operation, provider_customer_id, {"description": ""}, key)
+        if not answer.ok and answer.status != 404:
+            raise status_error(operation, answer)
+
+    # -- internals -------------------------------------------------------------------------
 
     def _search(
         self, operation: str, *, email: str | None = None

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 from qzpay.catalog.models import Plan, Price
-from qzpay.providers.base import ProviderCurrencyUnsupported, ProviderPrice
+from qzpay.providers.base import PriceUpdate, ProviderCurrencyUnsupported, ProviderPrice
 from qzpay.providers.mercadopago import catalog_mapping as mapping
 from qzpay.providers.mercadopago.resource import MercadoPagoResource, oldest
 from qzpay.providers.mercadopago.transport import (
@@ -79,19 +79,13 @@ class MercadoPagoPrices:
         raise status_error(operation, answer)
 
     async def update(
-        self,
-        provider_price_id: str,
-        before: Price,
-        after: Price,
-        /,
-        *,
-        plan: Plan,
-        idempotency_key: str,
+        self, provider_price_id: str, change: PriceUpdate, /, *, idempotency_key: str
     ) -> ProviderPrice:
         """Send the status if the active flag changed, the plan's name as ``reason`` and the
         amount and currency if MercadoPago shows others; else only read (lookup key and
         metadata are not held)."""
         operation = "update_price"
+        before, after, plan = change.before, change.after, change.plan
         current = await self._api.get(operation, provider_price_id)
         if current is None:
             raise self._api.missing(operation, provider_price_id)

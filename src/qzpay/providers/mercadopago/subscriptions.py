@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from qzpay._time import utcnow
-from qzpay.catalog.models import Plan, Price
+from qzpay.catalog.models import Price
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderCurrencyUnsupported, ProviderEvent
 from qzpay.providers.mercadopago import subscription_mapping as mapping
@@ -56,11 +56,11 @@ from qzpay.providers.mercadopago.transport import (
 )
 from qzpay.providers.mercadopago.transport import idempotency_key as _key
 from qzpay.providers.subscriptions import (
+    PriceChange,
     ProviderSubscription,
     SubscriptionChangeUnsupported,
     SubscriptionTerms,
 )
-from qzpay.subscriptions.models import Proration
 
 NOTIFICATION_TOPIC: Final = "subscription_preapproval"
 T = TypeVar("T")
@@ -201,21 +201,13 @@ class MercadoPagoSubscriptions:
         return self._changed(operation, sub_id, answer)
 
     async def change_price(
-        self,
-        provider_subscription_id: str,
-        /,
-        *,
-        price: Price,
-        plan: Plan,
-        quantity: int,
-        proration: Proration,
-        idempotency_key: str,
+        self, provider_subscription_id: str, change: PriceChange, /, *, idempotency_key: str
     ) -> ProviderSubscription:
         """A new amount (and ``reason``) for the same currency and billing period; MercadoPago
-        never prorates (``proration`` is not applied), the amount applies from the next charge.
-        """
-        del proration
+        never prorates (``change.proration`` is not applied), the amount applies from the next
+        charge."""
         operation, sub_id = "change_subscription_price", provider_subscription_id
+        price, quantity = change.price, change.quantity
         _check_chargeable(operation, price)
         current, raw = await self._current_raw(operation, sub_id)
         period = mapping.billing_period(raw)
@@ -230,8 +222,8 @@ class MercadoPagoSubscriptions:
         if current.unit_amount != price.unit_amount * quantity:
             amount = _sendable(operation, lambda: mapping.transaction_amount(price, quantity))
             body["auto_recurring"] = {"transaction_amount": amount, "currency_id": price.currency}
-        if text(raw.get("reason")) != plan.name:
-            body["reason"] = plan.name
+        if text(raw.get("reason")) != change.plan.name:
+            body["reason"] = change.plan.name
         if not body:
             return current
         answer = await self._put(operation, sub_id, body, _key("reprice", sub_id, idempotency_key))

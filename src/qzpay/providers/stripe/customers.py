@@ -16,7 +16,7 @@ from qzpay.providers.base import (
     ProviderCustomer,
     replace_all_fields,
 )
-from qzpay.providers.common import adoptable, carries, existing
+from qzpay.providers.customer_base import CustomerAdapterBase
 from qzpay.providers.stripe.mapping import (
     adopt_params,
     create_params,
@@ -27,8 +27,19 @@ from qzpay.providers.stripe.resource import StripeResource
 from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
 
 
-class StripeCustomers:
-    """``provider.customers`` of a StripeProvider."""
+class StripeCustomers(CustomerAdapterBase[CustomerUpdateParams]):
+    """``provider.customers`` of a StripeProvider.
+
+    An update sends only what changed, so concurrent edits made at Stripe to other fields
+    survive: Stripe clears a field given as ``""``, which is how a name, phone, address or
+    metadata key removed locally is removed at Stripe. Adopting writes
+    ``metadata.qzpay_customer_id`` and every field from the customer (cleared ones as ``""``,
+    metadata keys it lacks removed); Stripe allows any number of customers per email, so the
+    sync machinery never needs this for Stripe, but every provider can be adopted alike.
+    Releasing removes ``metadata.qzpay_customer_id``; nothing else changes.
+    """
+
+    _provider = PROVIDER
 
     def __init__(self, transport: StripeTransport, *, page_size: int) -> None:
         customers = transport.client.v1.customers
@@ -38,61 +49,8 @@ class StripeCustomers:
         params = create_params(customer)
         return await self._api.create("create_customer", params, idempotency_key)
 
-    async def update(
-        self,
-        provider_customer_id: str,
-        before: Customer,
-        after: Customer,
-        *,
-        idempotency_key: str,
-    ) -> ProviderCustomer:
-        """Send only what changed, so concurrent edits made at Stripe to other fields survive.
-
-        Stripe clears a field given as ``""``: that is how a name, phone, address or metadata
-        key removed locally is removed at Stripe. With nothing to send this only reads.
-        """
-        params = update_params(before, after)
-        if not params:
-            current = await self._retrieve("update_customer", provider_customer_id)
-            return existing(PROVIDER, "update_customer", provider_customer_id, current)
-        return await self._api.update(
-            "update_customer", provider_customer_id, params, idempotency_key
-        )
-
     async def delete(self, provider_customer_id: str, *, idempotency_key: str) -> None:
         await self._api.delete("delete_customer", provider_customer_id, idempotency_key)
-
-    async def retrieve(self, provider_customer_id: str) -> ProviderCustomer | None:
-        return await self._retrieve("retrieve_customer", provider_customer_id)
-
-    async def adopt(
-        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
-    ) -> ProviderCustomer:
-        """Take over a customer created outside qzpay: set ``metadata.qzpay_customer_id`` and
-        every field from ``customer`` (cleared ones as ``""``, metadata keys it lacks removed).
-
-        Stripe allows any number of customers per email, so the sync machinery never needs
-        this for Stripe; it is here so that every provider can be adopted alike.
-        """
-        current = adoptable(
-            PROVIDER,
-            provider_customer_id,
-            await self._retrieve("adopt_customer", provider_customer_id),
-            customer,
-        )
-        params = adopt_params(current, customer)
-        return await self._api.update(
-            "adopt_customer", provider_customer_id, params, idempotency_key
-        )
-
-    async def release(
-        self, provider_customer_id: str, customer: Customer, *, idempotency_key: str
-    ) -> None:
-        """Remove ``metadata.qzpay_customer_id`` if it is ``customer.id``; nothing else changes."""
-        if not carries(await self._retrieve("release_customer", provider_customer_id), customer):
-            return
-        params: CustomerUpdateParams = {"metadata": {QZPAY_CUSTOMER_ID_KEY: ""}}
-        await self._api.update("release_customer", provider_customer_id, params, idempotency_key)
 
     async def find(self, customer: Customer) -> ProviderCustomer | None:
         """Match ``qzpay_customer_id`` among customers listed by the exact email.
@@ -117,9 +75,24 @@ class StripeCustomers:
         async for data in self._api.listed("list_customers", {}):
             yield provider_customer(data)
 
-    # -- internals -------------------------------------------------------------------------
+    # -- the shared flow's parts (see CustomerAdapterBase) ----------------------------------
+
+    def _update_body(self, before: Customer, after: Customer) -> CustomerUpdateParams:
+        return update_params(before, after)
+
+    def _adopt_body(self, current: ProviderCustomer, customer: Customer) -> CustomerUpdateParams:
+        return adopt_params(current, customer)
 
     async def _retrieve(self, operation: str, provider_customer_id: str) -> ProviderCustomer | None:
         customer = await self._api.retrieve(operation, provider_customer_id)
         # Stripe answers a deleted customer with a stub marked deleted (localstripe with 404).
         return None if customer is None or customer.deleted else customer
+
+    async def _write(
+        self, operation: str, provider_customer_id: str, body: CustomerUpdateParams, key: str
+    ) -> ProviderCustomer:
+        return await self._api.update(operation, provider_customer_id, body, key)
+
+    async def _unmark(self, operation: str, provider_customer_id: str, key: str) -> None:
+        params: CustomerUpdateParams = {"metadata": {QZPAY_CUSTOMER_ID_KEY: ""}}
+        await self._api.update(operation, provider_customer_id, params, key)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from qzpay.catalog.models import Plan, Price
 from qzpay.errors import ProviderSyncError
-from qzpay.providers.base import ProviderPrice
+from qzpay.providers.base import PriceUpdate, ProviderPrice
 from qzpay.providers.stripe.catalog_base import StripeCatalogAdapter
 from qzpay.providers.stripe.catalog_mapping import (
     merge_price_remote,
@@ -49,17 +49,10 @@ class StripePrices(StripeCatalogAdapter[ProviderPrice]):
         return await self._create(price_create_params(price, product), idempotency_key)
 
     async def update(
-        self,
-        provider_price_id: str,
-        before: Price,
-        after: Price,
-        /,
-        *,
-        plan: Plan,
-        idempotency_key: str,
+        self, provider_price_id: str, change: PriceUpdate, /, *, idempotency_key: str
     ) -> ProviderPrice:
         """Send what changed among lookup key, metadata and active flag; else only read."""
-        params = price_update_params(before, after)
+        params = price_update_params(change.before, change.after)
         return await self._update(provider_price_id, params, idempotency_key)
 
     async def delete(self, provider_price_id: str, /, *, idempotency_key: str) -> None:

@@ -36,7 +36,6 @@ from typing import Any, Final, cast
 
 from stripe.params import SubscriptionCreateParams, SubscriptionUpdateParams
 
-from qzpay.catalog.models import Plan, Price
 from qzpay.errors import ProviderSyncError
 from qzpay.providers.base import ProviderEvent
 from qzpay.providers.common import missing
@@ -46,11 +45,12 @@ from qzpay.providers.stripe.resource import StripeResource
 from qzpay.providers.stripe.transport import PROVIDER, StripeTransport
 from qzpay.providers.subscriptions import (
     QZPAY_SUBSCRIPTION_ID_KEY,
+    PriceChange,
     ProviderSubscription,
     SubscriptionChangeUnsupported,
     SubscriptionTerms,
 )
-from qzpay.subscriptions.models import ENDED, STATUSES, Proration, SubscriptionStatus
+from qzpay.subscriptions.models import ENDED, STATUSES, SubscriptionStatus
 
 _EXPAND: Final = ["latest_invoice"]
 _EVERY_STATUS: Final = {"status": "all", "expand": ["data.latest_invoice"]}
@@ -158,21 +158,13 @@ class StripeSubscriptions:
             ) from exc
 
     async def change_price(
-        self,
-        provider_subscription_id: str,
-        /,
-        *,
-        price: Price,
-        plan: Plan,
-        quantity: int,
-        proration: Proration,
-        idempotency_key: str,
+        self, provider_subscription_id: str, change: PriceChange, /, *, idempotency_key: str
     ) -> ProviderSubscription:
         """Replace the price of the subscription's item (same item id) and its quantity, with
         Stripe's ``proration_behavior`` of the same name. A Stripe subscription bills in one
         currency: a price in another is :class:`SubscriptionChangeUnsupported` (nothing sent).
         """
-        operation = "change_subscription_price"
+        operation, price = "change_subscription_price", change.price
         stripe_price = _stripe_id(price.provider_price_ids, "price", price.id)
         current = await self._read(operation, provider_subscription_id)
         items = current.get("items")
@@ -194,8 +186,8 @@ class StripeSubscriptions:
                 f"{price.currency.upper()}; a Stripe subscription's currency cannot change",
             )
         params: SubscriptionUpdateParams = {
-            "items": [{"id": item_id, "price": stripe_price, "quantity": quantity}],
-            "proration_behavior": proration,
+            "items": [{"id": item_id, "price": stripe_price, "quantity": change.quantity}],
+            "proration_behavior": change.proration,
             "expand": _EXPAND,
         }
         return await self._api.update(operation, provider_subscription_id, params, idempotency_key)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.registry import PLAN, PRICE
 from qzpay.errors import ConflictError
-from qzpay.storage.base import PlanFilter, PriceFilter
+from qzpay.storage.base import CreateKey, PlanFilter, PriceFilter
 
 __all__ = ["PLAN", "PRICE"]
 
@@ -57,7 +57,8 @@ class CatalogWrites:
 
 
 class Links:
-    """Provider ids of one record kind: (provider, id) -> record, and id -> provider -> record."""
+    """Provider ids of one record kind: (provider, id) -> record, and id -> provider -> record
+    (customers, plans, prices and subscriptions each keep one)."""
 
     __slots__ = ("links", "owners")
 
@@ -66,6 +67,8 @@ class Links:
         self.owners: dict[str, dict[str, str]] = {}
 
     def change(self, record_id: str, before: dict[str, str], after: dict[str, str]) -> None:
+        """The record's links went from ``before`` to ``after`` (a link another record of the
+        same transaction took over stays that record's)."""
         if before == after:
             return
         for provider, remote in before.items():
@@ -200,17 +203,15 @@ class CatalogTransaction:
         committed = self._committed()
         return (committed.price_keys if prices else committed.plan_keys).get(key)
 
-    def _check_key(self, key: str | None, *, prices: bool) -> None:
-        if key is not None and self._idempotent(key, prices=prices) is not None:
+    def _check_key(self, key: CreateKey | None, *, prices: bool) -> None:
+        if key is not None and self._idempotent(key.idempotency_key, prices=prices) is not None:
             raise ConflictError("idempotency key already used", code="idempotency_key_reused")
 
-    def _stage_key(
-        self, key: str | None, record_id: str, fingerprint: str | None, *, prices: bool
-    ) -> None:
+    def _stage_key(self, key: CreateKey | None, record_id: str, *, prices: bool) -> None:
         if key is not None:
             staged = self._staged()
             keys = staged.price_keys if prices else staged.plan_keys
-            keys[key] = (record_id, fingerprint or "")
+            keys[key.idempotency_key] = (record_id, key.request_fingerprint or "")
 
     def _catalog_link_owner(self, link: Link, *, prices: bool) -> str | None:
         provider, remote = link
@@ -235,14 +236,8 @@ class CatalogTransaction:
             if owner is not None and owner != record_id:
                 raise _taken("price" if prices else "plan", provider, remote, owner)
 
-    async def insert_plan(
-        self,
-        plan: Plan,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
-    ) -> None:
-        self._check_key(idempotency_key, prices=False)
+    async def insert_plan(self, plan: Plan, key: CreateKey | None = None) -> None:
+        self._check_key(key, prices=False)
         holder = self._committed().by_key.get(plan.key)
         if holder is None and self.catalog is not None:
             holder = next((p.id for p in self.catalog.plans.values() if p.key == plan.key), None)
@@ -251,7 +246,7 @@ class CatalogTransaction:
                 f"plan key {plan.key!r} is taken by plan {holder}", code="plan_key_taken"
             )
         self._catalog_check_links(plan.id, {}, plan.provider_plan_ids, prices=False)
-        self._stage_key(idempotency_key, plan.id, request_fingerprint, prices=False)
+        self._stage_key(key, plan.id, prices=False)
         self._staged().plans[plan.id] = copy_plan(plan)
 
     async def update_plan(self, before: Plan, after: Plan) -> None:
@@ -299,17 +294,11 @@ class CatalogTransaction:
                 f"lookup key {key!r} is held by the active price {holder}", code="lookup_key_taken"
             )
 
-    async def insert_price(
-        self,
-        price: Price,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
-    ) -> None:
-        self._check_key(idempotency_key, prices=True)
+    async def insert_price(self, price: Price, key: CreateKey | None = None) -> None:
+        self._check_key(key, prices=True)
         self._check_lookup_key(price)
         self._catalog_check_links(price.id, {}, price.provider_price_ids, prices=True)
-        self._stage_key(idempotency_key, price.id, request_fingerprint, prices=True)
+        self._stage_key(key, price.id, prices=True)
         self._staged().prices[price.id] = copy_price(price)
 
     async def find_active_price(self, lookup_key: str) -> Price | None:

@@ -1,5 +1,5 @@
-"""Committed catalog reads of MemoryStorage: mixed into its reader (copies, picked under the
-commit lock) and into the storage (the async reads, through the reader)."""
+"""Committed catalog reads of MemoryStorage (copies, picked under the commit lock), mixed into
+the storage."""
 
 from __future__ import annotations
 
@@ -43,47 +43,52 @@ _PRICES: _Kind[Price, PriceFilter] = _Kind(
 )
 
 
-class CatalogReader:
-    """Committed catalog reads of MemoryReader (copies, picked under the commit lock)."""
+class CatalogStorage:
+    """The catalog reads of MemoryStorage: copies of committed records, picked under the
+    commit lock."""
 
     def _catalog(self) -> tuple[CatalogState, Any]:
         """The committed catalog and the lock that guards it."""
-        raise NotImplementedError  # pragma: no cover - the reader's
+        raise NotImplementedError  # pragma: no cover - the storage's
 
-    def get_plan(self, plan_id: str) -> Plan | None:
+    async def get_plan(self, plan_id: str) -> Plan | None:
         return self._get(_PLANS, plan_id)
 
-    def get_plan_by_key(self, key: str) -> Plan | None:
+    async def get_plan_by_key(self, key: str) -> Plan | None:
         return self._get(_PLANS, key, lambda state: state.by_key)
 
-    def find_plans_by_provider_id(
+    async def find_plans_by_provider_id(
         self, provider_plan_id: str, *, provider: str | None
     ) -> list[Plan]:
         return self._linked(_PLANS, provider_plan_id, provider)
 
-    def list_plans(self, filters: PlanFilter, *, limit: int, offset: int) -> tuple[list[Plan], int]:
+    async def list_plans(
+        self, filters: PlanFilter, *, limit: int, offset: int
+    ) -> tuple[list[Plan], int]:
         return self._list(_PLANS, filters, limit, offset)
 
-    def scan_plans(self, filters: PlanFilter, *, before_id: str | None, limit: int) -> list[Plan]:
+    async def scan_plans(
+        self, filters: PlanFilter, *, before_id: str | None, limit: int
+    ) -> list[Plan]:
         return self._scan(_PLANS, filters, before_id, limit)
 
-    def get_price(self, price_id: str) -> Price | None:
+    async def get_price(self, price_id: str) -> Price | None:
         return self._get(_PRICES, price_id)
 
-    def get_price_by_lookup_key(self, lookup_key: str) -> Price | None:
+    async def get_price_by_lookup_key(self, lookup_key: str) -> Price | None:
         return self._get(_PRICES, lookup_key, lambda state: state.by_lookup_key)
 
-    def find_prices_by_provider_id(
+    async def find_prices_by_provider_id(
         self, provider_price_id: str, *, provider: str | None
     ) -> list[Price]:
         return self._linked(_PRICES, provider_price_id, provider)
 
-    def list_prices(
+    async def list_prices(
         self, filters: PriceFilter, *, limit: int, offset: int
     ) -> tuple[list[Price], int]:
         return self._list(_PRICES, filters, limit, offset)
 
-    def scan_prices(
+    async def scan_prices(
         self, filters: PriceFilter, *, before_id: str | None, limit: int
     ) -> list[Price]:
         return self._scan(_PRICES, filters, before_id, limit)
@@ -134,53 +139,3 @@ class CatalogReader:
             )
             found = list(islice(kept, max(0, limit)))
         return [kind.copy(record) for record in found]
-
-
-class CatalogStorage:
-    """The catalog reads of MemoryStorage, through its reader."""
-
-    def _catalog_reader(self) -> CatalogReader:
-        raise NotImplementedError  # pragma: no cover - the storage's
-
-    async def get_plan(self, plan_id: str) -> Plan | None:
-        return self._catalog_reader().get_plan(plan_id)
-
-    async def get_plan_by_key(self, key: str) -> Plan | None:
-        return self._catalog_reader().get_plan_by_key(key)
-
-    async def find_plans_by_provider_id(
-        self, provider_plan_id: str, *, provider: str | None
-    ) -> list[Plan]:
-        return self._catalog_reader().find_plans_by_provider_id(provider_plan_id, provider=provider)
-
-    async def list_plans(
-        self, filters: PlanFilter, *, limit: int, offset: int
-    ) -> tuple[list[Plan], int]:
-        return self._catalog_reader().list_plans(filters, limit=limit, offset=offset)
-
-    async def scan_plans(
-        self, filters: PlanFilter, *, before_id: str | None, limit: int
-    ) -> list[Plan]:
-        return self._catalog_reader().scan_plans(filters, before_id=before_id, limit=limit)
-
-    async def get_price(self, price_id: str) -> Price | None:
-        return self._catalog_reader().get_price(price_id)
-
-    async def get_price_by_lookup_key(self, lookup_key: str) -> Price | None:
-        return self._catalog_reader().get_price_by_lookup_key(lookup_key)
-
-    async def find_prices_by_provider_id(
-        self, provider_price_id: str, *, provider: str | None
-    ) -> list[Price]:
-        reader = self._catalog_reader()
-        return reader.find_prices_by_provider_id(provider_price_id, provider=provider)
-
-    async def list_prices(
-        self, filters: PriceFilter, *, limit: int, offset: int
-    ) -> tuple[list[Price], int]:
-        return self._catalog_reader().list_prices(filters, limit=limit, offset=offset)
-
-    async def scan_prices(
-        self, filters: PriceFilter, *, before_id: str | None, limit: int
-    ) -> list[Price]:
-        return self._catalog_reader().scan_prices(filters, before_id=before_id, limit=limit)

@@ -8,31 +8,20 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import threading
 
 from qzpay.customers.models import Customer
 from qzpay.errors import NotFoundError
 from qzpay.events import Event
 from qzpay.storage.base import CustomerFilter, SyncTask
 from qzpay.storage.copies import copy_customer, copy_event, copy_task
-from qzpay.storage.memory.catalog import CatalogState
-from qzpay.storage.memory.catalog_reads import CatalogReader
 from qzpay.storage.memory.state import MemoryState, task_order
-from qzpay.storage.memory.subscriptions import SubscriptionReader, SubscriptionState
 
 
-class MemoryReader(CatalogReader, SubscriptionReader):
+class MemoryReader:
     __slots__ = ("_state",)
 
     def __init__(self, state: MemoryState) -> None:
         self._state = state
-
-    def _catalog(self) -> tuple[CatalogState, threading.Lock]:
-        return self._state.catalog, self._state.lock
-
-    def _subscription_state(self) -> tuple[SubscriptionState, CatalogState, threading.Lock]:
-        state = self._state
-        return state.subscriptions, state.catalog, state.lock
 
     def get_customer(self, customer_id: str) -> Customer | None:
         customer = self._state.customers.get(customer_id)
@@ -43,7 +32,7 @@ class MemoryReader(CatalogReader, SubscriptionReader):
     ) -> list[Customer]:
         state = self._state
         with state.lock:
-            owners = state.owners.get(provider_customer_id)
+            owners = state.links.owners.get(provider_customer_id)
             if owners is None:
                 return []
             found = [

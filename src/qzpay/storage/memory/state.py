@@ -13,7 +13,7 @@ from datetime import datetime
 from qzpay.customers.models import Customer
 from qzpay.events import Event
 from qzpay.storage.base import SyncTask
-from qzpay.storage.memory.catalog import CatalogState, CatalogWrites
+from qzpay.storage.memory.catalog import CatalogState, CatalogWrites, Links
 from qzpay.storage.memory.indexes import CustomerIndex
 from qzpay.storage.memory.subscriptions import SubscriptionState, SubscriptionWrites
 
@@ -54,8 +54,7 @@ class MemoryState:
         self.lock = threading.Lock()
         self.customers: dict[str, Customer] = {}
         self.index = CustomerIndex()
-        self.links: dict[Link, str] = {}
-        self.owners: dict[str, dict[str, str]] = {}  # provider id -> provider -> customer id
+        self.links = Links()  # provider customer ids
         self.idempotency: dict[str, tuple[str, str]] = {}  # key -> (customer id, fingerprint)
         self.events: list[Event] = []
         self.event_at: dict[str, int] = {}
@@ -74,7 +73,8 @@ class MemoryState:
                 old = self.customers.get(customer_id)
                 self.customers[customer_id] = new
                 self.index.change(customer_id, old, new)
-                self._relink(customer_id, old, new)
+                before = {} if old is None else old.provider_customer_ids
+                self.links.change(customer_id, before, new.provider_customer_ids)
             if writes.idempotency:
                 self.idempotency.update(writes.idempotency)
             for event in writes.events:
@@ -91,24 +91,6 @@ class MemoryState:
                 self.catalog.apply(writes.catalog)
             if writes.subscriptions is not None:
                 self.subscriptions.apply(writes.subscriptions)
-
-    def _relink(self, customer_id: str, old: Customer | None, new: Customer) -> None:
-        before = {} if old is None else old.provider_customer_ids
-        after = new.provider_customer_ids
-        if before == after:
-            return
-        for provider, pcid in before.items():
-            if after.get(provider) == pcid or self.links.get((provider, pcid)) != customer_id:
-                continue  # kept, or taken over by another customer in the same transaction
-            del self.links[provider, pcid]
-            owners = self.owners[pcid]
-            del owners[provider]
-            if not owners:
-                del self.owners[pcid]
-        for provider, pcid in after.items():
-            if before.get(provider) != pcid:
-                self.links[provider, pcid] = customer_id
-                self.owners.setdefault(pcid, {})[provider] = customer_id
 
     def _put_task(self, record_id: str, task: SyncTask | None) -> None:
         old = self.tasks.pop(record_id, None)

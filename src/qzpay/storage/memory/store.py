@@ -10,14 +10,16 @@ or one metadata pair are O(1) or O(log n), and a page at any offset is a slice.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from qzpay.customers.models import Customer
 from qzpay.events import Event
 from qzpay.storage.base import CustomerFilter, SyncTask
+from qzpay.storage.memory.catalog import CatalogState
 from qzpay.storage.memory.catalog_reads import CatalogStorage
 from qzpay.storage.memory.reader import MemoryReader
 from qzpay.storage.memory.state import MemoryState
-from qzpay.storage.memory.subscriptions import SubscriptionReads
+from qzpay.storage.memory.subscriptions import SubscriptionReads, SubscriptionState
 from qzpay.storage.memory.transaction import MemoryTransaction
 
 
@@ -42,11 +44,12 @@ class MemoryStorage(CatalogStorage, SubscriptionReads):
     def transaction(self) -> MemoryTransaction:
         return MemoryTransaction(self._state, self._writer)
 
-    def _catalog_reader(self) -> MemoryReader:
-        return self._reader
+    def _catalog(self) -> tuple[CatalogState, threading.Lock]:
+        return self._state.catalog, self._state.lock
 
-    def _subscription_reader(self) -> MemoryReader:
-        return self._reader
+    def _subscription_state(self) -> tuple[SubscriptionState, CatalogState, threading.Lock]:
+        state = self._state
+        return state.subscriptions, state.catalog, state.lock
 
     def blocking_reader(self) -> MemoryReader:
         return self._reader

@@ -1,6 +1,6 @@
 """Subscriptions in MemoryStorage: the committed state and its indexes, the writes a
-transaction stages, and the mix-ins that give the transaction, the reader and the storage
-their subscription methods (as ``catalog.py`` / ``catalog_reads.py`` do for plans and prices).
+transaction stages, and the mix-ins that give the transaction and the storage their
+subscription methods (as ``catalog.py`` / ``catalog_reads.py`` do for plans and prices).
 
 Indexes, each changed only by ``SubscriptionState.apply`` under the store's commit lock:
 
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from qzpay.catalog.models import Plan
 from qzpay.errors import ConflictError
 from qzpay.storage.memory.catalog import CatalogState, Links, newest
+from qzpay.storage.params import CreateKey
 from qzpay.storage.subscription_base import Grant, SubscriptionFilter
 from qzpay.subscriptions.models import ENDED, GRANTING, Subscription
 from qzpay.subscriptions.registry import SUBSCRIPTION
@@ -231,18 +232,14 @@ class SubscriptionWriter:
             raise _taken(provider, remote, owner)
 
     async def insert_subscription(
-        self,
-        subscription: Subscription,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
+        self, subscription: Subscription, key: CreateKey | None = None
     ) -> None:
-        if idempotency_key is not None and self._subscription_key(idempotency_key) is not None:
+        if key is not None and self._subscription_key(key.idempotency_key) is not None:
             raise ConflictError("idempotency key already used", code="idempotency_key_reused")
         self._check_subscription_link(None, subscription)
         staged = self._staged_subscriptions()
-        if idempotency_key is not None:
-            staged.keys[idempotency_key] = (subscription.id, request_fingerprint or "")
+        if key is not None:
+            staged.keys[key.idempotency_key] = (subscription.id, key.request_fingerprint or "")
         staged.subscriptions[subscription.id] = copy_subscription(subscription)
 
     async def update_subscription(self, before: Subscription, after: Subscription) -> None:
@@ -262,19 +259,20 @@ class SubscriptionWriter:
         return grants_of(found, self._plan)  # plans as this transaction sees them
 
 
-class SubscriptionReader:
-    """Committed subscription reads of MemoryReader (copies, picked under the commit lock)."""
+class SubscriptionReads:
+    """The subscription reads of MemoryStorage: copies of committed subscriptions, picked
+    under the commit lock."""
 
     def _subscription_state(self) -> tuple[SubscriptionState, CatalogState, Any]:
         """The committed subscriptions, the committed catalog and the lock that guards them."""
-        raise NotImplementedError  # pragma: no cover - the reader's
+        raise NotImplementedError  # pragma: no cover - the storage's
 
-    def get_subscription(self, subscription_id: str) -> Subscription | None:
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
         state, _, _ = self._subscription_state()
         found = state.subscriptions.get(subscription_id)
         return None if found is None else copy_subscription(found)
 
-    def find_subscriptions_by_provider_id(
+    async def find_subscriptions_by_provider_id(
         self, provider_subscription_id: str, *, provider: str | None
     ) -> list[Subscription]:
         state, _, lock = self._subscription_state()
@@ -290,7 +288,7 @@ class SubscriptionReader:
             return state.ids
         return state.of_customer.get(filters.customer_id, _NONE)
 
-    def list_subscriptions(
+    async def list_subscriptions(
         self, filters: SubscriptionFilter, *, limit: int, offset: int
     ) -> tuple[list[Subscription], int]:
         state, _, lock = self._subscription_state()
@@ -304,7 +302,7 @@ class SubscriptionReader:
         page = found[max(0, offset) : max(0, offset) + max(0, limit)]
         return [copy_subscription(s) for s in page], len(found)
 
-    def scan_subscriptions(
+    async def scan_subscriptions(
         self, filters: SubscriptionFilter, *, before_id: str | None, limit: int
     ) -> list[Subscription]:
         state, _, lock = self._subscription_state()
@@ -318,13 +316,13 @@ class SubscriptionReader:
             found = list(islice(kept, max(0, limit)))
         return [copy_subscription(s) for s in found]
 
-    def grants(self, customer_id: str) -> list[Grant]:
+    async def grants(self, customer_id: str) -> list[Grant]:
         state, catalog, lock = self._subscription_state()
         with lock:
             ids = sorted(state.granting.get(customer_id, ()))
             return grants_of((state.subscriptions[i] for i in ids), catalog.plans.get)
 
-    def due_subscriptions(self, now: datetime, *, limit: int) -> list[Subscription]:
+    async def due_subscriptions(self, now: datetime, *, limit: int) -> list[Subscription]:
         state, _, lock = self._subscription_state()
         found: list[Subscription] = []
         with lock:
@@ -333,37 +331,3 @@ class SubscriptionReader:
                     break
                 found.append(state.subscriptions[subscription_id])
         return [copy_subscription(s) for s in found]
-
-
-class SubscriptionReads:
-    """The subscription reads of MemoryStorage, through its reader."""
-
-    def _subscription_reader(self) -> SubscriptionReader:
-        raise NotImplementedError  # pragma: no cover - the storage's
-
-    async def get_subscription(self, subscription_id: str) -> Subscription | None:
-        return self._subscription_reader().get_subscription(subscription_id)
-
-    async def find_subscriptions_by_provider_id(
-        self, provider_subscription_id: str, *, provider: str | None
-    ) -> list[Subscription]:
-        return self._subscription_reader().find_subscriptions_by_provider_id(
-            provider_subscription_id, provider=provider
-        )
-
-    async def list_subscriptions(
-        self, filters: SubscriptionFilter, *, limit: int, offset: int
-    ) -> tuple[list[Subscription], int]:
-        return self._subscription_reader().list_subscriptions(filters, limit=limit, offset=offset)
-
-    async def scan_subscriptions(
-        self, filters: SubscriptionFilter, *, before_id: str | None, limit: int
-    ) -> list[Subscription]:
-        reader = self._subscription_reader()
-        return reader.scan_subscriptions(filters, before_id=before_id, limit=limit)
-
-    async def grants(self, customer_id: str) -> list[Grant]:
-        return self._subscription_reader().grants(customer_id)
-
-    async def due_subscriptions(self, now: datetime, *, limit: int) -> list[Subscription]:
-        return self._subscription_reader().due_subscriptions(now, limit=limit)

@@ -18,7 +18,7 @@ from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
 from qzpay.records import record_type
-from qzpay.storage.base import IdempotentCreate, SyncTask
+from qzpay.storage.base import IdempotentCreate, SyncTask, TaskClaim
 from qzpay.storage.copies import copy_customer, copy_record, copy_task, event_with
 from qzpay.storage.memory.catalog import CatalogState, CatalogTransaction
 from qzpay.storage.memory.state import Link, MemoryState, WriteSet, task_order
@@ -81,7 +81,7 @@ class MemoryTransaction(
         for customer_id, customer in staged.items():
             if customer.provider_customer_ids.get(provider) == pcid:
                 return customer_id
-        owner = self._state.links.get(link)
+        owner = self._state.links.links.get(link)
         # A committed owner this transaction rewrote no longer holds it (checked just above).
         return None if owner in staged else owner
 
@@ -169,16 +169,8 @@ class MemoryTransaction(
     async def delete_sync_task(self, record_id: str) -> None:
         self._stage_task(record_id, None)
 
-    async def claim_sync_tasks(
-        self,
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        stale_owners: frozenset[str],
-        limit: int,
-        resource: str | None = None,
-    ) -> list[SyncTask]:
+    async def claim_sync_tasks(self, claim: TaskClaim) -> list[SyncTask]:
+        now, resource, stale_owners = claim.now, claim.resource, claim.stale_owners
         merged: dict[str, SyncTask | None] = {**self._state.tasks, **(self.tasks or {})}
         claimable = sorted(
             (
@@ -189,8 +181,9 @@ class MemoryTransaction(
                 and (t.lease_until <= now or t.lease_owner is None or t.lease_owner in stale_owners)
             ),
             key=task_order,
-        )[: max(0, limit)]
-        claimed = [replace(t, lease_owner=owner, lease_until=lease_until) for t in claimable]
+        )[: max(0, claim.limit)]
+        owner, until = claim.owner, claim.lease_until
+        claimed = [replace(t, lease_owner=owner, lease_until=until) for t in claimable]
         for task in claimed:
             self._stage_task(task.record_id, task)
         return [copy_task(task) for task in claimed]

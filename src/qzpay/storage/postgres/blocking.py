@@ -12,6 +12,7 @@ from typing import Any
 from qzpay.customers.models import Customer
 from qzpay.errors import StorageError
 from qzpay.storage.base import CustomerFilter
+from qzpay.storage.layout import known_total
 from qzpay.storage.postgres import sql
 from qzpay.storage.postgres.connections import driver_error, unavailable
 from qzpay.storage.rows import as_is, customer_mapper
@@ -107,7 +108,7 @@ class BlockingReader:
     ) -> tuple[list[Customer], int]:
         query, params = sql.list_query(filters, limit=limit, offset=offset)
         rows = self._fetch(query, params)
-        total = sql.known_total(len(rows), limit=limit, offset=offset)
+        total = known_total(len(rows), limit=limit, offset=offset)
         if total is None:
             count, count_params = sql.count_query(filters)
             total = int(self._fetch(count, count_params)[0][0])

@@ -298,13 +298,6 @@ def count_query(filters: CustomerFilter) -> tuple[str, list[object]]:
     return f"SELECT count(*) FROM customers{where}", params
 
 
-def known_total(found: int, *, limit: int, offset: int) -> int | None:
-    """The total of a list page when the page itself tells it (the last page), else None."""
-    if found < limit and (found or offset == 0):
-        return offset + found
-    return None
-
-
 def scan_query(
     filters: CustomerFilter, *, before_id: str | None, limit: int
 ) -> tuple[str, list[object]]:

@@ -6,7 +6,7 @@ Reads are retried once on a fresh connection when theirs was lost (a read is saf
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -16,9 +16,10 @@ from qzpay.errors import NotFoundError, StorageError
 from qzpay.events import Event, decode_event
 from qzpay.storage import migrations
 from qzpay.storage.base import CustomerFilter, SyncTask
+from qzpay.storage.layout import Page, known_total
 from qzpay.storage.postgres import sql
 from qzpay.storage.postgres.blocking import BlockingReader
-from qzpay.storage.postgres.catalog import CatalogStorage
+from qzpay.storage.postgres.catalog import CATALOG
 from qzpay.storage.postgres.connections import (
     CONNECTION_ERRORS,
     DRIVER_ERRORS,
@@ -31,13 +32,15 @@ from qzpay.storage.postgres.connections import (
 )
 from qzpay.storage.postgres.recent import RECENT_VERSIONS, RecentVersions
 from qzpay.storage.postgres.sql import customer_from_row, task_from_row
-from qzpay.storage.postgres.subscriptions import SubscriptionStorage
+from qzpay.storage.postgres.subscriptions import STATEMENTS
 from qzpay.storage.postgres.transaction import PostgresTransaction
+from qzpay.storage.rows import Row
+from qzpay.storage.sql_reads import CatalogReads, SubscriptionReads
 
 T = TypeVar("T")
 
 
-class PostgresStorage(CatalogStorage, SubscriptionStorage):
+class PostgresStorage(CatalogReads, SubscriptionReads):
     """Storage in a PostgreSQL database (13 or newer), through asyncpg.
 
     ``dsn_or_pool`` is a ``postgresql://`` DSN, whose connections this storage opens (at most
@@ -46,6 +49,9 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
     recently created or changed to remember with their row version, so updating or deleting one
     of them again is one round trip instead of two (0: none; see qzpay.storage.postgres.recent).
     """
+
+    catalog = CATALOG
+    subscription_statements = STATEMENTS
 
     def __init__(
         self,
@@ -242,6 +248,19 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _rows(self, statement: str, *args: object) -> list[asyncpg.Record]:
+        return await self._read(lambda c: c.fetch(statement, *args))
+
+    async def _page_rows(self, page: Page, *, limit: int, offset: int) -> tuple[Sequence[Row], int]:
+        async def query(connection: Connection) -> tuple[list[asyncpg.Record], int]:
+            rows = await connection.fetch(page.query, *page.params)
+            total = known_total(len(rows), limit=limit, offset=offset)
+            if total is None:  # on the same connection: one acquire for both
+                total = int(await connection.fetchval(page.count, *page.count_params))
+            return rows, total
+
+        return await self._read(query)
+
     async def get_customer(self, customer_id: str) -> Customer | None:
         # Not remembered (qzpay.storage.postgres.recent): that costs a get ~5 % (measured), and
         # gets far outnumber updates.
@@ -262,7 +281,7 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
 
         async def query(connection: Connection) -> tuple[list[asyncpg.Record], int]:
             rows = await connection.fetch(page, *params)
-            total = sql.known_total(len(rows), limit=limit, offset=offset)
+            total = known_total(len(rows), limit=limit, offset=offset)
             if total is not None:
                 return rows, total  # the last page: no count needed
             count, count_params = sql.count_query(filters)
@@ -292,14 +311,10 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
                 return None
             return rows
 
-        rows = await self._read(query)
-        if rows is None:
-            raise NotFoundError(f"no event {after!r}")
-        return [decode_event(row[1], row[0]) for row in rows]
+        return await self._events(query, after)
 
     async def list_record_events(self, record_id: str, *, limit: int) -> list[Event[Any]]:
-        rows = await self._read(lambda c: c.fetch(sql.RECORD_EVENTS, record_id, max(0, limit)))
-        return [decode_event(row[1], row[0]) for row in rows]
+        return await self._events(lambda c: c.fetch(sql.RECORD_EVENTS, record_id, max(0, limit)))
 
     async def list_events_backward(
         self, *, before: str | None, limit: int, event_type: str | None = None
@@ -313,9 +328,18 @@ class PostgresStorage(CatalogStorage, SubscriptionStorage):
                 return None
             return rows
 
+        return await self._events(read, before)
+
+    async def _events(
+        self,
+        read: Callable[[Connection], Awaitable[list[asyncpg.Record] | None]],
+        event_id: str | None = None,
+    ) -> list[Event[Any]]:
+        """The events of the rows ``read`` finds (type, payload), decoded by their type;
+        NotFoundError when it finds none because the event ``event_id`` is unknown (None)."""
         rows = await self._read(read)
         if rows is None:
-            raise NotFoundError(f"no event {before!r}")
+            raise NotFoundError(f"no event {event_id!r}")
         return [decode_event(row[1], row[0]) for row in rows]
 
     async def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:

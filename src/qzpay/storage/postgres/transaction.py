@@ -9,7 +9,7 @@ from datetime import datetime
 
 from qzpay.customers.models import Customer
 from qzpay.events import Event
-from qzpay.storage.base import IdempotentCreate, SyncTask
+from qzpay.storage.base import IdempotentCreate, SyncTask, TaskClaim
 from qzpay.storage.postgres import catalog, sql, subscriptions
 from qzpay.storage.postgres.commit import TransactionCore
 from qzpay.storage.postgres.connections import DRIVER_ERRORS, driver_error
@@ -139,24 +139,10 @@ class PostgresTransaction(
         write = Write((sql.DELETE_TASK,), (record_id,), customer=False)
         await self._write(write, may_conflict=False)
 
-    async def claim_sync_tasks(
-        self,
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        stale_owners: frozenset[str],
-        limit: int,
-        resource: str | None = None,
-    ) -> list[SyncTask]:
-        connection = await self._begin()
-        await self._flush(connection)
-        args = (now, sorted(stale_owners), limit, owner, lease_until, resource)
-        try:
-            rows = await connection.fetch(sql.CLAIM_TASKS, *args)
-        except DRIVER_ERRORS as exc:
-            raise driver_error(exc) from exc
-        claimed = (task_from_row(row) for row in rows)
+    async def claim_sync_tasks(self, claim: TaskClaim) -> list[SyncTask]:
+        stale = sorted(claim.stale_owners)
+        args = (claim.now, stale, claim.limit, claim.owner, claim.lease_until, claim.resource)
+        claimed = (task_from_row(row) for row in await self._fetch(sql.CLAIM_TASKS, *args))
         return sorted(claimed, key=lambda t: (t.created_at, t.record_id))
 
     async def record_webhook_event(self, provider: str, event_id: str, now: datetime) -> bool:

@@ -15,8 +15,6 @@ from qzpay.errors import NotFoundError, StorageError
 from qzpay.events import Event, decode_event
 from qzpay.storage.base import CustomerFilter, SyncTask, email_key
 from qzpay.storage.rows import CUSTOMER_COLUMNS, TASK_COLUMNS, customer_mapper, task_mapper
-from qzpay.storage.sqlite.catalog import CatalogReader
-from qzpay.storage.sqlite.subscriptions import SubscriptionsReader
 
 SELECT = f"SELECT {CUSTOMER_COLUMNS} FROM customers"
 customer_from_row = customer_mapper(decode_time=from_micros, decode_json=json.loads)
@@ -70,7 +68,7 @@ def read_connection(path: Path) -> sqlite3.Connection:
     return connection
 
 
-class Reader(CatalogReader, SubscriptionsReader):
+class Reader:
     """Committed-data reads over one connection (each statement is its own read transaction)."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
@@ -81,7 +79,7 @@ class Reader(CatalogReader, SubscriptionsReader):
             self.connection.close()
             self.connection = None
 
-    def _query(self, sql: str, params: Iterable[object] = ()) -> list[Any]:
+    def query(self, sql: str, params: Iterable[object] = ()) -> list[Any]:
         connection = self.connection
         if connection is None:
             raise StorageError("storage is closed", code="storage_closed")
@@ -91,10 +89,10 @@ class Reader(CatalogReader, SubscriptionsReader):
             raise StorageError(f"SQLite error: {exc}") from exc
 
     def schema_version(self) -> int:
-        return int(self._query("PRAGMA user_version")[0][0])
+        return int(self.query("PRAGMA user_version")[0][0])
 
     def get_customer(self, customer_id: str) -> Customer | None:
-        rows = self._query(f"{SELECT} WHERE id = ?", (customer_id,))
+        rows = self.query(f"{SELECT} WHERE id = ?", (customer_id,))
         return customer_from_row(rows[0]) if rows else None
 
     def find_customers_by_provider_id(
@@ -102,9 +100,9 @@ class Reader(CatalogReader, SubscriptionsReader):
     ) -> list[Customer]:
         sql = f"{SELECT} WHERE id IN (SELECT customer_id FROM customer_links WHERE "
         if provider is None:
-            rows = self._query(sql + "provider_customer_id = ?)", (provider_customer_id,))
+            rows = self.query(sql + "provider_customer_id = ?)", (provider_customer_id,))
         else:
-            rows = self._query(
+            rows = self.query(
                 sql + "provider = ? AND provider_customer_id = ?)",
                 (provider, provider_customer_id),
             )
@@ -114,13 +112,13 @@ class Reader(CatalogReader, SubscriptionsReader):
         self, filters: CustomerFilter, *, limit: int, offset: int
     ) -> tuple[list[Customer], int]:
         where, params = _where(filters)
-        rows = self._query(
+        rows = self.query(
             f"{SELECT}{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
         )
         if offset == 0 and len(rows) < limit:
             total = len(rows)
         else:
-            total = self._query(f"SELECT count(*) FROM customers{where}", params)[0][0]
+            total = self.query(f"SELECT count(*) FROM customers{where}", params)[0][0]
         return [customer_from_row(row) for row in rows], total
 
     def scan_customers(
@@ -130,29 +128,29 @@ class Reader(CatalogReader, SubscriptionsReader):
         if before_id is not None:
             where = f"{where} AND id < ?" if where else " WHERE id < ?"
             params.append(before_id)
-        rows = self._query(f"{SELECT}{where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        rows = self.query(f"{SELECT}{where} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [customer_from_row(row) for row in rows]
 
     # An event's data decodes as the model of the resource its type names (the type column).
     def get_event(self, event_id: str) -> Event[Any] | None:
-        rows = self._query("SELECT type, payload FROM events WHERE id = ?", (event_id,))
+        rows = self.query("SELECT type, payload FROM events WHERE id = ?", (event_id,))
         return decode_event(rows[0][1], rows[0][0]) if rows else None
 
     def list_events(self, *, after: str | None, limit: int) -> list[Event[Any]]:
         if after is None:
-            rows = self._query("SELECT type, payload FROM events ORDER BY seq LIMIT ?", (limit,))
+            rows = self.query("SELECT type, payload FROM events ORDER BY seq LIMIT ?", (limit,))
         else:
-            found = self._query("SELECT seq FROM events WHERE id = ?", (after,))
+            found = self.query("SELECT seq FROM events WHERE id = ?", (after,))
             if not found:
                 raise NotFoundError(f"no event {after!r}")
-            rows = self._query(
+            rows = self.query(
                 "SELECT type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                 (found[0][0], limit),
             )
         return [decode_event(row[1], row[0]) for row in rows]
 
     def list_record_events(self, record_id: str, *, limit: int) -> list[Event[Any]]:
-        rows = self._query(  # events_customer_id_seq, read backward
+        rows = self.query(  # events_customer_id_seq, read backward
             "SELECT type, payload FROM events WHERE customer_id = ? ORDER BY seq DESC LIMIT ?",
             (record_id, max(0, limit)),
         )
@@ -162,14 +160,14 @@ class Reader(CatalogReader, SubscriptionsReader):
         self, *, before: str | None, limit: int, event_type: str | None = None
     ) -> list[Event[Any]]:
         sql, params = backward_query(before=before, limit=limit, event_type=event_type)
-        rows = self._query(sql, params)
+        rows = self.query(sql, params)
         missing = not rows and before is not None
-        if missing and not self._query("SELECT 1 FROM events WHERE id = ?", (before,)):
+        if missing and not self.query("SELECT 1 FROM events WHERE id = ?", (before,)):
             raise NotFoundError(f"no event {before!r}")
         return [decode_event(row[1], row[0]) for row in rows]
 
     def list_sync_tasks(self, *, limit: int) -> list[SyncTask]:
-        rows = self._query(
+        rows = self.query(
             f"SELECT {TASK_COLUMNS} FROM sync_tasks ORDER BY created_at, customer_id LIMIT ?",
             (limit,),
         )
@@ -180,7 +178,7 @@ class Reader(CatalogReader, SubscriptionsReader):
     ) -> SyncTask | None:
         # json_each rather than a JSON path: a provider name needs no quoting as a key here.
         # No index can serve a key chosen per query; the scan is of pending work only.
-        rows = self._query(
+        rows = self.query(
             f"SELECT {TASK_COLUMNS} FROM sync_tasks WHERE resource = ? AND EXISTS ("
             "SELECT 1 FROM json_each(links) "
             "WHERE key = ? AND value = ?) ORDER BY created_at, customer_id LIMIT 1",
@@ -189,4 +187,4 @@ class Reader(CatalogReader, SubscriptionsReader):
         return task_from_row(rows[0]) if rows else None
 
     def count_sync_tasks(self) -> int:
-        return int(self._query("SELECT count(*) FROM sync_tasks")[0][0])
+        return int(self.query("SELECT count(*) FROM sync_tasks")[0][0])

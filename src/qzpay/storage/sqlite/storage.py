@@ -18,9 +18,11 @@ from qzpay.errors import StorageError
 from qzpay.events import Event
 from qzpay.storage import migrations
 from qzpay.storage.base import CustomerFilter, SyncTask
-from qzpay.storage.sqlite.catalog import CatalogStorage
+from qzpay.storage.layout import Page, known_total
+from qzpay.storage.sql_reads import CatalogReads, SubscriptionReads
+from qzpay.storage.sqlite.catalog import CATALOG
 from qzpay.storage.sqlite.reader import Reader, read_connection
-from qzpay.storage.sqlite.subscriptions import SubscriptionsStorage
+from qzpay.storage.sqlite.subscriptions import STATEMENTS
 from qzpay.storage.sqlite.transaction import SQLiteTransaction
 
 _SQLITE_BUSY = 5
@@ -33,10 +35,13 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
-class SQLiteStorage(CatalogStorage, SubscriptionsStorage):
+class SQLiteStorage(CatalogReads, SubscriptionReads):
     """Storage in one SQLite file. ``synchronous`` is SQLite's durability setting: the default
     FULL syncs every commit to disk; NORMAL is faster and can lose the last commits (never
     corrupt the file) on a power cut."""
+
+    catalog = CATALOG
+    subscription_statements = STATEMENTS
 
     def __init__(
         self,
@@ -179,6 +184,17 @@ class SQLiteStorage(CatalogStorage, SubscriptionsStorage):
             await self.open()
         assert self._reader is not None
         return self._reader
+
+    async def _rows(self, statement: str, *args: object) -> list[Any]:
+        return (await self._loop_reader()).query(statement, args)
+
+    async def _page_rows(self, page: Page, *, limit: int, offset: int) -> tuple[list[Any], int]:
+        reader = await self._loop_reader()
+        rows = reader.query(page.query, page.params)
+        total = known_total(len(rows), limit=limit, offset=offset)
+        if total is None:
+            total = int(reader.query(page.count, page.count_params)[0][0])
+        return rows, total
 
     def blocking_reader(self) -> Reader:
         """A reader for the calling thread (its own connection), for SyncBilling's reads."""

@@ -1,5 +1,6 @@
-"""Subscriptions on SQLite: mixed into the transaction, the reader and the storage (as
-:mod:`qzpay.storage.sqlite.catalog` is for plans and prices).
+"""Subscriptions on SQLite: the transaction's mix-in, and the statements of the storage's
+reads (:data:`STATEMENTS`, read by :mod:`qzpay.storage.sql_reads`), as
+:mod:`qzpay.storage.sqlite.catalog` is for plans and prices.
 
 Conflicts are the unique indexes' (migration 0008): a write runs as one statement and a
 unique violation of the idempotency key or of the provider subscription id is mapped to its
@@ -11,15 +12,14 @@ join over the ``subscriptions_granting`` partial index; ``due_subscriptions`` re
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
 
-from qzpay._time import from_micros, to_micros
+from qzpay._time import to_micros
 from qzpay.errors import ConflictError
-from qzpay.storage.catalog_rows import update_sql, where
+from qzpay.storage.layout import ColumnLinked, Table
+from qzpay.storage.params import CreateKey
+from qzpay.storage.sql_reads import SubscriptionStatements, grants_from_rows
+from qzpay.storage.sqlite.records import SQLITE, RecordWrites
 from qzpay.storage.subscription_base import Grant, SubscriptionFilter
 from qzpay.storage.subscription_rows import (
     ENDED_STATUSES_SQL,
@@ -28,28 +28,12 @@ from qzpay.storage.subscription_rows import (
 )
 from qzpay.subscriptions.models import Subscription
 
-_ROWS = SUBSCRIPTION_ROWS
-from_row = _ROWS.mapper(decode_time=from_micros, decode_json=json.loads)
-
-
-def _mark(number: int) -> str:
-    return f"?{number}"
-
-
-SELECT = f"SELECT {_ROWS.columns} FROM subscriptions"
-_BY_ID = f"{SELECT} WHERE id = ?"
-_IDEMPOTENT = (
-    f"SELECT {_ROWS.columns}, request_fingerprint FROM subscriptions WHERE idempotency_key = ?"
+# Its look-ups by provider id are answered by the partial index subscriptions_provider_id (an
+# equality on provider_subscription_id implies its IS NOT NULL predicate).
+SUBSCRIPTIONS: Table[Subscription, SubscriptionFilter] = ColumnLinked(
+    SUBSCRIPTION_ROWS, SQLITE, "provider_subscription_id"
 )
-_INSERT = (
-    f"INSERT INTO subscriptions ({_ROWS.insert_columns}) "
-    f"VALUES ({', '.join('?' for _ in _ROWS.insert_columns.split(','))})"
-)
-_UPDATE = update_sql("subscriptions", _ROWS.update_columns, _mark)
-# The conditions are those of the partial index subscriptions_provider_id (an equality on
-# provider_subscription_id implies its IS NOT NULL predicate).
-_BY_PROVIDER_ID = f"{SELECT} WHERE provider_subscription_id = ? ORDER BY id"
-_BY_PROVIDER = f"{SELECT} WHERE provider_subscription_id = ? AND provider = ?"
+SELECT = SUBSCRIPTIONS.select
 _HOLDER = (
     "SELECT id FROM subscriptions WHERE provider_subscription_id = ? AND provider IS ? AND id <> ?"
 )
@@ -73,8 +57,8 @@ _PROVIDER_ID_TAKEN = (
 )
 
 
-def _grant(row: Any) -> Grant:
-    return Grant(row[0], row[1], tuple(json.loads(row[2])), json.loads(row[3]))
+STATEMENTS = SubscriptionStatements(SUBSCRIPTIONS, GRANTS, DUE, encode_time=to_micros)
+"""What the storage's reads (:mod:`qzpay.storage.sql_reads`) run."""
 
 
 def _violated(exc: sqlite3.IntegrityError) -> str | None:
@@ -86,49 +70,36 @@ def _violated(exc: sqlite3.IntegrityError) -> str | None:
     )
 
 
-class SubscriptionsTransaction:
-    """Subscription reads and writes of SQLiteTransaction (which holds the write connection
-    as ``_db``; the file's write lock is held, so its reads are as good as row locks)."""
-
-    _db: sqlite3.Connection
+class SubscriptionsTransaction(RecordWrites):
+    """Subscription reads and writes of SQLiteTransaction (the file's write lock is held, so
+    its reads are as good as row locks)."""
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
-        row = self._db.execute(_BY_ID, (subscription_id,)).fetchone()
-        return None if row is None else from_row(row)
+        return self._row(SUBSCRIPTIONS, SUBSCRIPTIONS.get, subscription_id)
 
     async def find_idempotent_subscription(
         self, idempotency_key: str
     ) -> tuple[Subscription, str] | None:
-        row = self._db.execute(_IDEMPOTENT, (idempotency_key,)).fetchone()
-        return None if row is None else (from_row(row), row[_ROWS.fingerprint_at])
+        return self._idempotent(SUBSCRIPTIONS, idempotency_key)
 
     async def insert_subscription(
-        self,
-        subscription: Subscription,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
+        self, subscription: Subscription, key: CreateKey | None = None
     ) -> None:
-        args = _ROWS.args(
-            subscription,
-            encode_time=to_micros,
-            idempotency_key=idempotency_key,
-            request_fingerprint=request_fingerprint,
-        )
-        self._write(_INSERT, args, subscription, idempotency_key)
+        args = SUBSCRIPTIONS.insert_args(subscription, key)
+        self._write(SUBSCRIPTIONS.insert, args, subscription, key)
 
     async def update_subscription(self, before: Subscription, after: Subscription) -> None:
-        self._write(_UPDATE, _ROWS.update_args(after, encode_time=to_micros), after, None)
+        self._write(SUBSCRIPTIONS.update, SUBSCRIPTIONS.update_args(after), after, None)
 
     async def grants(self, customer_id: str) -> list[Grant]:
-        return [_grant(row) for row in self._db.execute(GRANTS, (customer_id,))]
+        return grants_from_rows(self._db.execute(GRANTS, (customer_id,)))
 
     def _write(
         self,
         statement: str,
         args: tuple[object, ...],
         subscription: Subscription,
-        idempotency_key: str | None,
+        key: CreateKey | None,
     ) -> None:
         """Run one write; a violation of a mapped unique constraint is its ConflictError
         (the idempotency key first, as the other backends check it first, whichever index
@@ -140,10 +111,7 @@ class SubscriptionsTransaction:
             if code is None:
                 raise
             if code == "idempotency_key_reused" or (
-                idempotency_key is not None
-                and self._db.execute(
-                    "SELECT 1 FROM subscriptions WHERE idempotency_key = ?", (idempotency_key,)
-                ).fetchone()
+                key is not None and self._key_holder(SUBSCRIPTIONS, key.idempotency_key)
             ):
                 raise ConflictError(
                     "idempotency key already used", code="idempotency_key_reused"
@@ -158,94 +126,3 @@ class SubscriptionsTransaction:
             f"{provider} subscription {remote_id!r} is already linked{by}",
             code="provider_id_taken",
         )
-
-
-class SubscriptionsReader:
-    """Subscription reads of the Reader (committed data; ``_query`` runs one statement)."""
-
-    def _query(self, sql: str, params: Iterable[object] = ()) -> list[Any]:
-        raise NotImplementedError  # pragma: no cover - the Reader's
-
-    def get_subscription(self, subscription_id: str) -> Subscription | None:
-        rows = self._query(_BY_ID, (subscription_id,))
-        return from_row(rows[0]) if rows else None
-
-    def find_subscriptions_by_provider_id(
-        self, provider_subscription_id: str, *, provider: str | None
-    ) -> list[Subscription]:
-        if provider is None:
-            rows = self._query(_BY_PROVIDER_ID, (provider_subscription_id,))
-        else:
-            rows = self._query(_BY_PROVIDER, (provider_subscription_id, provider))
-        return [from_row(row) for row in rows]
-
-    def list_subscriptions(
-        self, filters: SubscriptionFilter, *, limit: int, offset: int
-    ) -> tuple[list[Subscription], int]:
-        params: list[Any] = []
-        clauses = where(_ROWS.conditions(filters, params, _mark))
-        n = len(params)
-        rows = self._query(
-            f"{SELECT}{clauses} ORDER BY id DESC LIMIT ?{n + 1} OFFSET ?{n + 2}",
-            [*params, limit, offset],
-        )
-        found = len(rows)
-        if found < limit and (found or offset == 0):
-            total = offset + found
-        else:
-            total = int(self._query(f"SELECT count(*) FROM subscriptions{clauses}", params)[0][0])
-        return [from_row(row) for row in rows], total
-
-    def scan_subscriptions(
-        self, filters: SubscriptionFilter, *, before_id: str | None, limit: int
-    ) -> list[Subscription]:
-        params: list[Any] = []
-        clauses = _ROWS.conditions(filters, params, _mark)
-        if before_id is not None:
-            params.append(before_id)
-            clauses.append(f"id < ?{len(params)}")
-        params.append(limit)
-        rows = self._query(
-            f"{SELECT}{where(clauses)} ORDER BY id DESC LIMIT ?{len(params)}", params
-        )
-        return [from_row(row) for row in rows]
-
-    def grants(self, customer_id: str) -> list[Grant]:
-        return [_grant(row) for row in self._query(GRANTS, (customer_id,))]
-
-    def due_subscriptions(self, now: datetime, *, limit: int) -> list[Subscription]:
-        return [from_row(row) for row in self._query(DUE, (to_micros(now), limit))]
-
-
-class SubscriptionsStorage:
-    """The subscription reads of SQLiteStorage, on its event-loop reader."""
-
-    async def _loop_reader(self) -> SubscriptionsReader:
-        raise NotImplementedError  # pragma: no cover - the storage's
-
-    async def get_subscription(self, subscription_id: str) -> Subscription | None:
-        return (await self._loop_reader()).get_subscription(subscription_id)
-
-    async def find_subscriptions_by_provider_id(
-        self, provider_subscription_id: str, *, provider: str | None
-    ) -> list[Subscription]:
-        reader = await self._loop_reader()
-        return reader.find_subscriptions_by_provider_id(provider_subscription_id, provider=provider)
-
-    async def list_subscriptions(
-        self, filters: SubscriptionFilter, *, limit: int, offset: int
-    ) -> tuple[list[Subscription], int]:
-        reader = await self._loop_reader()
-        return reader.list_subscriptions(filters, limit=limit, offset=offset)
-
-    async def scan_subscriptions(
-        self, filters: SubscriptionFilter, *, before_id: str | None, limit: int
-    ) -> list[Subscription]:
-        reader = await self._loop_reader()
-        return reader.scan_subscriptions(filters, before_id=before_id, limit=limit)
-
-    async def grants(self, customer_id: str) -> list[Grant]:
-        return (await self._loop_reader()).grants(customer_id)
-
-    async def due_subscriptions(self, now: datetime, *, limit: int) -> list[Subscription]:
-        return (await self._loop_reader()).due_subscriptions(now, limit=limit)

@@ -11,7 +11,7 @@ from qzpay._time import to_micros
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
-from qzpay.storage.base import IdempotentCreate, SyncTask
+from qzpay.storage.base import IdempotentCreate, SyncTask, TaskClaim
 from qzpay.storage.rows import (
     CUSTOMER_COLUMNS,
     CUSTOMER_INSERT_COLUMNS,
@@ -166,30 +166,22 @@ class SQLiteTransaction(CatalogTransaction, SubscriptionsTransaction):
     async def delete_sync_task(self, record_id: str) -> None:
         self._db.execute("DELETE FROM sync_tasks WHERE customer_id = ?", (record_id,))
 
-    async def claim_sync_tasks(
-        self,
-        *,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        stale_owners: frozenset[str],
-        limit: int,
-        resource: str | None = None,
-    ) -> list[SyncTask]:
-        stale = sorted(stale_owners)
+    async def claim_sync_tasks(self, claim: TaskClaim) -> list[SyncTask]:
+        stale, resource = sorted(claim.stale_owners), claim.resource
         marks = ", ".join("?" * len(stale))
         stale_clause = f" OR lease_owner IN ({marks})" if stale else ""
         rows = self._db.execute(
             f"{_SELECT_TASKS} WHERE (lease_until <= ? OR lease_owner IS NULL{stale_clause}) "
             "AND (? IS NULL OR resource = ?) ORDER BY created_at, customer_id LIMIT ?",
-            (to_micros(now), *stale, resource, resource, limit),
+            (to_micros(claim.now), *stale, resource, resource, claim.limit),
         ).fetchall()
+        owner, until = claim.owner, claim.lease_until
         claimed = [
-            replace(task_from_row(row), lease_owner=owner, lease_until=lease_until) for row in rows
+            replace(task_from_row(row), lease_owner=owner, lease_until=until) for row in rows
         ]
         self._db.executemany(
             "UPDATE sync_tasks SET lease_owner = ?, lease_until = ? WHERE customer_id = ?",
-            [(owner, to_micros(lease_until), task.record_id) for task in claimed],
+            [(owner, to_micros(until), task.record_id) for task in claimed],
         )
         return claimed
 
