@@ -15,6 +15,7 @@ from qzpay.errors import ConflictError, NotFoundError, StorageError
 from qzpay.ids import customer_ids, event_ids
 from qzpay.storage import Transaction
 from qzpay.storage.base import CustomerFilter
+from qzpay.storage.params import CreateKey
 from qzpay.storage.postgres import PostgresStorage
 from tests.postgres.hooks import HookedStorage
 
@@ -168,7 +169,7 @@ class TestTransactionSemantics:
     async def test_a_transaction_reads_its_own_writes(self, storage: PostgresStorage) -> None:
         customer = _customer(metadata={"k": "v"})
         async with storage.transaction() as tx:
-            await tx.insert_customer(customer, idempotency_key=None)
+            await tx.insert_customer(customer, None)
             assert await tx.get_customer(customer.id) == customer
         assert await storage.get_customer(customer.id) == customer
 
@@ -196,10 +197,10 @@ class TestTransactionSemantics:
     async def test_conflicts_are_raised_by_the_write_itself(self, storage: PostgresStorage) -> None:
         owner = _customer(provider_customer_ids={"stripe": "cus_taken"})
         async with storage.transaction() as tx:
-            await tx.insert_customer(owner, idempotency_key="key", request_fingerprint="f")
+            await tx.insert_customer(owner, CreateKey("key", "f"))
         async with storage.transaction() as tx:
             with pytest.raises(ConflictError) as caught:
-                await tx.insert_customer(_customer(), idempotency_key="key")
+                await tx.insert_customer(_customer(), CreateKey("key"))
             assert caught.value.code == "idempotency_key_reused"
         async with storage.transaction() as tx:
             with pytest.raises(ConflictError) as caught:

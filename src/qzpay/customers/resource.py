@@ -18,6 +18,7 @@ from qzpay.engine.core import Engine
 from qzpay.engine.resource import Resource
 from qzpay.records import CUSTOMER
 from qzpay.storage.base import Storage, Transaction
+from qzpay.storage.params import create_key
 
 
 class CustomerResource(Resource[Customer]):
@@ -45,9 +46,7 @@ class CustomerResource(Resource[Customer]):
         idempotency_key: str | None,
         fingerprint: str | None,
     ) -> Coroutine[Any, Any, None]:
-        return tx.insert_customer(
-            record, idempotency_key=idempotency_key, request_fingerprint=fingerprint
-        )
+        return tx.insert_customer(record, create_key(idempotency_key, fingerprint))
 
     def update(
         self, tx: Transaction, before: Customer, after: Customer

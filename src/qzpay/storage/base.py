@@ -144,14 +144,8 @@ class Transaction(SubscriptionTransaction, Protocol):
 
     async def find_idempotent_create(self, idempotency_key: str) -> IdempotentCreate | None: ...
 
-    async def insert_customer(
-        self,
-        customer: Customer,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
-    ) -> None:
-        """Insert a new customer with its provider links.
+    async def insert_customer(self, customer: Customer, key: CreateKey | None = None) -> None:
+        """Insert a new customer with its provider links, and the create's ``key`` if it had one.
 
         Raises ConflictError(code="provider_id_taken") if a provider id is linked elsewhere, and
         ConflictError(code="idempotency_key_reused") if the key is taken (a concurrent create).

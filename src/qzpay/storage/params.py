@@ -1,9 +1,6 @@
 """The parameter objects of the storage protocol (``qzpay.storage.base``): what a call says in
 one value where the protocol and its three backends would otherwise each spell out the same
 long keyword list.
-
-The customer methods keep their keyword form: a customer create and read are the hot path, and
-they take no extra object.
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ from datetime import datetime
 @dataclass(frozen=True, slots=True)
 class CreateKey:
     """The idempotency key a create was made with, and a digest of that request (what a retry
-    with the same key must match). ``insert_plan``, ``insert_price`` and
+    with the same key must match). ``insert_customer``, ``insert_plan``, ``insert_price`` and
     ``insert_subscription`` store it with the record; ``find_idempotent_*`` gives it back."""
 
     idempotency_key: str

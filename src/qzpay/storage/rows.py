@@ -20,6 +20,7 @@ from qzpay.customers.models import Address, Customer
 from qzpay.events import Event
 from qzpay.records import record_type
 from qzpay.storage.base import SyncTask, email_key
+from qzpay.storage.params import CreateKey
 
 # Read back in this order by customer_mapper (the idempotency fingerprint, where a query adds
 # it, is the 11th column).
@@ -135,11 +136,7 @@ def _values(customer: Customer) -> tuple[object, ...]:
 
 
 def customer_args(
-    customer: Customer,
-    *,
-    encode_time: EncodeTime,
-    idempotency_key: str | None,
-    request_fingerprint: str | None,
+    customer: Customer, *, encode_time: EncodeTime, key: CreateKey | None
 ) -> tuple[object, ...]:
     """The arguments of an insert into CUSTOMER_INSERT_COLUMNS."""
     return (
@@ -147,8 +144,8 @@ def customer_args(
         encode_time(customer.created_at),
         encode_time(customer.updated_at),
         _optional_time(customer.deleted_at, encode_time),
-        idempotency_key,
-        request_fingerprint,
+        None if key is None else key.idempotency_key,
+        None if key is None else key.request_fingerprint,
     )
 
 

@@ -18,7 +18,7 @@ from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
 from qzpay.records import record_type
-from qzpay.storage.base import IdempotentCreate, SyncTask, TaskClaim
+from qzpay.storage.base import CreateKey, IdempotentCreate, SyncTask, TaskClaim
 from qzpay.storage.copies import copy_customer, copy_record, copy_task, event_with
 from qzpay.storage.memory.catalog import CatalogState, CatalogTransaction
 from qzpay.storage.memory.state import Link, MemoryState, WriteSet, task_order
@@ -102,19 +102,13 @@ class MemoryTransaction(
         self.customers[customer.id] = stored
         self._given, self._stored = customer, stored
 
-    async def insert_customer(
-        self,
-        customer: Customer,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
-    ) -> None:
-        if idempotency_key is not None:
-            if await self.find_idempotent_create(idempotency_key) is not None:
+    async def insert_customer(self, customer: Customer, key: CreateKey | None = None) -> None:
+        if key is not None:
+            if await self.find_idempotent_create(key.idempotency_key) is not None:
                 raise ConflictError("idempotency key already used", code="idempotency_key_reused")
             if self.idempotency is None:
                 self.idempotency = {}
-            self.idempotency[idempotency_key] = (customer.id, request_fingerprint or "")
+            self.idempotency[key.idempotency_key] = (customer.id, key.request_fingerprint or "")
         self._check_links(None, customer)
         self._stage(customer)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from qzpay.customers.models import Customer
 from qzpay.events import Event
-from qzpay.storage.base import IdempotentCreate, SyncTask, TaskClaim
+from qzpay.storage.base import CreateKey, IdempotentCreate, SyncTask, TaskClaim
 from qzpay.storage.postgres import catalog, sql, subscriptions
 from qzpay.storage.postgres.commit import TransactionCore
 from qzpay.storage.postgres.connections import DRIVER_ERRORS, driver_error
@@ -55,27 +55,16 @@ class PostgresTransaction(
         row = await self._fetchrow(sql.GET_IDEMPOTENT, idempotency_key)
         return None if row is None else IdempotentCreate(customer_from_row(row), row[10])
 
-    async def insert_customer(
-        self,
-        customer: Customer,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
-    ) -> None:
+    async def insert_customer(self, customer: Customer, key: CreateKey | None = None) -> None:
         links = customer.provider_customer_ids
         parts = [sql.INSERT_CUSTOMER]
         if customer.metadata:
             parts.append(sql.INSERT_METADATA)
         if links:
             parts.append(sql.INSERT_LINKS)
-        args = customer_args(
-            customer,
-            encode_time=as_is,
-            idempotency_key=idempotency_key,
-            request_fingerprint=request_fingerprint,
-        )
+        args = customer_args(customer, encode_time=as_is, key=key)
         write = Write(tuple(parts), args, tuple(links.items()))
-        await self._write(write, may_conflict=idempotency_key is not None or bool(links))
+        await self._write(write, may_conflict=key is not None or bool(links))
         if not self._begun:
             self._inserted.append(customer)
 

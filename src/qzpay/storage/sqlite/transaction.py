@@ -11,7 +11,7 @@ from qzpay._time import to_micros
 from qzpay.customers.models import Customer
 from qzpay.errors import ConflictError
 from qzpay.events import Event
-from qzpay.storage.base import IdempotentCreate, SyncTask, TaskClaim
+from qzpay.storage.base import CreateKey, IdempotentCreate, SyncTask, TaskClaim
 from qzpay.storage.rows import (
     CUSTOMER_COLUMNS,
     CUSTOMER_INSERT_COLUMNS,
@@ -77,28 +77,17 @@ class SQLiteTransaction(CatalogTransaction, SubscriptionsTransaction):
                     code="provider_id_taken",
                 )
 
-    async def insert_customer(
-        self,
-        customer: Customer,
-        *,
-        idempotency_key: str | None = None,
-        request_fingerprint: str | None = None,
-    ) -> None:
+    async def insert_customer(self, customer: Customer, key: CreateKey | None = None) -> None:
         db = self._db
         if (
-            idempotency_key is not None
+            key is not None
             and db.execute(
-                "SELECT 1 FROM customers WHERE idempotency_key = ?", (idempotency_key,)
+                "SELECT 1 FROM customers WHERE idempotency_key = ?", (key.idempotency_key,)
             ).fetchone()
         ):
             raise ConflictError("idempotency key already used", code="idempotency_key_reused")
         self._claim_links(customer.id, customer.provider_customer_ids)
-        args = customer_args(
-            customer,
-            encode_time=to_micros,
-            idempotency_key=idempotency_key,
-            request_fingerprint=request_fingerprint,
-        )
+        args = customer_args(customer, encode_time=to_micros, key=key)
         db.execute(_INSERT_CUSTOMER, args)
         if customer.metadata:
             db.executemany(
