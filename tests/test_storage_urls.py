@@ -55,6 +55,7 @@ class TestOpenStorage:
 
     def test_postgresql_recent_versions(self) -> None:
         from qzpay.storage.postgres import PostgresStorage
+        from qzpay.storage.postgres.recent import RECENT_VERSIONS
 
         storage = open_storage("postgresql://u@h/db?qzpay_recent_versions=0")
         assert isinstance(storage, PostgresStorage)
@@ -62,7 +63,7 @@ class TestOpenStorage:
         assert storage.recent_versions == 0
         default = open_storage("postgresql://u@h/db")
         assert isinstance(default, PostgresStorage)
-        assert default.recent_versions == 10_000
+        assert default.recent_versions == RECENT_VERSIONS == 4_096
         for bad in ("-1", "lots"):
             with pytest.raises(ValueError, match="URL option"):
                 open_storage(f"postgresql://u@h/db?qzpay_recent_versions={bad}")

@@ -19,7 +19,11 @@ from qzpay import Billing, Customer
 from qzpay.errors import ConflictError
 from qzpay.limits import MAX_METADATA_KEYS
 from qzpay.storage.postgres import PostgresStorage
-from qzpay.storage.postgres.recent import RecentVersions
+from qzpay.storage.postgres.recent import (
+    RECENT_VERSIONS,
+    REMEMBERED_METADATA_CHARS,
+    RecentVersions,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -44,7 +48,7 @@ class Statements:
 
 @asynccontextmanager
 async def _billing(
-    pg_url: str, statements: Statements | None = None, *, recent_versions: int = 10_000
+    pg_url: str, statements: Statements | None = None, *, recent_versions: int = RECENT_VERSIONS
 ) -> AsyncIterator[Billing]:
     async def init(connection: asyncpg.Connection) -> None:
         if statements is not None:
@@ -301,6 +305,17 @@ class TestRecentVersions:
     def test_a_negative_capacity_is_refused(self) -> None:
         with pytest.raises(ValueError, match="recent_versions"):
             RecentVersions(-1)
+
+    def test_a_customer_with_large_metadata_is_not_kept(self) -> None:
+        recent = RecentVersions(4)
+        small = _customer("cus_a", a="1")
+        recent.remember(small, 1)
+        big = {f"k{i}": "v" * 100 for i in range(REMEMBERED_METADATA_CHARS // 100 + 1)}
+        recent.remember(_customer("cus_a", **big), 2)
+        assert recent.recall("cus_a") is None  # the older, smaller copy went too
+        limit = {"k": "v" * (REMEMBERED_METADATA_CHARS - 1)}
+        recent.remember(_customer("cus_b", **limit), 3)
+        assert recent.recall("cus_b") is not None
 
     def test_copies_in_and_out_are_private(self) -> None:
         recent = RecentVersions(4)

@@ -31,8 +31,15 @@ from qzpay.storage.copies import copy_customer
 RECENT_VERSION_SECONDS = 60.0
 """How long a remembered version is used before the row is read again."""
 
-RECENT_VERSIONS = 10_000
-"""How many customers a PostgresStorage remembers by default (``recent_versions=``)."""
+RECENT_VERSIONS = 4_096
+"""How many customers a PostgresStorage remembers by default (``recent_versions=``): about 10 MB
+of typical customers (a copy with an address, three metadata pairs and a link is ~2.5 KB of
+Python objects, measured with tracemalloc), at most ~30 MB (see REMEMBERED_METADATA_CHARS)."""
+
+REMEMBERED_METADATA_CHARS = 4_096
+"""A customer whose metadata keys and values hold more characters than this is not remembered
+(its updates read first): it bounds what one entry can hold, since metadata may reach 50 pairs
+of 500-character values."""
 
 
 class RecentVersions:
@@ -67,6 +74,9 @@ class RecentVersions:
         if not self._capacity:
             return
         entries = self._entries
+        if _metadata_chars(customer.metadata) > REMEMBERED_METADATA_CHARS:
+            entries.pop(customer.id, None)  # too big to keep: an older copy must go too
+            return
         entries.pop(customer.id, None)  # the newest go last, so the oldest go first
         entries[customer.id] = (
             copy_customer(customer),
@@ -78,3 +88,7 @@ class RecentVersions:
 
     def forget(self, customer_id: str) -> None:
         self._entries.pop(customer_id, None)
+
+
+def _metadata_chars(metadata: dict[str, str]) -> int:
+    return sum(map(len, metadata)) + sum(map(len, metadata.values()))
