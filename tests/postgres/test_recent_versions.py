@@ -9,6 +9,7 @@ that name the customers table, so pool housekeeping does not count.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -164,6 +165,32 @@ class TestStaleCopies:
             updates = [e for e in await mine.events.list(limit=10) if e.type.endswith("updated")]
             assert updates[-1].previous == {"metadata": {"a": "1", "b": "2"}}
 
+    async def test_a_writer_that_commits_while_the_check_waits_is_not_missed(
+        self, pg_url: str, statements: Statements
+    ) -> None:
+        """Regression: the refused statement's snapshot predates a writer that committed while
+        it waited for the customer's lock, so the row it found is the copy it already held; the
+        retry must read rather than try that copy again."""
+        async with _billing(pg_url, statements) as mine, _billing(pg_url) as theirs:
+            created = await mine.customers.create(email="race@example.com", metadata={"a": "1"})
+            storage = theirs.storage
+            assert isinstance(storage, PostgresStorage)
+            with statements.counting() as sent:
+                async with storage.transaction() as tx:  # holds the customer's lock till commit
+                    current = await tx.get_customer(created.id)
+                    assert current is not None
+                    await tx.update_customer(current, _renamed(current, "Theirs"))
+                    mine_update = asyncio.create_task(
+                        mine.customers.update(created.id, metadata={"b": "2"})
+                    )
+                    await asyncio.sleep(0.3)  # its checked statement is waiting for the lock
+                updated = await mine_update
+            assert updated.name == "Theirs"
+            assert updated.metadata == {"a": "1", "b": "2"}
+            checks = [query for query in sent if query.startswith("WITH")]
+            assert len(checks) == 2
+            assert len(_reads(sent)) == 1
+
     async def test_a_no_op_on_a_stale_copy_is_not_taken_for_one(
         self, pg_url: str, statements: Statements
     ) -> None:
@@ -255,6 +282,14 @@ class TestPrivateCopies:
                 "SELECT key, value FROM customer_metadata WHERE customer_id = $1", created.id
             )
             assert dict(side) == updated.metadata  # type: ignore[arg-type]
+
+
+def _renamed(customer: Customer, name: str) -> Customer:
+    from datetime import timedelta
+
+    return customer.model_copy(
+        update={"name": name, "updated_at": customer.updated_at + timedelta(microseconds=1)}
+    )
 
 
 def _customer(customer_id: str, **metadata: str) -> Customer:

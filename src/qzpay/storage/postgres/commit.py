@@ -297,7 +297,11 @@ class TransactionCore:
             lost: BaseException = exc
         else:
             if result["written"] is None:
-                if result["id"] is not None:  # the row as it is now: the retry starts from it
+                # The row as the statement found it: the retry starts from it. Unless it is the
+                # version we held: the statement's snapshot predates a writer that committed
+                # while it waited for the lock, so the retry must read.
+                tried = writes[0].args[-1]  # sql.checked_update puts the version last
+                if result["id"] is not None and result["version"] != tried:
                     self._current = (customer_from_row(result), result["version"])
                 raise changed(writes[0])
             if self._checked_after is not None:
