@@ -43,6 +43,7 @@ from qzpay.storage.postgres import PostgresStorage
 
 MODES = ("raw", "remembered", "read_first", "locked", "stale", "alternating")
 PHASES = ("create", "update", "delete")
+TWO_WRITERS = ("stale", "alternating")  # another storage changes every customer between phases
 
 
 class LockedStorage(PostgresStorage):
@@ -156,7 +157,7 @@ async def _run_billing(url: str, wal: Wal, admin: asyncpg.Connection, n: int, mo
         await admin.execute("CHECKPOINT")
         for i, customer_id in enumerate(ids):  # untimed: every page written once since then
             await customers.update(customer_id, name=f"User {i} v2", metadata={"plan": "team"})
-        if mode in ("stale", "alternating"):  # the other storage changes every customer
+        if mode in TWO_WRITERS:
             for customer_id in ids:
                 await other.customers.update(customer_id, metadata={"seen": "other"})
         out["update"] = await _phase(
@@ -164,7 +165,7 @@ async def _run_billing(url: str, wal: Wal, admin: asyncpg.Connection, n: int, mo
             n,
             lambda i: customers.update(ids[i], name=f"User {i} v3", metadata={"plan": "ent"}),
         )
-        deleting = other.customers if mode in ("stale", "alternating") else customers
+        deleting = other.customers if mode in TWO_WRITERS else customers
         out["delete"] = await _phase(wal, n, lambda i: deleting.delete(ids[i]))
         for customer_id in ids[:: max(1, n // 50)]:  # spot check: every change landed
             stored = await customers.get(customer_id)

@@ -40,10 +40,11 @@ VERSION = "SELECT xmin FROM customers WHERE id = $1"
 GET_IDEMPOTENT = (
     f"SELECT {CUSTOMER_COLUMNS}, request_fingerprint FROM customers WHERE idempotency_key = $1"
 )
+# The customer's columns of a query that names the customers table ``c``.
+_C_COLUMNS = ", ".join(f"c.{name.strip()}" for name in CUSTOMER_COLUMNS.split(","))
 _BY_PROVIDER_ID = (
-    "SELECT "
-    + ", ".join(f"c.{name.strip()}" for name in CUSTOMER_COLUMNS.split(","))
-    + " FROM customer_links AS l JOIN customers AS c ON c.id = l.customer_id"
+    f"SELECT {_C_COLUMNS}"
+    " FROM customer_links AS l JOIN customers AS c ON c.id = l.customer_id"
     " WHERE l.provider_customer_id = $1"
 )
 _BY_PROVIDER = f"{_BY_PROVIDER_ID} AND l.provider = $2"
@@ -425,10 +426,8 @@ def _compose_checked(shape: tuple[tuple[tuple[Part, ...], int], ...]) -> str:
 # version if it wrote. The NOT EXISTS is uncorrelated, so PostgreSQL evaluates it once and skips
 # the look-up when the write happened.
 _CHECKED_RESULT = (
-    "SELECT "
-    + ", ".join(f"c.{name.strip()}" for name in CUSTOMER_COLUMNS.split(","))
-    + ", c.xmin AS version, (SELECT xmin FROM cas) AS written FROM (SELECT) AS one "
-    "LEFT JOIN customers AS c ON c.id = $1 AND NOT EXISTS (SELECT FROM cas)"
+    f"SELECT {_C_COLUMNS}, c.xmin AS version, (SELECT xmin FROM cas) AS written "
+    "FROM (SELECT) AS one LEFT JOIN customers AS c ON c.id = $1 AND NOT EXISTS (SELECT FROM cas)"
 )
 
 
