@@ -102,3 +102,28 @@ def test_tiny_postgres_writes_run_checks_every_mode(postgres_url: str) -> None:
     }
     for mode in report["ratio_to_raw_median"].values():
         assert all(ratio > 0 for ratio in mode.values())
+
+
+@pytest.mark.postgres
+def test_tiny_record_writes_run_checks_every_mode(postgres_url: str) -> None:
+    """bench/record_writes.py spot-checks that every plan update and subscription cancel
+    landed in each mode; a tiny run keeps it working."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ADMIN_URL
+
+    assert postgres_url
+    command = [sys.executable, "-m", "bench.record_writes", "--n", "20", "--repeats", "1"]
+    done = subprocess.run(
+        [*command, "--postgres-url", ADMIN_URL],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert set(report["ops_per_s_median"]) == {"raw", "optimistic", "locked"}
+    for mode in report["ratio_to_raw_median"].values():
+        assert set(mode) == {"plan_update", "subscription_cancel"}
+        assert all(ratio > 0 for ratio in mode.values())

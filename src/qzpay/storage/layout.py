@@ -98,6 +98,10 @@ class Layout(Generic[R, F]):
 
         return from_row
 
+    def record_id(self, record: R) -> str:
+        record_id: str = getattr(record, self._id[1])
+        return record_id
+
     def links(self, record: R) -> dict[str, str]:
         """The record's provider ids (the ``provider_ids`` column; none without one)."""
         if self.links_field is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from qzpay._time import utcnow
 from qzpay.catalog.models import Price
-from qzpay.engine.unit_of_work import Units
+from qzpay.engine.unit_of_work import UnitOfWork, Units, retrying
 from qzpay.errors import ConflictError, NotFoundError
 from qzpay.subscriptions import ledger
 from qzpay.subscriptions.inputs import NewSubscription
@@ -124,8 +124,11 @@ class Local:
         return await ledger.insert_new(self.units, self.new_record(new, price), key, digest)
 
     async def change(self, subscription_id: str, change: Change) -> Subscription:
-        """Apply ``change`` to the subscription read for change, with its events."""
-        async with self.units() as work:
+        """Apply ``change`` to the subscription read for change, with its events. The block
+        may run again from a fresh read (optimistic writes, :func:`retrying`), so ``change``
+        must depend on nothing but its arguments."""
+
+        async def block(work: UnitOfWork) -> Subscription:
             before = await work.tx.get_subscription(subscription_id)
             if before is None:
                 raise NotFoundError(f"no subscription {subscription_id!r}")
@@ -136,6 +139,8 @@ class Local:
             after = before.model_copy(update={**fields, "updated_at": now})
             return await ledger.write(work, before, after)
 
+        return await retrying(self.units, block)
+
     async def roll(self, subscription_id: str, price: Price, now: datetime) -> str | None:
         """Apply the due transition of the subscription if it is still due at ``now``:
         ``"renewed"``, ``"canceled"``, or None (not due, or applied by another worker)."""
@@ -143,8 +148,7 @@ class Local:
 
         def change(before: Subscription, at: datetime) -> Fields | None:
             fields = roll_fields(before, price, now)
-            if fields is not None:
-                outcome.append("canceled" if "status" in fields else "renewed")
+            outcome[:] = [] if fields is None else ["canceled" if "status" in fields else "renewed"]
             return fields
 
         await self.change(subscription_id, change)

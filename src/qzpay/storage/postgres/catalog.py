@@ -21,7 +21,9 @@ from qzpay.catalog.models import Plan, Price
 from qzpay.storage.base import CreateKey, PlanFilter, PriceFilter
 from qzpay.storage.catalog_rows import PLAN_ROWS, PRICE_ROWS
 from qzpay.storage.layout import Layout, Table
-from qzpay.storage.postgres.records import POSTGRES, RecordTransaction
+from qzpay.storage.postgres.checked import only_if_written, record_check
+from qzpay.storage.postgres.records import POSTGRES, RecordTransaction, with_statement
+from qzpay.storage.postgres.sql import Check
 from qzpay.storage.rows import dump_json
 from qzpay.storage.sql_reads import CatalogStatements
 
@@ -56,25 +58,31 @@ class _Kind(Table[R, F], Generic[R, F]):
             f"WHERE l.{remote} = $1"
         )
         self.by_provider = f"{self.by_provider_id} AND l.provider = $2"
+        self.checked_links = only_if_written((self.drop_links, self.upsert_links))
 
     def insert_statement(self, record: R) -> str:
         """The record's insert, with its links' when it has any, as one statement."""
-        return _with([self.insert, self.insert_links] if self.rows.links(record) else [self.insert])
+        statements = [self.insert, self.insert_links] if self.rows.links(record) else [self.insert]
+        return with_statement(statements)
 
-    def update_statement(self, before: R, after: R) -> tuple[str, list[object]]:
-        """The record's update and its link changes (by difference) as one statement."""
+    def update_statements(
+        self, before: R, after: R, *, checked: bool
+    ) -> tuple[list[str], list[object]]:
+        """The record's update and its link changes (by difference), and their arguments;
+        ``checked``: the link changes of a checked write (made only if the update is)."""
+        drop, upsert = self.checked_links if checked else (self.drop_links, self.upsert_links)
         statements = [self.update]
         params = list(self.update_args(after))
         old, new = self.rows.links(before), self.rows.links(after)
         removed = [provider for provider in old if provider not in new]
         if removed:
             params.append(removed)
-            statements.append(self.drop_links.format(f"${len(params)}"))
+            statements.append(drop.format(f"${len(params)}"))
         changed = {p: remote for p, remote in new.items() if old.get(p) != remote}
         if changed:
             params.append(dump_json(changed))
-            statements.append(self.upsert_links.format(f"${len(params)}"))
-        return _with(statements), params
+            statements.append(upsert.format(f"${len(params)}"))
+        return statements, params
 
 
 PLANS: _Kind[Plan, PlanFilter] = _Kind(PLAN_ROWS)
@@ -87,13 +95,6 @@ GET_PRICE_BY_LOOKUP_KEY = (
 )
 ACTIVE_PRICES = f"{PRICES.select} WHERE plan_id = $1 AND active ORDER BY id DESC"
 CATALOG = CatalogStatements(PLANS, PRICES, GET_PLAN_BY_KEY, GET_PRICE_BY_LOOKUP_KEY)
-
-
-def _with(statements: list[str]) -> str:
-    if len(statements) == 1:
-        return statements[0]
-    ctes = ", ".join(f"w{index} AS ({sql})" for index, sql in enumerate(statements))
-    return f"WITH {ctes} SELECT 1"
 
 
 _CONFLICTS: dict[str, tuple[str, str]] = {
@@ -120,18 +121,23 @@ _CONFLICTS: dict[str, tuple[str, str]] = {
 }
 
 
+PLAN_CHECK = record_check(PLANS, CATALOG_LOCK_CLASS, _CONFLICTS)
+PRICE_CHECK = record_check(PRICES, CATALOG_LOCK_CLASS, _CONFLICTS)
+
+
 class CatalogTransaction(RecordTransaction):
     """Catalog writes of PostgresTransaction."""
 
     async def _insert(self, kind: _Kind[R, F], record: R, key: CreateKey | None) -> None:
         await self._send(kind.insert_statement(record), kind.insert_args(record, key), _CONFLICTS)
 
-    async def _update(self, kind: _Kind[R, F], before: R, after: R) -> None:
+    async def _update(self, kind: _Kind[R, F], check: Check, before: R, after: R) -> None:
         if after != before:
-            await self._send(*kind.update_statement(before, after), _CONFLICTS)
+            checked = self._checks(kind.rows.record_id(before))
+            await self._change(check, *kind.update_statements(before, after, checked=checked))
 
     async def get_plan(self, plan_id: str) -> Plan | None:
-        return await self._for_update(PLANS, CATALOG_LOCK_CLASS, plan_id)
+        return await self._for_change(PLANS, PLAN_CHECK, plan_id)
 
     async def find_idempotent_plan(self, idempotency_key: str) -> tuple[Plan, str] | None:
         return await self._idempotent(PLANS, idempotency_key)
@@ -140,10 +146,10 @@ class CatalogTransaction(RecordTransaction):
         await self._insert(PLANS, plan, key)
 
     async def update_plan(self, before: Plan, after: Plan) -> None:
-        await self._update(PLANS, before, after)
+        await self._update(PLANS, PLAN_CHECK, before, after)
 
     async def get_price(self, price_id: str) -> Price | None:
-        return await self._for_update(PRICES, CATALOG_LOCK_CLASS, price_id)
+        return await self._for_change(PRICES, PRICE_CHECK, price_id)
 
     async def find_idempotent_price(self, idempotency_key: str) -> tuple[Price, str] | None:
         return await self._idempotent(PRICES, idempotency_key)
@@ -159,4 +165,4 @@ class CatalogTransaction(RecordTransaction):
         return [PRICES.from_row(row) for row in await self._fetch(ACTIVE_PRICES, plan_id)]
 
     async def update_price(self, before: Price, after: Price) -> None:
-        await self._update(PRICES, before, after)
+        await self._update(PRICES, PRICE_CHECK, before, after)

@@ -18,6 +18,7 @@ from qzpay.customers.models import Customer
 from qzpay.errors import StorageError
 from qzpay.storage.base import WriteConflict
 from qzpay.storage.postgres import sql
+from qzpay.storage.postgres.checked import CUSTOMER, changed, checked_statement, split_checked
 from qzpay.storage.postgres.connections import (
     CONNECTION_ERRORS,
     DRIVER_ERRORS,
@@ -28,7 +29,7 @@ from qzpay.storage.postgres.connections import (
     unavailable,
 )
 from qzpay.storage.postgres.recent import RecentVersions
-from qzpay.storage.postgres.sql import Write, customer_from_row
+from qzpay.storage.postgres.sql import Check, Write, customer_from_row
 
 
 def _resend_failed(exc: BaseException) -> StorageError:
@@ -41,10 +42,9 @@ def _resend_failed(exc: BaseException) -> StorageError:
     )
 
 
-def changed(write: Write) -> WriteConflict:
-    return WriteConflict(
-        f"customer {write.args[0]} changed since it was read; read it again and retry",
-    )
+def _refused(write: Write) -> WriteConflict:
+    assert write.checked is not None
+    return changed(write.checked, write.args[0])
 
 
 class TransactionCore:
@@ -76,7 +76,8 @@ class TransactionCore:
         self._begun = False
         self._pending: list[Write] = []
         self._optimistic = optimistic
-        self._versions: dict[str, int] = {}  # customers read without a lock: their xmin
+        self._versions: dict[str, int] = {}  # records read without a lock: their xmin
+        self._read_unlocked: Check | None = None  # the kind of the one record read so
         self._recent = RecentVersions(0) if recent is None else recent
         self._recalled: dict[str, int] = {}  # taken from ``recent``, not yet checked
         self._checked_after: Customer | None = None  # what a checked update writes
@@ -175,8 +176,50 @@ class TransactionCore:
         assert self._connections is not None
         await self._connections.expire()
 
+    def _may_read_unlocked(self) -> bool:
+        """Whether the next read for change may skip the lock: in an optimistic transaction,
+        the first read only, before anything was written or sent (checked.py's docstring)."""
+        return (
+            self._optimistic
+            and not self._begun
+            and not self._pending
+            and self._read_unlocked is None
+        )
+
+    async def _read_versioned(self, check: Check, record_id: str) -> asyncpg.Record | None:
+        """Read a record without a lock (``_may_read_unlocked``), noting its version for the
+        checked write (or for the lock a later read takes first)."""
+        self._read_unlocked = check
+        row = await self._fetchrow_unlocked(check.read, record_id)
+        if row is not None:
+            self._versions[record_id] = row["xmin"]
+        return row
+
+    def _held(self) -> tuple[Check, str, int] | None:
+        """The record read without a lock and not yet written through a check."""
+        if self._read_unlocked is None or not self._versions:
+            return None
+        record_id, version = next(iter(self._versions.items()))
+        return self._read_unlocked, record_id, version
+
+    async def _lock_held(self, connection: Connection, held: tuple[Check, str, int]) -> None:
+        """Lock the row read without a lock (its advisory lock was taken with BEGIN) and check
+        that it is still the version read; from here it is changed like any locked row."""
+        check, record_id, version = held
+        try:
+            current = await connection.fetchval(
+                f"SELECT xmin FROM {check.table} WHERE id = $1 FOR UPDATE", record_id
+            )
+        except DRIVER_ERRORS as exc:
+            raise driver_error(exc) from exc
+        self._versions.pop(record_id, None)
+        self._recalled.pop(record_id, None)
+        if current != version:
+            raise changed(check, record_id)
+
     async def _begin(self, first: str | None = None) -> Connection:
-        """BEGIN, sent with ``first`` (a statement without parameters) in one round trip."""
+        """BEGIN, sent with ``first`` (a statement without parameters) in one round trip; a
+        record read without a lock is locked first (see _lock_held)."""
         if self._begun:
             assert self._connection is not None
             if first is not None:
@@ -185,7 +228,11 @@ class TransactionCore:
                 except DRIVER_ERRORS as exc:
                     raise driver_error(exc) from exc
             return self._connection
-        begin = "BEGIN" if first is None else f"BEGIN; {first}"
+        held = self._held()
+        if held is not None:
+            begin = f"BEGIN; {sql.queue(held[0].lock_class, held[1])}"
+        else:
+            begin = "BEGIN" if first is None else f"BEGIN; {first}"
         connection = await self._acquire()
         try:
             await connection.execute(begin)
@@ -200,6 +247,10 @@ class TransactionCore:
         except DRIVER_ERRORS as exc:
             raise driver_error(exc) from exc
         self._begun = True
+        if held is not None:
+            await self._lock_held(connection, held)
+            if first is not None:
+                await self._begin(first)
         return connection
 
     async def _flush(self, connection: Connection) -> None:
@@ -209,7 +260,7 @@ class TransactionCore:
             await self._execute(connection, pending)
 
     async def _execute(self, connection: Connection, writes: Sequence[Write]) -> None:
-        checked, writes = sql.split_checked(writes)
+        checked, writes = split_checked(writes)
         if checked:
             # Inside BEGIN: the transaction may change the row again under the same xmin.
             self._recent.forget(str(checked[0].args[0]))
@@ -218,7 +269,7 @@ class TransactionCore:
             except CONNECTION_ERRORS as exc:
                 raise driver_error(exc) from exc
             if result["written"] is None:
-                raise changed(checked[0])
+                raise _refused(checked[0])
         if not writes:
             return
         statement, args = sql.statement(writes)
@@ -234,7 +285,7 @@ class TransactionCore:
         """Send a checked update with its events; its result row (sql.checked_statement:
         ``written`` None if the row had changed). A lost connection is raised as the driver's
         error."""
-        statement, args = sql.checked_statement(writes)
+        statement, args = checked_statement(writes)
         try:
             result = await connection.fetchrow(statement, *args)
             assert result is not None  # the statement always returns one row
@@ -274,7 +325,7 @@ class TransactionCore:
             except DRIVER_ERRORS as exc:
                 raise driver_error(exc) from exc
         elif self._pending:
-            checked, rest = sql.split_checked(self._pending)
+            checked, rest = split_checked(self._pending)
             if not checked:
                 await self._commit_pending()
             elif not rest:
@@ -300,10 +351,11 @@ class TransactionCore:
                 # The row as the statement found it: the retry starts from it. Unless it is the
                 # version we held: the statement's snapshot predates a writer that committed
                 # while it waited for the lock, so the retry must read.
-                tried = writes[0].args[-1]  # sql.checked_update puts the version last
-                if result["id"] is not None and result["version"] != tried:
+                tried = writes[0].args[-1]  # checked_write puts the version last
+                found = result["id"] is not None and result["version"] != tried
+                if found and writes[0].checked is CUSTOMER:
                     self._current = (customer_from_row(result), result["version"])
-                raise changed(writes[0])
+                raise _refused(writes[0])
             if self._checked_after is not None:
                 self._recent.remember(self._checked_after, result["written"])
             return
@@ -328,7 +380,7 @@ class TransactionCore:
                 f"been saved: {lost!r}",
                 code="storage_unavailable",
             ) from lost
-        raise changed(writes[0])
+        raise _refused(writes[0])
 
     async def _cancel_on_server(self, connection: Connection) -> None:
         """Stop a commit statement the caller cancelled. Dropping the connection is not

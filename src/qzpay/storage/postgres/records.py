@@ -1,8 +1,14 @@
 """What the catalog and subscription mix-ins of a PostgreSQL transaction do alike, over a
 :class:`~qzpay.storage.layout.Table` of the record kind: a write sent at once inside the
 transaction (its unique violations mapped to ConflictErrors), a read that sees the writes kept
-so far, a read for change behind the record's advisory lock, and the idempotent-create look-up.
+so far, a read for change and the change it is read for, and the idempotent-create look-up.
 (The committed reads are :mod:`qzpay.storage.sql_reads`.)
+
+A read for change queues on the record's advisory lock, then locks the row; in an optimistic
+transaction the first one reads without BEGIN or lock instead, and the change becomes a checked
+statement kept for the commit with its events (qzpay.storage.postgres.checked): two round trips
+for a change with no other read, instead of five (BEGIN with the lock, the locked read, the
+update, the events, COMMIT).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from pydantic import BaseModel
 
 from qzpay.errors import ConflictError, StorageError
 from qzpay.storage.layout import Dialect, Table
-from qzpay.storage.postgres.connections import DRIVER_ERRORS, Connection, driver_error
-from qzpay.storage.postgres.sql import queue
+from qzpay.storage.postgres.checked import checked_write
+from qzpay.storage.postgres.commit import TransactionCore
+from qzpay.storage.postgres.connections import DRIVER_ERRORS, driver_error
+from qzpay.storage.postgres.sql import Check, queue
 from qzpay.storage.rows import as_is
 
 R = TypeVar("R", bound=BaseModel)
@@ -37,20 +45,16 @@ def unique_conflict(
     return ConflictError(message, code=code)
 
 
-class RecordTransaction:
-    """Reads and writes of one record kind inside PostgresTransaction (its ``_begin``,
-    ``_flush`` and ``_fetchrow``)."""
+def with_statement(statements: Sequence[str]) -> str:
+    """Several writes over the same arguments as one statement."""
+    if len(statements) == 1:
+        return statements[0]
+    ctes = ", ".join(f"w{index} AS ({sql})" for index, sql in enumerate(statements))
+    return f"WITH {ctes} SELECT 1"
 
-    async def _begin(self, first: str | None = None) -> Connection:
-        raise NotImplementedError  # pragma: no cover - the transaction's
 
-    async def _flush(self, connection: Connection) -> None:
-        raise NotImplementedError  # pragma: no cover - the transaction's
-
-    async def _fetchrow(
-        self, query: str, *args: object, queue: str | None = None
-    ) -> asyncpg.Record | None:
-        raise NotImplementedError  # pragma: no cover - the transaction's
+class RecordTransaction(TransactionCore):
+    """Reads and writes of the record kinds inside PostgresTransaction."""
 
     async def _send(
         self, statement: str, args: Sequence[object], conflicts: Mapping[str, tuple[str, str]]
@@ -75,11 +79,32 @@ class RecordTransaction:
         except DRIVER_ERRORS as exc:
             raise driver_error(exc) from exc
 
-    async def _for_update(self, table: Table[R, Any], lock_class: int, record_id: str) -> R | None:
-        """Read a record for change: queue on its advisory lock, then lock the row."""
-        lock = queue(lock_class, record_id)
-        row = await self._fetchrow(f"{table.get} FOR UPDATE", record_id, queue=lock)
+    async def _for_change(self, table: Table[R, Any], check: Check, record_id: str) -> R | None:
+        """Read a record for change (see the module docstring)."""
+        if self._may_read_unlocked():
+            row = await self._read_versioned(check, record_id)
+        else:
+            lock = queue(check.lock_class, record_id)
+            row = await self._fetchrow(f"{table.get} FOR UPDATE", record_id, queue=lock)
         return None if row is None else table.from_row(row)
+
+    def _checks(self, record_id: str) -> bool:
+        """Whether the change of ``record_id`` is a checked one (read without a lock), so its
+        side-table writes must be made ``checked.only_if_written``."""
+        return record_id in self._versions
+
+    async def _change(
+        self, check: Check, statements: Sequence[str], args: Sequence[object]
+    ) -> None:
+        """Write a change read for (the update first, the record id its first argument): at
+        once if the record is locked, else as a checked write kept for the commit."""
+        version = self._versions.pop(str(args[0]), None)
+        if version is None:
+            await self._send(with_statement(statements), args, check.conflicts)
+        else:
+            await self._write(
+                checked_write(check, statements, args, version=version), may_conflict=False
+            )
 
     async def _idempotent(self, table: Table[R, Any], idempotency_key: str) -> tuple[R, str] | None:
         row = await self._fetchrow(table.idempotent, idempotency_key)

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -41,9 +41,9 @@ GET_IDEMPOTENT = (
     f"SELECT {CUSTOMER_COLUMNS}, request_fingerprint FROM customers WHERE idempotency_key = $1"
 )
 # The customer's columns of a query that names the customers table ``c``.
-_C_COLUMNS = ", ".join(f"c.{name.strip()}" for name in CUSTOMER_COLUMNS.split(","))
+C_COLUMNS = ", ".join(f"c.{name.strip()}" for name in CUSTOMER_COLUMNS.split(","))
 _BY_PROVIDER_ID = (
-    f"SELECT {_C_COLUMNS}"
+    f"SELECT {C_COLUMNS}"
     " FROM customer_links AS l JOIN customers AS c ON c.id = l.customer_id"
     " WHERE l.provider_customer_id = $1"
 )
@@ -95,30 +95,6 @@ LINKS_DIFF = (
 INSERT_EVENT: Part = (
     f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4::jsonb, $5)",
     " ON CONFLICT (id) DO NOTHING",
-)
-# The checked (compare-and-set) update of an optimistic transaction: one statement that queues
-# on the customer's advisory lock, updates the row only if it is still the version that was
-# read, and writes the side tables and the events only if it did (each refers to ``cas``, which
-# also makes PostgreSQL run the update first). See checked_statement.
-CHECKED_QUEUE = "SELECT pg_advisory_xact_lock({lock_class}, {key}::int)"
-CHECKED_UPDATE = (
-    UPDATE_CUSTOMER.replace(" WHERE id = $1", " FROM queued WHERE id = $1")
-    + " AND xmin = {version}::xid RETURNING xmin"
-)
-CHECKED_METADATA_DIFF = (
-    f"{METADATA_DIFF[0]} AND EXISTS (SELECT FROM cas)",
-    METADATA_DIFF[1].replace(" FROM jsonb_each_text(", " FROM cas, jsonb_each_text("),
-)
-CHECKED_LINKS_DIFF = (
-    f"{LINKS_DIFF[0]} AND EXISTS (SELECT FROM cas)",
-    LINKS_DIFF[1].replace(" FROM jsonb_each_text(", " FROM cas, jsonb_each_text("),
-)
-CHECKED_METADATA_CHANGE = METADATA_CHANGE.replace(
-    " WHERE m.customer_id = $1", ", cas WHERE m.customer_id = $1"
-)
-INSERT_EVENT_CHECKED: Part = (
-    f"INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4::jsonb, $5 FROM cas",
-    None,
 )
 PUT_TASK: Part = (
     f"INSERT INTO sync_tasks ({TASK_WRITE_COLUMNS}) "
@@ -320,14 +296,31 @@ def provider_query(provider_customer_id: str, provider: str | None) -> tuple[str
     return _BY_PROVIDER, [provider_customer_id, provider]
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Check:
+    """A kind of row an optimistic transaction reads without a lock and changes by a checked
+    statement (qzpay.storage.postgres.checked): its name in messages, its table, the first key
+    of its advisory lock, its read with its version (``xmin`` last), the checked statement's
+    answer, and the unique constraints its writes may break (name -> ConflictError code,
+    message)."""
+
+    noun: str
+    table: str
+    lock_class: int
+    read: str
+    result: str
+    conflicts: Mapping[str, tuple[str, str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     parts: tuple[Part, ...]
     args: tuple[object, ...]
     links: tuple[tuple[str, str], ...] = ()  # provider links it adds, for the conflict message
-    customer: bool = True  # it writes a customer's rows (not only the event log)
-    # A checked update (see checked_update): parts[0] queues, parts[1] is the compare-and-set.
-    checked: bool = False
+    customer: bool = True  # it writes a record's rows (not only the event log)
+    # A checked update (qzpay.storage.postgres.checked): parts[0] queues, parts[1] is the
+    # compare-and-set, the record id is args[0] and the version read args[-1].
+    checked: Check | None = None
 
     @property
     def resendable(self) -> bool:
@@ -336,6 +329,12 @@ class Write:
 
 def _shifted(match: re.Match[str], *, shift: int) -> str:
     return f"${int(match[1]) + shift}"
+
+
+def shifted(sql: str, shift: int) -> str:
+    """``sql`` with its parameters renumbered from ``$1 + shift`` (it follows ``shift``
+    arguments of other writes in one statement)."""
+    return _PARAM.sub(functools.partial(_shifted, shift=shift), sql) if shift else sql
 
 
 # What a statement that commits on its own returns when asked for its version: the xmin of
@@ -357,9 +356,7 @@ def _compose(
             if resend:
                 assert again is not None
                 sql += again
-            if shift:
-                sql = _PARAM.sub(functools.partial(_shifted, shift=shift), sql)
-            statements.append(sql)
+            statements.append(shifted(sql, shift))
         shift += count
     if len(statements) == 1 and not versioned:
         return statements[0]
@@ -373,74 +370,6 @@ def statement(
     shape = tuple((write.parts, len(write.args)) for write in writes)
     args = [arg for write in writes for arg in write.args]
     return _compose(shape, resend, versioned), args
-
-
-def checked_update(
-    parts: Sequence[Part], args: Sequence[object], *, customer_id: str, version: int
-) -> tuple[tuple[Part, ...], tuple[object, ...]]:
-    """The parts and arguments of a checked update, from those of a plain one (whose first part
-    is UPDATE_CUSTOMER and the others CHECKED_*_DIFF): queue on the customer's advisory lock,
-    then update only if the row is still at ``version``."""
-    assert parts[0][0] == UPDATE_CUSTOMER
-    key_at, version_at = len(args) + 1, len(args) + 2
-    checked: list[Part] = [
-        (CHECKED_QUEUE.format(lock_class=CUSTOMER_LOCK_CLASS, key=f"${key_at}"), None),
-        (CHECKED_UPDATE.format(version=f"${version_at}"), None),
-        *parts[1:],
-    ]
-    return tuple(checked), (*args, lock_key(customer_id), version)
-
-
-def split_checked(writes: Sequence[Write]) -> tuple[list[Write], list[Write]]:
-    """The checked update among ``writes`` with the events that go with it (which then refer to
-    it, so they are written only if it is), and the other writes."""
-    checked = [write for write in writes if write.checked]
-    if not checked:
-        return [], list(writes)
-    assert len(checked) == 1, "one statement changes a customer once"
-    events = [w for w in writes if not w.customer and w.parts == (INSERT_EVENT,)]
-    rest = [w for w in writes if not w.checked and w not in events]
-    return [checked[0], *events], rest
-
-
-@functools.lru_cache(maxsize=256)
-def _compose_checked(shape: tuple[tuple[tuple[Part, ...], int], ...]) -> str:
-    statements: list[str] = []
-    shift = 0
-    for index, (parts, count) in enumerate(shape):
-        for sql, _ in parts:
-            if index and (sql, _) == INSERT_EVENT:
-                sql = INSERT_EVENT_CHECKED[0]
-            if shift:
-                sql = _PARAM.sub(functools.partial(_shifted, shift=shift), sql)
-            statements.append(sql)
-        shift += count
-    queue_lock, update, *others = statements
-    ctes = [f"queued AS MATERIALIZED ({queue_lock})", f"cas AS ({update})"]
-    ctes += [f"w{index} AS ({sql})" for index, sql in enumerate(others)]
-    return f"WITH {', '.join(ctes)} {_CHECKED_RESULT}"
-
-
-# One row: the customer's columns and version (xmin) as the statement found them if the check
-# refused the write (NULLs if it wrote, or if the customer is gone), then ``written``, the new
-# version if it wrote. The NOT EXISTS is uncorrelated, so PostgreSQL evaluates it once and skips
-# the look-up when the write happened.
-_CHECKED_RESULT = (
-    f"SELECT {_C_COLUMNS}, c.xmin AS version, (SELECT xmin FROM cas) AS written "
-    "FROM (SELECT) AS one LEFT JOIN customers AS c ON c.id = $1 AND NOT EXISTS (SELECT FROM cas)"
-)
-
-
-def checked_statement(writes: Sequence[Write]) -> tuple[str, list[object]]:
-    """One statement for a checked update and its events (as split_checked returns them); its
-    one row holds ``written``, the row's new version (xmin), if it wrote; if the row was no
-    longer at the version read it wrote nothing and the row holds the customer as it is now
-    (see _CHECKED_RESULT), so the retry need not read it again."""
-    assert writes
-    assert writes[0].checked
-    shape = tuple((write.parts, len(write.args)) for write in writes)
-    args = [arg for write in writes for arg in write.args]
-    return _compose_checked(shape), args
 
 
 def same_row(first: Write, second: Write) -> bool:
@@ -461,6 +390,10 @@ def conflict(exc: asyncpg.UniqueViolationError, writes: Sequence[Write]) -> Exce
     """Translate a unique violation by its constraint name."""
     links = [link for write in writes for link in write.links]
     constraint = exc.constraint_name
+    for write in writes:
+        known = None if write.checked is None else write.checked.conflicts.get(constraint or "")
+        if known is not None:
+            return ConflictError(known[1], code=known[0])
     if constraint in ("customers_idempotency_key_key", "sync_tasks_idempotency_key_key"):
         return ConflictError("idempotency key already used", code="idempotency_key_reused")
     if constraint == "customer_links_pkey":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from qzpay.storage.layout import ColumnLinked, Table
 from qzpay.storage.params import CreateKey
+from qzpay.storage.postgres.checked import record_check
 from qzpay.storage.postgres.records import POSTGRES, RecordTransaction
 from qzpay.storage.rows import as_is
 from qzpay.storage.sql_reads import SubscriptionStatements, grants_from_rows
@@ -63,6 +64,7 @@ _CONFLICTS: dict[str, tuple[str, str]] = {
 }
 
 
+SUBSCRIPTION_CHECK = record_check(SUBSCRIPTIONS, SUBSCRIPTION_LOCK_CLASS, _CONFLICTS)
 STATEMENTS = SubscriptionStatements(SUBSCRIPTIONS, GRANTS, DUE, encode_time=as_is)
 """What the storage's reads (:mod:`qzpay.storage.sql_reads`) run; JSONB arrives as text."""
 
@@ -71,7 +73,7 @@ class SubscriptionTransaction(RecordTransaction):
     """Subscription reads and writes of PostgresTransaction."""
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
-        return await self._for_update(SUBSCRIPTIONS, SUBSCRIPTION_LOCK_CLASS, subscription_id)
+        return await self._for_change(SUBSCRIPTIONS, SUBSCRIPTION_CHECK, subscription_id)
 
     async def find_idempotent_subscription(
         self, idempotency_key: str
@@ -86,7 +88,8 @@ class SubscriptionTransaction(RecordTransaction):
 
     async def update_subscription(self, before: Subscription, after: Subscription) -> None:
         if after != before:
-            await self._send(SUBSCRIPTIONS.update, SUBSCRIPTIONS.update_args(after), _CONFLICTS)
+            args = SUBSCRIPTIONS.update_args(after)
+            await self._change(SUBSCRIPTION_CHECK, [SUBSCRIPTIONS.update], args)
 
     async def grants(self, customer_id: str) -> list[Grant]:
         return grants_from_rows(await self._fetch(GRANTS, customer_id))

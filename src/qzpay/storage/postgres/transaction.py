@@ -10,8 +10,12 @@ from datetime import datetime
 from qzpay.customers.models import Customer
 from qzpay.events import Event
 from qzpay.storage.base import CreateKey, IdempotentCreate, SyncTask, TaskClaim
-from qzpay.storage.postgres import catalog, sql, subscriptions
-from qzpay.storage.postgres.commit import TransactionCore
+from qzpay.storage.postgres import catalog, checked, sql, subscriptions
+from qzpay.storage.postgres.checked import (
+    CHECKED_LINKS_DIFF,
+    CHECKED_METADATA_CHANGE,
+    CHECKED_METADATA_DIFF,
+)
 from qzpay.storage.postgres.connections import DRIVER_ERRORS, driver_error
 from qzpay.storage.postgres.sql import Part, Write, customer_from_row, task_from_row
 from qzpay.storage.rows import (
@@ -24,26 +28,23 @@ from qzpay.storage.rows import (
 )
 
 
-class PostgresTransaction(
-    TransactionCore, catalog.CatalogTransaction, subscriptions.SubscriptionTransaction
-):
+class PostgresTransaction(catalog.CatalogTransaction, subscriptions.SubscriptionTransaction):
     """One transaction on one connection; also its own context manager (see TransactionCore)."""
 
     # -- the Transaction protocol --------------------------------------------------------
     async def get_customer(self, customer_id: str) -> Customer | None:
-        if self._optimistic and not self._begun and not self._pending:
+        if self._may_read_unlocked():
             recalled = self._recent.recall(customer_id)
             if recalled is not None:
+                self._read_unlocked = checked.CUSTOMER
                 customer, version = recalled
                 self._versions[customer_id] = self._recalled[customer_id] = version
                 return customer
-            row = await self._fetchrow_unlocked(sql.GET_VERSIONED, customer_id)
+            row = await self._read_versioned(checked.CUSTOMER, customer_id)
             if row is None:
-                self._versions.pop(customer_id, None)
                 return None
-            self._versions[customer_id] = version = row["xmin"]
             customer = customer_from_row(row)
-            self._recent.remember(customer, version)
+            self._recent.remember(customer, row["xmin"])
             return customer
         queue = sql.queue(sql.CUSTOMER_LOCK_CLASS, customer_id)
         row = await self._fetchrow(sql.GET_FOR_UPDATE, customer_id, queue=queue)
@@ -72,8 +73,8 @@ class PostgresTransaction(
         if after == before:
             return  # nothing to write
         version = self._versions.pop(before.id, None)
-        checked = version is not None
-        if checked:
+        is_checked = version is not None
+        if is_checked:
             self._recalled.pop(before.id, None)  # the checked statement compares it
             self._checked_after = after
         else:
@@ -82,8 +83,8 @@ class PostgresTransaction(
         parts: list[Part] = [(sql.UPDATE_CUSTOMER, None)]
         # The side tables change by difference. Each key is touched by one statement only,
         # since the statements of one WITH run in no defined order.
-        metadata_diff = sql.CHECKED_METADATA_DIFF if checked else sql.METADATA_DIFF
-        links_diff = sql.CHECKED_LINKS_DIFF if checked else sql.LINKS_DIFF
+        metadata_diff = CHECKED_METADATA_DIFF if is_checked else sql.METADATA_DIFF
+        links_diff = CHECKED_LINKS_DIFF if is_checked else sql.LINKS_DIFF
         # Keys whose value changes are updated in place; the diff adds and removes the others.
         changed = {
             key: value
@@ -92,7 +93,7 @@ class PostgresTransaction(
         }
         if changed:
             args.append(dump_json(changed))
-            change = sql.CHECKED_METADATA_CHANGE if checked else sql.METADATA_CHANGE
+            change = CHECKED_METADATA_CHANGE if is_checked else sql.METADATA_CHANGE
             parts.append((change.format(f"${len(args)}"), None))
         added = {key: value for key, value in after.metadata.items() if key not in changed}
         _diff(before.metadata, added, metadata_diff, parts, args, kept=after.metadata)
@@ -100,10 +101,10 @@ class PostgresTransaction(
             before.provider_customer_ids, after.provider_customer_ids, links_diff, parts, args
         )
         if version is not None:
-            checked_parts, checked_args = sql.checked_update(
-                parts, args, customer_id=before.id, version=version
+            statements = [statement for statement, _ in parts]
+            write = checked.checked_write(
+                checked.CUSTOMER, statements, args, version=version, links=tuple(linked.items())
             )
-            write = Write(checked_parts, checked_args, tuple(linked.items()), checked=True)
         else:
             write = Write(tuple(parts), tuple(args), tuple(linked.items()))
         await self._write(write, may_conflict=bool(linked))

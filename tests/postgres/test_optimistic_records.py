@@ -1,0 +1,301 @@
+"""Optimistic writes of plans, prices and subscriptions (issue 16, "the same path for the next
+resources"): a change with no other read is an unlocked read and one checked statement (no
+BEGIN, no COMMIT); a later read in the same transaction first locks the record read so, in the
+locking path's order; a stale read writes nothing and the service recomputes from a fresh read,
+so concurrent writers lose no update and each record's events stay in commit order.
+
+Statements are counted with asyncpg's query logger on a pool handed to the storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from qzpay import Billing, Event
+from qzpay.catalog.models import Plan
+from qzpay.errors import ConflictError
+from qzpay.ids import event_ids
+from qzpay.storage.base import WriteConflict
+from qzpay.storage.postgres import PostgresStorage
+from qzpay.storage.postgres.catalog import CATALOG_LOCK_CLASS
+from qzpay.storage.postgres.sql import CUSTOMER_LOCK_CLASS
+from qzpay.storage.postgres.subscriptions import SUBSCRIPTION_LOCK_CLASS
+from tests.factories import create_customer
+from tests.subscriptions.factories import make_catalog
+
+pytestmark = pytest.mark.postgres
+
+_TABLES = ("plans", "prices", "subscriptions", "customers", "events", "sync_tasks")
+
+
+class Statements:
+    """What the server received that reads or writes billing tables, queues on a lock, or
+    opens or ends a transaction (pool housekeeping is left out)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def log(self, record: asyncpg.connection.LoggedQuery) -> None:
+        query = record.query.strip()
+        queues = "pg_advisory_xact_lock" in query
+        if queues or query.startswith(("BEGIN", "COMMIT")) or any(t in query for t in _TABLES):
+            self.sent.append(query)
+
+    def since(self, start: int) -> list[str]:
+        return self.sent[start:]
+
+
+@asynccontextmanager
+async def _billing(pg_url: str, statements: Statements | None = None) -> AsyncIterator[Billing]:
+    async def init(connection: asyncpg.Connection) -> None:
+        if statements is not None:
+            connection.add_query_logger(statements.log)
+
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4, init=init)
+    try:
+        async with Billing(storage=PostgresStorage(pool)) as billing:
+            yield billing
+    finally:
+        await pool.close()
+
+
+def _lock_class(statement: str) -> int | None:
+    """The lock class a statement queues on first, if it queues."""
+    marker = "pg_advisory_xact_lock("
+    if marker not in statement:
+        return None
+    return int(statement.split(marker, 1)[1].split(",", 1)[0])
+
+
+def _event(after: Any, before: Any, kind: str) -> Event:
+    return Event.model_construct(
+        id=event_ids.new(),
+        type=kind,
+        data=after,
+        previous=before.changed_fields(after),
+        created_at=after.updated_at,
+    )
+
+
+def _plan_changed(before: Plan, **fields: object) -> Plan:
+    stamp = before.updated_at + timedelta(microseconds=1)
+    return before.model_copy(update={**fields, "updated_at": stamp})
+
+
+async def _events(storage: PostgresStorage) -> list[Event]:
+    events: list[Event] = []
+    while page := await storage.list_events(after=events[-1].id if events else None, limit=50):
+        events += page
+    return events
+
+
+class TestRoundTrips:
+    async def test_a_plan_update_is_an_unlocked_read_and_one_checked_statement(
+        self, pg_url: str
+    ) -> None:
+        statements = Statements()
+        async with _billing(pg_url, statements) as billing:
+            plan = await billing.plans.create(key="rt", name="Before")
+            start = len(statements.sent)
+            updated = await billing.plans.update(plan.id, name="After", metadata={"k": "v"})
+            sent = statements.since(start)
+        assert updated.name == "After"
+        assert len(sent) == 2, sent
+        read, write = sent
+        assert read.startswith("SELECT")
+        assert "xmin" in read
+        assert "FOR UPDATE" not in read
+        assert write.startswith("WITH queued")
+        assert _lock_class(write) == CATALOG_LOCK_CLASS
+        assert not any(query.startswith(("BEGIN", "COMMIT")) for query in sent)
+
+    async def test_a_subscription_change_that_keeps_access_is_two_statements_after_its_lookup(
+        self, pg_url: str
+    ) -> None:
+        statements = Statements()
+        async with _billing(pg_url, statements) as billing:
+            catalog = await make_catalog(billing)
+            customer = await create_customer(billing)
+            sub = await billing.subscriptions.create(customer.id, catalog.free.id)
+            start = len(statements.sent)
+            cancelled = await billing.subscriptions.cancel(sub.id)  # at period end
+            sent = statements.since(start)
+        assert cancelled.cancel_at_period_end
+        # The service's committed look-up (kept here or at a provider?), then the change.
+        assert len(sent) == 3, sent
+        assert "xmin" in sent[1]
+        assert "FOR UPDATE" not in sent[1]
+        assert sent[2].startswith("WITH queued")
+        assert not any(query.startswith(("BEGIN", "COMMIT")) for query in sent)
+
+    async def test_a_change_of_access_locks_the_subscription_before_the_customer(
+        self, pg_url: str
+    ) -> None:
+        statements = Statements()
+        async with _billing(pg_url, statements) as billing:
+            catalog = await make_catalog(billing)
+            customer = await create_customer(billing)
+            sub = await billing.subscriptions.create(customer.id, catalog.free.id)
+            start = len(statements.sent)
+            ended = await billing.subscriptions.cancel(sub.id, at_period_end=False)
+            sent = statements.since(start)
+            assert await billing.entitlements.list(customer.id) == []
+        assert ended.status == "canceled"
+        locks = [lock for lock in map(_lock_class, sent) if lock is not None]
+        # The locking path's order: the subscription, then its customer.
+        assert locks[:2] == [SUBSCRIPTION_LOCK_CLASS, CUSTOMER_LOCK_CLASS], sent
+        assert sent[0].startswith("SELECT")  # the service's committed look-up
+        assert "xmin" in sent[1]  # the unlocked read
+        assert "FOR UPDATE" not in sent[1]
+
+
+class TestStaleReads:
+    async def test_a_plan_changed_after_the_read_is_refused_and_nothing_is_written(
+        self, pg_url: str, admin: asyncpg.Connection
+    ) -> None:
+        async with _billing(pg_url) as billing:
+            plan = await billing.plans.create(key="stale", name="Before")
+            storage = billing.storage
+            assert isinstance(storage, PostgresStorage)
+            events = await admin.fetchval("SELECT count(*) FROM events")
+
+            async def stale_write() -> None:
+                async with storage.optimistic_transaction() as tx:
+                    before = await tx.get_plan(plan.id)
+                    assert before is not None
+                    await billing.plans.update(plan.id, name="Theirs")  # another writer
+                    after = _plan_changed(before, name="Mine", provider_plan_ids={"stripe": "p"})
+                    await tx.update_plan(before, after)
+                    await tx.append_event(_event(after, before, "plan.updated"))
+
+            with pytest.raises(WriteConflict) as raised:
+                await stale_write()
+            assert "plan" in str(raised.value)
+            stored = await billing.plans.get(plan.id)
+        assert stored is not None
+        assert stored.name == "Theirs"
+        assert stored.provider_plan_ids == {}
+        assert await admin.fetchval("SELECT count(*) FROM plan_links") == 0
+        assert await admin.fetchval("SELECT count(*) FROM events") == events + 1  # theirs only
+
+    async def test_a_record_changed_before_a_second_read_is_refused_when_it_is_locked(
+        self, pg_url: str
+    ) -> None:
+        async with _billing(pg_url) as billing:
+            catalog = await make_catalog(billing)
+            customer = await create_customer(billing)
+            sub = await billing.subscriptions.create(customer.id, catalog.free.id)
+            storage = billing.storage
+            assert isinstance(storage, PostgresStorage)
+
+            async def read_twice() -> None:
+                async with storage.optimistic_transaction() as tx:
+                    assert await tx.get_subscription(sub.id) is not None
+                    await billing.subscriptions.pause(sub.id)  # another writer
+                    await tx.get_customer(customer.id)  # locks the subscription first
+
+            with pytest.raises(WriteConflict):
+                await read_twice()
+            stored = await billing.subscriptions.get(sub.id)
+        assert stored is not None
+        assert stored.status == "paused"
+
+    async def test_a_taken_provider_plan_id_is_raised_by_the_checked_commit(
+        self, pg_url: str, admin: asyncpg.Connection
+    ) -> None:
+        async with _billing(pg_url) as billing:
+            one = await billing.plans.create(key="one", name="One")
+            two = await billing.plans.create(key="two", name="Two")
+            storage = billing.storage
+            assert isinstance(storage, PostgresStorage)
+            async with storage.transaction() as tx:
+                before = await tx.get_plan(one.id)
+                assert before is not None
+                await tx.update_plan(before, _plan_changed(before, provider_plan_ids={"s": "x"}))
+            events = await admin.fetchval("SELECT count(*) FROM events")
+
+            async def link_taken() -> None:
+                async with storage.optimistic_transaction() as tx:
+                    before = await tx.get_plan(two.id)
+                    assert before is not None
+                    after = _plan_changed(before, name="Two!", provider_plan_ids={"s": "x"})
+                    await tx.update_plan(before, after)
+                    await tx.append_event(_event(after, before, "plan.updated"))
+
+            with pytest.raises(ConflictError) as raised:
+                await link_taken()
+            assert raised.value.code == "provider_id_taken"
+            assert await billing.plans.get(two.id) == two
+        assert await admin.fetchval("SELECT count(*) FROM events") == events
+
+
+class TestConcurrentWriters:
+    async def test_no_plan_update_is_lost_and_its_events_are_in_commit_order(
+        self, pg_url: str
+    ) -> None:
+        async with _billing(pg_url) as one, _billing(pg_url) as two:
+            plan = await one.plans.create(key="busy", name="Busy")
+            writers = 16
+            await asyncio.gather(
+                *(
+                    (one, two)[i % 2].plans.update(plan.id, metadata={f"k{i}": str(i)})
+                    for i in range(writers)
+                )
+            )
+            final = await one.plans.get(plan.id)
+            assert final is not None
+            storage = one.storage
+            assert isinstance(storage, PostgresStorage)
+            updates = [e for e in await _events(storage) if e.type == "plan.updated"]
+        assert final.metadata == {f"k{i}": str(i) for i in range(writers)}
+        assert len(updates) == writers
+        for earlier, later in itertools.pairwise(updates):
+            assert later.previous is not None
+            assert later.previous["metadata"] == earlier.data.metadata
+
+    async def test_concurrent_subscription_changes_lose_nothing(self, pg_url: str) -> None:
+        async with _billing(pg_url) as one, _billing(pg_url) as two:
+            catalog = await make_catalog(one)
+            customers = [await create_customer(one) for _ in range(6)]
+            subs = [await one.subscriptions.create(c.id, catalog.free.id) for c in customers]
+            # Per subscription: cancel at period end (no access change: the checked statement)
+            # against a move to another plan (an access change: the locked second read).
+            await asyncio.gather(
+                *(one.subscriptions.cancel(sub.id) for sub in subs),
+                *(two.subscriptions.change_price(sub.id, catalog.team_free.id) for sub in subs),
+            )
+            for sub, customer in zip(subs, customers, strict=True):
+                final = await one.subscriptions.get(sub.id)
+                assert final is not None
+                assert final.cancel_at_period_end
+                assert final.price_id == catalog.team_free.id
+                assert await one.entitlements.list(customer.id) == ["api", "sso"]
+
+    async def test_two_due_runs_at_once_roll_each_period_once(self, pg_url: str) -> None:
+        async with _billing(pg_url) as one, _billing(pg_url) as two:
+            catalog = await make_catalog(one)
+            subs = [
+                await one.subscriptions.create((await create_customer(one)).id, catalog.free.id)
+                for _ in range(8)
+            ]
+            later = subs[0].current_period_end + timedelta(hours=1)
+            reports = await asyncio.gather(
+                one.subscriptions.run_due(later), two.subscriptions.run_due(later)
+            )
+            assert sum(report.renewed for report in reports) == len(subs)
+            for sub in subs:
+                rolled = await one.subscriptions.get(sub.id)
+                assert rolled is not None
+                assert rolled.current_period_start == sub.current_period_end
+
+
+def test_the_lock_classes_differ() -> None:
+    assert len({CATALOG_LOCK_CLASS, CUSTOMER_LOCK_CLASS, SUBSCRIPTION_LOCK_CLASS}) == 3
