@@ -117,6 +117,24 @@ class TestRoundTrips:
         assert _lock_class(write) == CATALOG_LOCK_CLASS
         assert not any(query.startswith(("BEGIN", "COMMIT")) for query in sent)
 
+    async def test_a_price_update_or_archive_is_two_statements_too(self, pg_url: str) -> None:
+        statements = Statements()
+        async with _billing(pg_url, statements) as billing:
+            plan = await billing.plans.create(key="rt-price", name="P")
+            price = await billing.prices.create(
+                plan.id, currency="USD", unit_amount=500, interval="month"
+            )
+            start = len(statements.sent)
+            await billing.prices.update(price.id, metadata={"tier": "gold"})
+            updated = statements.since(start)
+            start = len(statements.sent)
+            archived = await billing.prices.archive(price.id)
+            archiving = statements.since(start)
+        assert not archived.active
+        for sent in (updated, archiving):
+            assert len(sent) == 2, sent
+            assert sent[1].startswith("WITH queued")
+
     async def test_a_subscription_change_that_keeps_access_is_two_statements_after_its_lookup(
         self, pg_url: str
     ) -> None:

@@ -35,7 +35,7 @@ from qzpay.catalog.remote import price_remote
 from qzpay.catalog.resource import PRICES, live_plan
 from qzpay.catalog.wiring import Wiring
 from qzpay.engine.intents import fingerprint
-from qzpay.engine.unit_of_work import UnitOfWork
+from qzpay.engine.unit_of_work import UnitOfWork, retrying
 from qzpay.errors import ConflictError
 from qzpay.limits import (
     DEFAULT_LIST_LIMIT,
@@ -155,7 +155,8 @@ class PriceService(RecordService[Price, PriceFilter]):
         )
         if self.remote is not None:
             return await self._update_at_providers(price_id, changes, patch)
-        async with self.engine.unit() as work:
+
+        async def block(work: UnitOfWork) -> Price:
             before, holder = await self._load(work, price_id, changes.get("lookup_key"))
             fields = self._with_metadata(before, changes, patch)
             after = before.model_copy(update=fields)
@@ -164,6 +165,8 @@ class PriceService(RecordService[Price, PriceFilter]):
             if holder is not None and after.active:
                 await PRICES.change(work, holder, {"lookup_key": None})
             return await PRICES.change(work, before, fields)
+
+        return await retrying(self.engine.unit, block)
 
     async def archive(self, price_id: str) -> Price:
         """Archive the price (``active=False``, ``price.archived``); it keeps its lookup key,

@@ -23,7 +23,7 @@ from qzpay.engine.core import Engine
 from qzpay.engine.pending import SyncReport
 from qzpay.engine.resource import Remote
 from qzpay.engine.strategy import Strategy, choose
-from qzpay.engine.unit_of_work import UnitOfWork
+from qzpay.engine.unit_of_work import UnitOfWork, retrying
 from qzpay.limits import DEFAULT_SYNC_BATCH
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
@@ -97,14 +97,17 @@ class RecordService(Generic[C, F]):
     ) -> C:
         """Archive without providers, in one unit of work (``then`` adds to it). Archiving an
         archived record changes nothing."""
-        async with self.engine.unit() as work:
+
+        async def block(work: UnitOfWork) -> C:
             before = await self.engine.load(work.tx, record_id)
             if not before.active:
                 return before
             after = await self._resource.change(work, before, archive_changes(utcnow()))
             if then is not None:
                 await then(work)
-        return after
+            return after
+
+        return await retrying(self.engine.unit, block)
 
     async def _archive_at_providers(self, record_id: str) -> C:
         return await self._strategy.modify(record_id, archive_if_active, remote_visible=True)
