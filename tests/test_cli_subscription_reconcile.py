@@ -70,3 +70,41 @@ def test_reconcile_table_prints_labels_and_ids_as_text(capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "cannot be adopted [stripe ids]" in out
     assert hostile in out
+
+
+def test_reconcile_tables_count_each_side(capsys: pytest.CaptureFixture[str]) -> None:
+    """Above each reconcile table, how many records of each kind are here and at the provider
+    (the provider's kinds named only when there are several); the ids column is headed with
+    the kinds counted."""
+    from qzpay.catalog.reconcile import CatalogReconcileReport
+    from qzpay.cli.catalog import RECONCILIATION as CATALOG
+    from qzpay.cli.reports import show_reconcile
+    from qzpay.cli.subscription_reconcile import RECONCILIATION as SUBSCRIPTIONS
+    from qzpay.customers.reconcile import ReconcileReport
+    from qzpay.subscriptions.reconcile import SubscriptionReconcileReport
+
+    CATALOG.show(
+        CatalogReconcileReport(
+            provider="stripe", local_plans=3, local_prices=5, provider_plans=2, provider_prices=4
+        ),
+        fixed_now=False,
+    )
+    catalog = capsys.readouterr().out
+    assert "stripe: 3 plans and 5 prices here, 2 plans and 4 prices at stripe" in catalog
+    assert "plans and prices" in catalog.splitlines()[2]
+    SUBSCRIPTIONS.show(
+        SubscriptionReconcileReport(
+            provider="stripe", local_subscriptions=7, provider_subscriptions=8
+        ),
+        fixed_now=False,
+    )
+    subscriptions = capsys.readouterr().out
+    assert "stripe: 7 subscriptions here, 8 at stripe" in subscriptions
+    assert "subscriptions" in subscriptions.splitlines()[2]
+    show_reconcile(
+        ReconcileReport(provider="stripe", local_customers=1, provider_customers=2),
+        fixed_now=False,
+    )
+    customers = capsys.readouterr().out
+    assert "stripe: 1 customers here, 2 at stripe" in customers
+    assert "customers" in customers.splitlines()[2]

@@ -6,15 +6,16 @@ With providers configured in the environment, writes reach them (qzpay.catalog.r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from qzpay.catalog.models import Interval
-from qzpay.cli.options import Common, MetadataPairs, Paging, UnsetMetadata, command, parse_pairs
+from qzpay.cli.options import Common, CreateOptions, MetadataPatch, command, parse_pairs
 from qzpay.cli.provider_sync import Check, Fix, Reconciliation
-from qzpay.cli.records import Lookup, changed, merge_metadata, show_found, show_result
+from qzpay.cli.records import Lookup, changed, list_command, show_found, show_result
 from qzpay.cli.rendering import (
     print_json,
     show_catalog_diff,
@@ -47,9 +48,6 @@ Active = Annotated[
         show_default=False,
     ),
 ]
-IdempotencyKey = Annotated[
-    str | None, typer.Option(help="Makes a retry return the first call's record.")
-]
 SpecFile = Annotated[
     Path,
     typer.Argument(
@@ -62,9 +60,7 @@ ArchiveMissing = Annotated[
 RECONCILIATION = Reconciliation(
     lambda billing, provider, fix: billing.catalog.reconcile(provider, fix=fix),
     Checklist(
-        "{provider}: {local_plans} plans and {local_prices} prices here, "
-        "{provider_plans} plans and {provider_prices} prices at {provider}",
-        "plans and prices",
+        ("plans", "prices"),
         "record_id",
         (
             "unlinked",
@@ -104,14 +100,13 @@ def plans_create(
     description: Annotated[str | None, typer.Option(help="A description.")] = None,
     entitlement: Entitlements = None,
     plan_limit: PlanLimits = None,
-    metadata: MetadataPairs = None,
-    idempotency_key: IdempotencyKey = None,
     *,
+    creation: CreateOptions,
     common: Common,
 ) -> None:
     """Create a plan."""
     limits = _limits(plan_limit)
-    pairs = parse_pairs(metadata)
+    given = creation.given()
     show_result(
         common,
         show_plan,
@@ -121,8 +116,7 @@ def plans_create(
             description=description,
             entitlements=entitlement or [],
             limits=limits,
-            metadata=pairs,
-            idempotency_key=idempotency_key,
+            **given,
         ),
     )
 
@@ -140,26 +134,23 @@ def plans_get(
     show_found(
         common,
         show_plan,
-        Lookup("PLAN_ID", plan_id, lambda billing, id_: billing.plans.get(id_), "no plan {!r}"),
+        Lookup.by_id("plan", plan_id, lambda billing: billing.plans.get),
         Lookup(
             "--key", key, lambda billing, k: billing.plans.get_by_key(k), "no plan with key {!r}"
         ),
     )
 
 
-@command
-def plans_list(
-    active: Active = None,
-    *,
-    paging: Paging,
-    common: Common,
-) -> None:
-    """List plans, newest first."""
-    show_result(
-        common,
-        show_plans,
-        lambda billing: billing.plans.list(active=active, limit=paging.limit, offset=paging.offset),
-    )
+@dataclass(frozen=True)
+class PlanFilters:
+    """The options of ``plans list``, as ``billing.plans.list`` names them."""
+
+    active: Active = None
+
+
+plans_list = list_command(
+    PlanFilters, lambda billing: billing.plans.list, show_plans, "List plans, newest first."
+)
 
 
 @command
@@ -172,9 +163,8 @@ def plans_update(
     clear_entitlements: Annotated[bool, typer.Option(help="Remove every entitlement.")] = False,
     plan_limit: PlanLimits = None,
     clear_limits: Annotated[bool, typer.Option(help="Remove every limit.")] = False,
-    metadata: MetadataPairs = None,
-    unset_metadata: UnsetMetadata = None,
     *,
+    metadata: MetadataPatch,
     common: Common,
 ) -> None:
     """Change the given fields. --entitlement and --plan-limit replace them whole; --metadata
@@ -188,7 +178,7 @@ def plans_update(
         changes["entitlements"] = entitlement or []
     if changed(bool(plan_limit), clear_limits, "--plan-limit", "--clear-limits"):
         changes["limits"] = _limits(plan_limit)
-    merge_metadata(changes, metadata, unset_metadata)
+    metadata.add_to(changes)
     show_result(common, show_plan, lambda billing: billing.plans.update(plan_id, **changes))
 
 
@@ -212,13 +202,12 @@ def prices_create(
     interval_count: Annotated[int, typer.Option(help="Intervals per billing period.")] = 1,
     trial_days: Annotated[int | None, typer.Option(help="Trial days (1-730).")] = None,
     lookup_key: Annotated[str | None, typer.Option(help="Names at most one active price.")] = None,
-    metadata: MetadataPairs = None,
-    idempotency_key: IdempotencyKey = None,
     *,
+    creation: CreateOptions,
     common: Common,
 ) -> None:
     """Create a recurring price of a plan."""
-    pairs = parse_pairs(metadata)
+    given = creation.given()
     period: Interval = interval  # type: ignore[assignment]  # the library checks it
     show_result(
         common,
@@ -231,8 +220,7 @@ def prices_create(
             interval_count=interval_count,
             trial_days=trial_days,
             lookup_key=lookup_key,
-            metadata=pairs,
-            idempotency_key=idempotency_key,
+            **given,
         ),
     )
 
@@ -252,7 +240,7 @@ def prices_get(
     show_found(
         common,
         show_price,
-        Lookup("PRICE_ID", price_id, lambda billing, id_: billing.prices.get(id_), "no price {!r}"),
+        Lookup.by_id("price", price_id, lambda billing: billing.prices.get),
         Lookup(
             "--lookup-key",
             lookup_key,
@@ -262,27 +250,18 @@ def prices_get(
     )
 
 
-@command
-def prices_list(
-    plan_id: Annotated[str | None, typer.Option(help="Only this plan's prices.")] = None,
-    active: Active = None,
-    currency: Annotated[str | None, typer.Option(help="ISO 4217 code, any case.")] = None,
-    *,
-    paging: Paging,
-    common: Common,
-) -> None:
-    """List prices, newest first."""
-    show_result(
-        common,
-        show_prices,
-        lambda billing: billing.prices.list(
-            plan_id=plan_id,
-            active=active,
-            currency=currency,
-            limit=paging.limit,
-            offset=paging.offset,
-        ),
-    )
+@dataclass(frozen=True)
+class PriceFilters:
+    """The options of ``prices list``, as ``billing.prices.list`` names them."""
+
+    plan_id: Annotated[str | None, typer.Option(help="Only this plan's prices.")] = None
+    active: Active = None
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 code, any case.")] = None
+
+
+prices_list = list_command(
+    PriceFilters, lambda billing: billing.prices.list, show_prices, "List prices, newest first."
+)
 
 
 @command
@@ -292,9 +271,8 @@ def prices_update(
         str | None, typer.Option(help="New lookup key (moved from the price holding it).")
     ] = None,
     clear_lookup_key: Annotated[bool, typer.Option(help="Remove the lookup key.")] = False,
-    metadata: MetadataPairs = None,
-    unset_metadata: UnsetMetadata = None,
     *,
+    metadata: MetadataPatch,
     common: Common,
 ) -> None:
     """Change a price's lookup key or metadata (amount, currency and interval never change:
@@ -302,7 +280,7 @@ def prices_update(
     changes: dict[str, Any] = {}
     if changed(lookup_key is not None, clear_lookup_key, "--lookup-key"):
         changes["lookup_key"] = lookup_key
-    merge_metadata(changes, metadata, unset_metadata)
+    metadata.add_to(changes)
     show_result(common, show_price, lambda billing: billing.prices.update(price_id, **changes))
 
 

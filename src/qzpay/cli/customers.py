@@ -13,13 +13,14 @@ from qzpay.billing import SyncBilling
 from qzpay.cli.options import (
     AddressOptions,
     Common,
+    CreateOptions,
     MetadataPairs,
+    MetadataPatch,
     Paging,
-    UnsetMetadata,
     command,
     parse_pairs,
 )
-from qzpay.cli.records import Lookup, changed, merge_metadata, show_found, show_result
+from qzpay.cli.records import Lookup, changed, show_found, show_result
 from qzpay.cli.rendering import show_customer, show_customers
 from qzpay.customers.models import Customer
 from qzpay.page import Page
@@ -36,14 +37,11 @@ def customers_create(
     ] = None,
     *,
     address: AddressOptions,
-    metadata: MetadataPairs = None,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="Makes a retry return the first call's customer.")
-    ] = None,
+    creation: CreateOptions,
     common: Common,
 ) -> None:
     """Create a customer."""
-    pairs = parse_pairs(metadata)
+    given = creation.given()
     show_result(
         common,
         show_customer,
@@ -52,8 +50,7 @@ def customers_create(
             name=name,
             phone=phone,
             address=address.given(),
-            metadata=pairs,
-            idempotency_key=idempotency_key,
+            **given,
         ),
         providers=True,
     )
@@ -77,12 +74,7 @@ def customers_get(
     show_found(
         common,
         show_customer,
-        Lookup(
-            "CUSTOMER_ID",
-            customer_id,
-            lambda billing, id_: billing.customers.get(id_),
-            "no customer {!r}",
-        ),
+        Lookup.by_id("customer", customer_id, lambda billing: billing.customers.get),
         Lookup(
             "--provider-id",
             provider_id,
@@ -138,8 +130,7 @@ def customers_update(
     clear_address: Annotated[
         bool, typer.Option(help="Remove the address.", rich_help_panel="Address")
     ] = False,
-    metadata: MetadataPairs = None,
-    unset_metadata: UnsetMetadata = None,
+    metadata: MetadataPatch,
     common: Common,
 ) -> None:
     """Change the given fields. Address options replace the whole address; --metadata merges
@@ -153,7 +144,7 @@ def customers_update(
     new_address = address.given()
     if changed(new_address is not None, clear_address, "address options", "--clear-address"):
         changes["address"] = new_address
-    merge_metadata(changes, metadata, unset_metadata)
+    metadata.add_to(changes)
     show_result(
         common,
         show_customer,

@@ -1,6 +1,7 @@
 """What the commands share: options, option groups (``Common``, ``AddressOptions``,
-``Paging``) and the ``command`` decorator that spreads them, and turning options into a storage
-URL, metadata and an open ``SyncBilling`` with the environment's payment providers."""
+``Paging``, ``CreateOptions``, ``MetadataPatch``) and the ``command`` decorator that spreads
+them, and turning options into a storage URL, metadata and an open ``SyncBilling`` with the
+environment's payment providers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, TypedDict, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -41,6 +42,9 @@ MetadataPairs = Annotated[
 UnsetMetadata = Annotated[
     list[str] | None,
     typer.Option("--unset-metadata", help="KEY to remove; repeat for several."),
+]
+IdempotencyKey = Annotated[
+    str | None, typer.Option(help="Makes a retry return the first call's record.")
 ]
 PageLimit = Annotated[int, typer.Option(min=1, max=MAX_LIST_LIMIT, help="Page size.")]
 Offset = Annotated[int, typer.Option(min=0, help="Skip this many.")]
@@ -168,6 +172,44 @@ class Paging:
 
     limit: PageLimit = DEFAULT_LIST_LIMIT
     offset: Offset = 0
+
+
+class CreateArguments(TypedDict):
+    """What ``CreateOptions`` adds to a ``create`` call."""
+
+    metadata: dict[str, str]
+    idempotency_key: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateOptions:
+    """The options every ``create`` command ends with."""
+
+    metadata: MetadataPairs = None
+    idempotency_key: IdempotencyKey = None
+
+    def given(self) -> CreateArguments:
+        """The create call's ``metadata`` and ``idempotency_key`` (a bad pair: usage error)."""
+        return {"metadata": parse_pairs(self.metadata), "idempotency_key": self.idempotency_key}
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadataPatch:
+    """The metadata options of the ``update`` commands: pairs to set, keys to remove."""
+
+    metadata: MetadataPairs = None
+    unset_metadata: UnsetMetadata = None
+
+    def add_to(self, changes: dict[str, Any]) -> None:
+        """Add the patch (a key set to None is removed) to an update's ``changes``, if there is
+        one; a key both set and unset is a usage error."""
+        patch: dict[str, str | None] = dict(parse_pairs(self.metadata))
+        for key in self.unset_metadata or ():
+            if key in patch:
+                raise typer.BadParameter(f"key {key!r} is both set and unset")
+            patch[key] = None
+        if patch:
+            changes["metadata"] = patch
 
 
 def option_groups(body: Callable[..., None]) -> Callable[..., None]:

@@ -1,19 +1,24 @@
-"""The skeleton of the commands on one record (customers, plans, prices, subscriptions): run a
-call and show the record it returns, find a record by one of its keys, and turn update options
-into the changed fields. One place, so that every resource answers "not found", "give either"
-and "X and --clear-X exclude each other" alike."""
+"""The skeleton of the commands on records (customers, plans, prices, subscriptions): run a
+call and show the record it returns, find a record by one of its keys, turn update options
+into the changed fields, and list a page. One place, so that every resource answers "not
+found", "give either" and "X and --clear-X exclude each other" alike."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TypeVar
 
 import typer
 
 from qzpay.billing import SyncBilling
 from qzpay.cli.handling import EXIT_ERROR, fail
-from qzpay.cli.options import Common, parse_pairs
+from qzpay.cli.options import Common, Paging, command
+from qzpay.page import Page
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
@@ -53,6 +58,16 @@ class Lookup(Generic[R]):
     find: Callable[[SyncBilling, str], R | None]
     missing: str
 
+    @classmethod
+    def by_id(
+        cls, noun: str, value: str | None, get: Callable[[SyncBilling], Callable[[str], R | None]]
+    ) -> Lookup[R]:
+        """The lookup by id: the ``<NOUN>_ID`` argument, ``get(billing)`` the read, and "no
+        <noun> 'id'" when it finds none."""
+        return cls(
+            f"{noun.upper()}_ID", value, lambda billing, id_: get(billing)(id_), f"no {noun} {{!r}}"
+        )
+
 
 def show_found(common: Common, show: Show[R], *ways: Lookup[R]) -> None:
     """Show the record found the one way given; none or several given is a usage error, and
@@ -79,14 +94,24 @@ def changed(given: bool, clear: bool, option: str, clear_option: str | None = No
     return given or clear
 
 
-def merge_metadata(
-    changes: dict[str, Any], metadata: Sequence[str] | None, unset: Sequence[str] | None
-) -> None:
-    """Add the ``--metadata``/``--unset-metadata`` patch to ``changes``, if there is one."""
-    patch: dict[str, str | None] = dict(parse_pairs(metadata))
-    for key in unset or ():
-        if key in patch:
-            raise typer.BadParameter(f"key {key!r} is both set and unset")
-        patch[key] = None
-    if patch:
-        changes["metadata"] = patch
+def list_command(
+    filters: type[DataclassInstance],
+    pages: Callable[[SyncBilling], Callable[..., Page[R]]],
+    show: Show[Page[R]],
+    doc: str,
+) -> Callable[..., None]:
+    """A ``list`` command (its help: ``doc``): the options of ``filters`` (an option group
+    whose fields are keyword arguments of ``pages(billing)``, the list call), then ``--limit``
+    and ``--offset``, and the page they name shown."""
+
+    def list_page(*, filters: DataclassInstance, paging: Paging, common: Common) -> None:
+        given = dataclasses.asdict(filters)
+        show_result(
+            common,
+            show,
+            lambda billing: pages(billing)(**given, limit=paging.limit, offset=paging.offset),
+        )
+
+    list_page.__doc__ = doc
+    list_page.__annotations__ = {**list_page.__annotations__, "filters": filters}
+    return command(list_page)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -30,6 +30,7 @@ from qzpay.subscriptions.due import DueReport
 from qzpay.subscriptions.models import Subscription
 
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -96,13 +97,28 @@ def show_counts(report: SyncReport | DueReport, *, as_json: bool) -> None:
 
 
 @dataclass(frozen=True)
-class Column(Generic[R]):
+class Column(Generic[R_contra]):
     """A column of a list: its heading and a record's cell. An id column (``whole``) never
     wraps, so that its ids can be copied and pasted; the others fold."""
 
     heading: str
-    cell: Callable[[R], object]
+    cell: Callable[[R_contra], object]
     whole: bool = False
+
+
+class _Listed(Protocol):
+    """What every record listed has: an id, and the time it was created."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+# The columns every list has, alike: first the id, and (but for subscriptions) created_at.
+ID: Column[_Listed] = Column("id", lambda record: record.id, whole=True)
+CREATED_AT: Column[_Listed] = Column("created_at", lambda record: _when(record.created_at))
 
 
 def _rows(columns: Sequence[Column[R]], records: Sequence[R]) -> Table:
@@ -151,11 +167,11 @@ def _customer_value(field: str, value: Any) -> object:
 
 CUSTOMERS: View[Customer] = View(
     (
-        Column("id", lambda c: c.id, whole=True),
+        ID,
         Column("email", lambda c: c.email),
         Column("name", lambda c: c.name),
         Column("metadata", lambda c: c.metadata),
-        Column("created_at", lambda c: _when(c.created_at)),
+        CREATED_AT,
         Column("deleted_at", lambda c: _when(c.deleted_at)),
     ),
     _customer_value,
@@ -163,10 +179,10 @@ CUSTOMERS: View[Customer] = View(
 show_customer, show_customers = CUSTOMERS.one, CUSTOMERS.page
 
 EVENT_COLUMNS: tuple[Column[Event], ...] = (
-    Column("id", lambda e: e.id, whole=True),
+    ID,
     Column("type", lambda e: e.type, whole=True),
     Column("customer", lambda e: e.data.id, whole=True),
-    Column("created_at", lambda e: _when(e.created_at)),
+    CREATED_AT,
     Column("changed", lambda e: ", ".join(sorted(e.previous)) if e.previous else None),
 )
 
@@ -197,25 +213,25 @@ def _catalog_value(field: str, value: Any) -> object:
 
 PLANS: View[Plan] = View(
     (
-        Column("id", lambda plan: plan.id, whole=True),
+        ID,
         Column("key", lambda plan: plan.key, whole=True),
         Column("name", lambda plan: plan.name),
         Column("active", lambda plan: _yes_no(plan.active)),
         Column("entitlements", lambda plan: ", ".join(plan.entitlements) or None),
         Column("limits", lambda plan: plan.limits),
-        Column("created_at", lambda plan: _when(plan.created_at)),
+        CREATED_AT,
     ),
     _catalog_value,
 )
 PRICES: View[Price] = View(
     (
-        Column("id", lambda price: price.id, whole=True),
+        ID,
         Column("plan_id", lambda price: price.plan_id, whole=True),
         Column("amount", lambda price: f"{price.major_amount()} {price.currency}"),
         Column("every", _every),
         Column("lookup_key", lambda price: price.lookup_key),
         Column("active", lambda price: _yes_no(price.active)),
-        Column("created_at", lambda price: _when(price.created_at)),
+        CREATED_AT,
     ),
     _catalog_value,
 )
@@ -242,7 +258,7 @@ def _subscription_value(field: str, value: Any) -> object:
 
 SUBSCRIPTIONS: View[Subscription] = View(
     (
-        Column("id", lambda sub: sub.id, whole=True),
+        ID,
         Column("customer_id", lambda sub: sub.customer_id, whole=True),
         Column("plan_id", lambda sub: sub.plan_id),
         Column("status", lambda sub: sub.status),

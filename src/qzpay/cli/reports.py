@@ -1,6 +1,6 @@
 """The reconcile reports (customers, catalog, subscriptions): one JSON shape for all, and a table
-of checks that each resource declares as data (a ``Checklist``: summary and checks, worded
-from one vocabulary of labels).
+of checks that each resource declares as data (a ``Checklist``: what it counts and its checks,
+worded from one vocabulary of labels).
 
 Tables list ids only: field values, perhaps personal data, are left to ``--json``."""
 
@@ -107,23 +107,37 @@ def _check_rows(
     return rows
 
 
+def _summary(report: Reconciled, counted: Sequence[str]) -> str:
+    """The line above the table: how many of each ``counted`` kind of record (``plans``: the
+    report's ``local_plans`` and ``provider_plans``) are on each side, as in "stripe: 3 plans
+    and 2 prices here, 4 plans and 2 prices at stripe"; with one kind, "stripe: 3 customers
+    here, 4 at stripe"."""
+    fields = _fields(report)
+
+    def counts(side: str) -> str:
+        return " and ".join(f"{fields[f'{side}_{noun}']} {noun}" for noun in counted)
+
+    there = counts("provider") if len(counted) > 1 else fields[f"provider_{counted[0]}"]
+    return f"{report.provider}: {counts('local')} here, {there} at {report.provider}"
+
+
 def _print_checks(
     report: Reconciled,
-    summary: str,
-    column: str,
+    counted: Sequence[str],
     rows: Iterable[tuple[str, Sequence[str]]],
     *,
     not_in_sync: str,
 ) -> None:
-    """The summary line, the table of checks (label, count, the first ids), what was fixed,
-    and the verdict (``not_in_sync`` when not in sync). Every cell is plain text, never
-    markup: labels say "[stripe ids]" and ids are the provider's."""
+    """The summary line (``_summary``), the table of checks (label, count, the first ids,
+    under the ``counted`` nouns), what was fixed, and the verdict (``not_in_sync`` when not in
+    sync). Every cell is plain text, never markup: labels say "[stripe ids]" and ids are the
+    provider's."""
     out = console()
-    out.print(Text(summary))
+    out.print(Text(_summary(report, counted)))
     table = Table()
     table.add_column("check")
     table.add_column("count", justify="right")
-    table.add_column(column, overflow="fold")
+    table.add_column(" and ".join(counted), overflow="fold")
     for label, ids in rows:
         shown = Text(_first(ids)) if ids else Text("-", style="dim")
         table.add_row(Text(label), Text(str(len(ids))), shown)
@@ -138,12 +152,11 @@ def _print_checks(
 
 @dataclass(frozen=True)
 class Checklist:
-    """How one resource's report reads as a table of checks: the summary line above it (a
-    format string over the report's fields), the heading of the ids column, the drift's id
-    field, the checks (report fields, in order) and the labels it words its own way."""
+    """How one resource's report reads as a table of checks: the kinds of record it counts
+    (``_summary``; the ids column is headed with them), the drift's id field, the checks
+    (report fields, in order) and the labels it words its own way."""
 
-    summary: str
-    column: str
+    counted: Sequence[str]
     drift_id: str
     checks: Sequence[str]
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -152,8 +165,7 @@ class Checklist:
         rows = _check_rows(report, self.checks, self.labels, drift_id=self.drift_id)
         _print_checks(
             report,
-            self.summary.format(**_fields(report)),
-            self.column,
+            self.counted,
             rows,
             not_in_sync="fixed what is safe; run again to confirm" if fixed_now else "not in sync",
         )
@@ -188,11 +200,9 @@ def show_reconcile(report: ReconcileReport, *, fixed_now: bool) -> None:
         if field.name not in known and isinstance(getattr(report, field.name), list | dict)
     ]
     rows = _check_rows(report, [*CUSTOMER_CHECKS, *others], {}, drift_id="customer_id")
-    name = report.provider
     _print_checks(
         report,
-        f"{name}: {report.local_customers} customers here, {report.provider_customers} at {name}",
-        "customers",
+        ("customers",),
         rows,
         not_in_sync=(
             f"not in sync; {len(report.fixed)} fixed: run again without --fix to see what remains"

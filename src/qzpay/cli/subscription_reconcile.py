@@ -15,9 +15,7 @@ from qzpay.cli.reports import Checklist
 RECONCILIATION = Reconciliation(
     lambda billing, provider, fix: billing.subscriptions.reconcile(provider, fix=fix),
     Checklist(
-        "{provider}: {local_subscriptions} subscriptions here, "
-        "{provider_subscriptions} at {provider}",
-        "subscriptions",
+        ("subscriptions",),
         "subscription_id",
         ("drift", "missing_locally", "unmanaged", "missing_at_provider", "pending"),
         {

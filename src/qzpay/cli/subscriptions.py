@@ -10,6 +10,7 @@ Reads, ``run-due`` (free subscriptions kept here only) and the entitlement quest
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -17,9 +18,9 @@ import typer
 
 from qzpay.billing import SyncSubscriptions
 from qzpay.cli.handling import EXIT_ERROR
-from qzpay.cli.options import Common, MetadataPairs, Paging, command, parse_pairs
+from qzpay.cli.options import Common, CreateOptions, command
 from qzpay.cli.provider_sync import sync_pending_command
-from qzpay.cli.records import Lookup, show_found, show_result
+from qzpay.cli.records import Lookup, list_command, show_found, show_result
 from qzpay.cli.rendering import print_json, show_counts, show_subscription, show_subscriptions
 from qzpay.subscriptions.models import Proration, Subscription, SubscriptionStatus
 
@@ -59,11 +60,8 @@ def subscriptions_create(
         str | None,
         typer.Option(help="The provider that bills it (default: the only one configured)."),
     ] = None,
-    metadata: MetadataPairs = None,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="Makes a retry return the first call's subscription.")
-    ] = None,
     *,
+    creation: CreateOptions,
     common: Common,
 ) -> None:
     """Subscribe a customer to an active price.
@@ -71,7 +69,7 @@ def subscriptions_create(
     A free price with no provider billing it is kept here: active at once, renewed by
     `run-due` (or `qzpay worker`). A paid price needs a payment provider configured.
     """
-    pairs = parse_pairs(metadata)
+    given = creation.given()
     _change(
         common,
         lambda subscriptions: subscriptions.create(
@@ -80,8 +78,7 @@ def subscriptions_create(
             quantity=quantity,
             trial_days=trial_days,
             provider=provider,
-            metadata=pairs,
-            idempotency_key=idempotency_key,
+            **given,
         ),
     )
 
@@ -92,40 +89,28 @@ def subscriptions_get(subscription_id: SubscriptionId, *, common: Common) -> Non
     show_found(
         common,
         show_subscription,
-        Lookup(
-            "SUBSCRIPTION_ID",
-            subscription_id,
-            lambda billing, id_: billing.subscriptions.get(id_),
-            "no subscription {!r}",
-        ),
+        Lookup.by_id("subscription", subscription_id, lambda billing: billing.subscriptions.get),
     )
 
 
-@command
-def subscriptions_list(
-    customer_id: Annotated[str | None, typer.Option(help="Only this customer's.")] = None,
+@dataclass(frozen=True)
+class SubscriptionFilters:
+    """The options of ``subscriptions list``, as ``billing.subscriptions.list`` names them."""
+
+    customer_id: Annotated[str | None, typer.Option(help="Only this customer's.")] = None
     status: Annotated[
         SubscriptionStatus | None, typer.Option(help="Only those in this status.")
-    ] = None,
-    plan_id: Annotated[str | None, typer.Option(help="Only this plan's.")] = None,
-    price_id: Annotated[str | None, typer.Option(help="Only this price's.")] = None,
-    *,
-    paging: Paging,
-    common: Common,
-) -> None:
-    """List subscriptions, newest first."""
-    show_result(
-        common,
-        show_subscriptions,
-        lambda billing: billing.subscriptions.list(
-            customer_id=customer_id,
-            status=status,
-            plan_id=plan_id,
-            price_id=price_id,
-            limit=paging.limit,
-            offset=paging.offset,
-        ),
-    )
+    ] = None
+    plan_id: Annotated[str | None, typer.Option(help="Only this plan's.")] = None
+    price_id: Annotated[str | None, typer.Option(help="Only this price's.")] = None
+
+
+subscriptions_list = list_command(
+    SubscriptionFilters,
+    lambda billing: billing.subscriptions.list,
+    show_subscriptions,
+    "List subscriptions, newest first.",
+)
 
 
 @command
