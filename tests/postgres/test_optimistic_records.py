@@ -13,19 +13,20 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
 from qzpay import Billing, Event
-from qzpay.catalog.models import Plan
+from qzpay.catalog.models import Plan, Price, plan_ids
 from qzpay.errors import ConflictError
 from qzpay.ids import event_ids
 from qzpay.storage.base import WriteConflict
 from qzpay.storage.postgres import PostgresStorage
 from qzpay.storage.postgres.catalog import CATALOG_LOCK_CLASS
+from qzpay.storage.postgres.recent import RecentVersions
 from qzpay.storage.postgres.sql import CUSTOMER_LOCK_CLASS
 from qzpay.storage.postgres.subscriptions import SUBSCRIPTION_LOCK_CLASS
 from tests.factories import create_customer
@@ -98,7 +99,7 @@ async def _events(storage: PostgresStorage) -> list[Event]:
 
 
 class TestRoundTrips:
-    async def test_a_plan_update_is_an_unlocked_read_and_one_checked_statement(
+    async def test_a_plan_update_is_a_read_and_one_checked_statement_then_that_alone(
         self, pg_url: str
     ) -> None:
         statements = Statements()
@@ -107,7 +108,14 @@ class TestRoundTrips:
             start = len(statements.sent)
             updated = await billing.plans.update(plan.id, name="After", metadata={"k": "v"})
             sent = statements.since(start)
+            start = len(statements.sent)
+            again = await billing.plans.update(plan.id, name="Again")
+            remembered = statements.since(start)
         assert updated.name == "After"
+        assert again.name == "Again"
+        assert again.metadata == {"k": "v"}
+        assert len(remembered) == 1, remembered  # the version the update returned
+        assert remembered[0].startswith("WITH queued")
         assert len(sent) == 2, sent
         read, write = sent
         assert read.startswith("SELECT")
@@ -117,7 +125,9 @@ class TestRoundTrips:
         assert _lock_class(write) == CATALOG_LOCK_CLASS
         assert not any(query.startswith(("BEGIN", "COMMIT")) for query in sent)
 
-    async def test_a_price_update_or_archive_is_two_statements_too(self, pg_url: str) -> None:
+    async def test_a_price_update_is_two_statements_and_an_archive_after_it_one(
+        self, pg_url: str
+    ) -> None:
         statements = Statements()
         async with _billing(pg_url, statements) as billing:
             plan = await billing.plans.create(key="rt-price", name="P")
@@ -131,11 +141,13 @@ class TestRoundTrips:
             archived = await billing.prices.archive(price.id)
             archiving = statements.since(start)
         assert not archived.active
-        for sent in (updated, archiving):
-            assert len(sent) == 2, sent
-            assert sent[1].startswith("WITH queued")
+        assert len(updated) == 2, updated
+        assert updated[1].startswith("WITH queued")
+        # Changed by this storage a moment ago: its version is remembered, so no read.
+        assert len(archiving) == 1, archiving
+        assert archiving[0].startswith("WITH queued")
 
-    async def test_a_subscription_change_that_keeps_access_is_two_statements_after_its_lookup(
+    async def test_a_subscription_change_that_keeps_access_is_two_statements_then_one(
         self, pg_url: str
     ) -> None:
         statements = Statements()
@@ -146,13 +158,19 @@ class TestRoundTrips:
             start = len(statements.sent)
             cancelled = await billing.subscriptions.cancel(sub.id)  # at period end
             sent = statements.since(start)
+            start = len(statements.sent)
+            kept = await billing.subscriptions.uncancel(sub.id)
+            remembered = statements.since(start)
         assert cancelled.cancel_at_period_end
-        # The service's committed look-up (kept here or at a provider?), then the change.
-        assert len(sent) == 3, sent
-        assert "xmin" in sent[1]
-        assert "FOR UPDATE" not in sent[1]
-        assert sent[2].startswith("WITH queued")
+        assert not kept.cancel_at_period_end
+        # The read that tells whether a provider bills it is the read for change.
+        assert len(sent) == 2, sent
+        assert "xmin" in sent[0]
+        assert "FOR UPDATE" not in sent[0]
+        assert sent[1].startswith("WITH queued")
         assert not any(query.startswith(("BEGIN", "COMMIT")) for query in sent)
+        assert len(remembered) == 1, remembered
+        assert remembered[0].startswith("WITH queued")
 
     async def test_a_change_of_access_locks_the_subscription_before_the_customer(
         self, pg_url: str
@@ -170,9 +188,8 @@ class TestRoundTrips:
         locks = [lock for lock in map(_lock_class, sent) if lock is not None]
         # The locking path's order: the subscription, then its customer.
         assert locks[:2] == [SUBSCRIPTION_LOCK_CLASS, CUSTOMER_LOCK_CLASS], sent
-        assert sent[0].startswith("SELECT")  # the service's committed look-up
-        assert "xmin" in sent[1]  # the unlocked read
-        assert "FOR UPDATE" not in sent[1]
+        assert "xmin" in sent[0]  # the unlocked read
+        assert "FOR UPDATE" not in sent[0]
 
 
 class TestStaleReads:
@@ -253,6 +270,80 @@ class TestStaleReads:
             assert raised.value.code == "provider_id_taken"
             assert await billing.plans.get(two.id) == two
         assert await admin.fetchval("SELECT count(*) FROM events") == events
+
+
+class TestRememberedRecords:
+    async def test_a_stale_remembered_plan_is_refused_and_retried_from_the_answer(
+        self, pg_url: str
+    ) -> None:
+        statements = Statements()
+        async with _billing(pg_url, statements) as mine, _billing(pg_url) as theirs:
+            plan = await mine.plans.create(key="shared", name="Shared")
+            await mine.plans.update(plan.id, metadata={"mine": "1"})  # remembered here
+            await theirs.plans.update(plan.id, metadata={"theirs": "1"})  # now stale here
+            start = len(statements.sent)
+            final = await mine.plans.update(plan.id, name="Renamed")
+            sent = statements.since(start)
+        assert final.name == "Renamed"
+        assert final.metadata == {"mine": "1", "theirs": "1"}  # their change is kept
+        # Refused, then the retry starts from the row the refusal answered with: no read.
+        assert [query.startswith("WITH queued") for query in sent] == [True, True], sent
+
+    async def test_a_no_op_on_a_stale_copy_is_confirmed_and_recomputed(self, pg_url: str) -> None:
+        async with _billing(pg_url) as mine, _billing(pg_url) as theirs:
+            catalog = await make_catalog(mine)
+            customer = await create_customer(mine)
+            sub = await mine.subscriptions.create(customer.id, catalog.free.id)
+            await mine.subscriptions.cancel(sub.id)  # remembered: cancelled at period end
+            await theirs.subscriptions.uncancel(sub.id)
+            # The copy here says "already cancelled": a no-op, unless it is confirmed first.
+            again = await mine.subscriptions.cancel(sub.id)
+            assert again.cancel_at_period_end
+            stored = await theirs.subscriptions.get(sub.id)
+        assert stored is not None
+        assert stored.cancel_at_period_end
+
+    async def test_a_change_of_a_stale_copy_gets_the_fresh_rows_error(self, pg_url: str) -> None:
+        async with _billing(pg_url) as mine, _billing(pg_url) as theirs:
+            catalog = await make_catalog(mine)
+            customer = await create_customer(mine)
+            sub = await mine.subscriptions.create(customer.id, catalog.free.id)
+            await mine.subscriptions.pause(sub.id)  # remembered here as paused, live
+            await theirs.subscriptions.cancel(sub.id, at_period_end=False)  # ended there
+            with pytest.raises(ConflictError) as raised:
+                await mine.subscriptions.resume(sub.id)  # the copy would allow it
+            assert raised.value.code == "subscription_ended"
+            stored = await theirs.subscriptions.get(sub.id)
+        assert stored is not None
+        assert stored.status == "canceled"
+
+    def test_remembered_records_are_private_copies_and_bounded(self) -> None:
+        plan = Plan(
+            id=plan_ids.new(),
+            key="copy",
+            name="Copy",
+            entitlements=["api"],
+            limits={"seats": 1},
+            metadata={"a": "1"},
+            provider_plan_ids={},
+            created_at=datetime.now(UTC),
+            updated_at=datetime.now(UTC),
+        )
+        recent = RecentVersions(4)
+        recent.remember(plan, 7)
+        plan.metadata["a"] = "changed by the caller"
+        recalled = recent.recall_record(plan.id, Plan)
+        assert recalled is not None
+        copy, version = recalled
+        assert (copy.metadata, version) == ({"a": "1"}, 7)
+        copy.entitlements.append("sso")
+        second = recent.recall_record(plan.id, Plan)
+        assert second is not None
+        assert second[0].entitlements == ["api"]
+        assert recent.recall_record(plan.id, Price) is None  # the wrong kind is no hit
+        big = plan.model_copy(update={"entitlements": ["x" * 100] * 50})
+        recent.remember(big, 8)
+        assert recent.recall_record(plan.id, Plan) is None  # too big: not kept, old one gone
 
 
 class TestConcurrentWriters:

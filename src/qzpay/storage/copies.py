@@ -82,5 +82,17 @@ def copy_record(record: BaseModel) -> BaseModel:
     return record.model_copy(deep=True)
 
 
+def copy_flat_record(record: M) -> M:
+    """A private copy of a record whose lists and maps hold only scalars (plans, prices,
+    subscriptions): each copied one level, not ``model_copy(deep=True)``'s walk."""
+    if record.__pydantic_extra__ is not None or record.__pydantic_private__ is not None:
+        return record.model_copy(deep=True)  # pragma: no cover - not our models
+    fields = {
+        name: value.copy() if isinstance(value, dict | list) else value
+        for name, value in record.__dict__.items()
+    }
+    return _with_fields(record, fields)
+
+
 def copy_task(task: SyncTask) -> SyncTask:
     return replace(task, record=copy_record(task.record))

@@ -58,7 +58,7 @@ class Layout(Generic[R, F]):
     ) -> None:
         self.kind = kind
         self.table = f"{kind}s"
-        self._model: type[R] = model
+        self.model: type[R] = model
         self._columns = columns
         self._updated = tuple(column for column in columns if column[1] in updated)
         self._id = next(column for column in columns if column[0] == "id")
@@ -86,7 +86,7 @@ class Layout(Generic[R, F]):
             "flag": bool,
         }
         fields = [(field, decoders.get(codec)) for _, field, codec in self._columns]
-        construct = self._model.model_construct
+        construct = self.model.model_construct
 
         def from_row(row: Row) -> R:
             return construct(

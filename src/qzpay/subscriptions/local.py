@@ -3,12 +3,15 @@
 Each change reads the subscription for change, computes the new fields, and commits them
 through :func:`qzpay.subscriptions.ledger.write` (the subscription, its event and any change of
 the customer's entitlements, in one unit of work). A change that changes nothing writes
-nothing and emits no event.
+nothing and emits no event. A subscription a provider bills comes back as
+:class:`ProviderBilled`, unchanged: the service changes it there (the read that found it is the
+one the change would have made, so a local change costs no look-up before it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +25,15 @@ from qzpay.subscriptions.models import ENDED, Subscription, subscription_ids
 from qzpay.subscriptions.periods import period_end
 
 Fields = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderBilled:
+    """The subscription, as read, when a provider bills it: it changes at the provider."""
+
+    record: Subscription
+
+
 Change = Callable[[Subscription, datetime], Fields | None]
 """``change(before, now) -> fields`` (None or empty: nothing to change)."""
 
@@ -123,15 +135,17 @@ class Local:
     ) -> Subscription:
         return await ledger.insert_new(self.units, self.new_record(new, price), key, digest)
 
-    async def change(self, subscription_id: str, change: Change) -> Subscription:
+    async def change(self, subscription_id: str, change: Change) -> Subscription | ProviderBilled:
         """Apply ``change`` to the subscription read for change, with its events. The block
         may run again from a fresh read (optimistic writes, :func:`retrying`), so ``change``
         must depend on nothing but its arguments."""
 
-        async def block(work: UnitOfWork) -> Subscription:
+        async def block(work: UnitOfWork) -> Subscription | ProviderBilled:
             before = await work.tx.get_subscription(subscription_id)
             if before is None:
                 raise NotFoundError(f"no subscription {subscription_id!r}")
+            if before.provider is not None:
+                return ProviderBilled(before)
             now = max(utcnow(), before.updated_at)
             fields = change(before, now)
             if not fields:
@@ -154,24 +168,26 @@ class Local:
         await self.change(subscription_id, change)
         return outcome[0] if outcome else None
 
-    async def cancel(self, subscription_id: str, *, at_period_end: bool) -> Subscription:
+    async def cancel(
+        self, subscription_id: str, *, at_period_end: bool
+    ) -> Subscription | ProviderBilled:
         return await self.change(
             subscription_id,
             lambda before, now: cancel_fields(before, now, at_period_end=at_period_end),
         )
 
-    async def uncancel(self, subscription_id: str) -> Subscription:
+    async def uncancel(self, subscription_id: str) -> Subscription | ProviderBilled:
         return await self.change(subscription_id, uncancel_fields)
 
-    async def pause(self, subscription_id: str) -> Subscription:
+    async def pause(self, subscription_id: str) -> Subscription | ProviderBilled:
         return await self.change(subscription_id, pause_fields)
 
-    async def resume(self, subscription_id: str) -> Subscription:
+    async def resume(self, subscription_id: str) -> Subscription | ProviderBilled:
         return await self.change(subscription_id, resume_fields)
 
     async def change_price(
         self, subscription_id: str, price: Price, quantity: int | None
-    ) -> Subscription:
+    ) -> Subscription | ProviderBilled:
         def change(before: Subscription, now: datetime) -> Fields:
             return {
                 "price_id": price.id,

@@ -60,7 +60,7 @@ from qzpay.subscriptions import inputs
 from qzpay.subscriptions.billed import Billed
 from qzpay.subscriptions.due import DueReport, run_due
 from qzpay.subscriptions.inbound import Outcome, apply_delivery
-from qzpay.subscriptions.local import Local
+from qzpay.subscriptions.local import Local, ProviderBilled
 from qzpay.subscriptions.models import Proration, Subscription, SubscriptionStatus
 from qzpay.subscriptions.reconcile import SubscriptionReconcileReport, reconcile
 from qzpay.subscriptions.resource import SUBSCRIPTIONS
@@ -206,19 +206,20 @@ class SubscriptionService:
         """End the subscription when its current period ends (``cancel_at_period_end``; it
         keeps its access until then), or now (``at_period_end=False``: ``canceled``,
         ``subscription.canceled``). Cancelling an ended subscription changes nothing."""
-        record = await self._committed(subscription_id)
+        checked = check_record_id(subscription_id, "subscription_id")
         at_end = inputs.check_flag(at_period_end, "at_period_end")
-        if record.provider is None:
-            return await self._local.cancel(record.id, at_period_end=at_end)
-        return await self._billed.cancel(record, at_period_end=at_end)
+        kept = await self._local.cancel(checked, at_period_end=at_end)
+        if isinstance(kept, ProviderBilled):
+            return await self._billed.cancel(kept.record, at_period_end=at_end)
+        return kept
 
     async def uncancel(self, subscription_id: str, /) -> Subscription:
         """Keep a subscription cancelled at period end, before the period ends (ConflictError
         ``subscription_ended`` once it has ended). One not cancelled changes nothing."""
-        record = await self._committed(subscription_id)
-        if record.provider is None:
-            return await self._local.uncancel(record.id)
-        return await self._billed.uncancel(record)
+        kept = await self._local.uncancel(check_record_id(subscription_id, "subscription_id"))
+        if isinstance(kept, ProviderBilled):
+            return await self._billed.uncancel(kept.record)
+        return kept
 
     async def change_price(
         self,
@@ -245,22 +246,25 @@ class SubscriptionService:
                     f"price {price.id} is paid and subscription {record.id} has no provider",
                     code="provider_required",
                 )
-            return await self._local.change_price(record.id, price, count)
+            kept = await self._local.change_price(record.id, price, count)
+            if isinstance(kept, ProviderBilled):  # pragma: no cover - its provider never changes
+                return await self._billed.change_price(kept.record, price, plan, count, chosen)
+            return kept
         return await self._billed.change_price(record, price, plan, count, chosen)
 
     async def pause(self, subscription_id: str, /) -> Subscription:
         """Stop billing and access (``paused`` grants nothing) until :meth:`resume`."""
-        record = await self._committed(subscription_id)
-        if record.provider is None:
-            return await self._local.pause(record.id)
-        return await self._billed.pause(record)
+        kept = await self._local.pause(check_record_id(subscription_id, "subscription_id"))
+        if isinstance(kept, ProviderBilled):
+            return await self._billed.pause(kept.record)
+        return kept
 
     async def resume(self, subscription_id: str, /) -> Subscription:
         """Undo :meth:`pause`. A subscription that is not paused changes nothing."""
-        record = await self._committed(subscription_id)
-        if record.provider is None:
-            return await self._local.resume(record.id)
-        return await self._billed.resume(record)
+        kept = await self._local.resume(check_record_id(subscription_id, "subscription_id"))
+        if isinstance(kept, ProviderBilled):
+            return await self._billed.resume(kept.record)
+        return kept
 
     async def _committed(self, subscription_id: str) -> Subscription:
         checked = check_record_id(subscription_id, "subscription_id")

@@ -134,7 +134,9 @@ class CatalogTransaction(RecordTransaction):
     async def _update(self, kind: _Kind[R, F], check: Check, before: R, after: R) -> None:
         if after != before:
             checked = self._checks(kind.rows.record_id(before))
-            await self._change(check, *kind.update_statements(before, after, checked=checked))
+            await self._change(
+                check, after, *kind.update_statements(before, after, checked=checked)
+            )
 
     async def get_plan(self, plan_id: str) -> Plan | None:
         return await self._for_change(PLANS, PLAN_CHECK, plan_id)

@@ -32,6 +32,7 @@ from qzpay.storage.postgres.sql import (
     Check,
     Part,
     Write,
+    customer_from_row,
     lock_key,
     shifted,
 )
@@ -69,6 +70,7 @@ CUSTOMER = Check(
     read=GET_VERSIONED,
     result=answer("customers", CUSTOMER_COLUMNS),
     conflicts={},  # sql.conflict knows the customer tables' constraints
+    from_row=customer_from_row,
 )
 CHECKED_METADATA_DIFF = only_if_written(METADATA_DIFF)
 CHECKED_LINKS_DIFF = only_if_written(LINKS_DIFF)
@@ -90,6 +92,7 @@ def record_check(
         read=read,
         result=answer(table.table, columns),
         conflicts=conflicts,
+        from_row=table.from_row,
     )
 
 

@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Self
 
 import asyncpg
+from pydantic import BaseModel
 
 from qzpay.customers.models import Customer
 from qzpay.errors import StorageError
 from qzpay.storage.base import WriteConflict
 from qzpay.storage.postgres import sql
-from qzpay.storage.postgres.checked import CUSTOMER, changed, checked_statement, split_checked
+from qzpay.storage.postgres.checked import changed, checked_statement, split_checked
 from qzpay.storage.postgres.connections import (
     CONNECTION_ERRORS,
     DRIVER_ERRORS,
@@ -29,7 +30,7 @@ from qzpay.storage.postgres.connections import (
     unavailable,
 )
 from qzpay.storage.postgres.recent import RecentVersions
-from qzpay.storage.postgres.sql import Check, Write, customer_from_row
+from qzpay.storage.postgres.sql import Check, Write
 
 
 def _resend_failed(exc: BaseException) -> StorageError:
@@ -80,9 +81,9 @@ class TransactionCore:
         self._read_unlocked: Check | None = None  # the kind of the one record read so
         self._recent = RecentVersions(0) if recent is None else recent
         self._recalled: dict[str, int] = {}  # taken from ``recent``, not yet checked
-        self._checked_after: Customer | None = None  # what a checked update writes
+        self._checked_after: BaseModel | None = None  # what a checked update writes
         self._inserted: list[Customer] = []
-        self._current: tuple[Customer, int] | None = None  # found by a refused check
+        self._current: tuple[BaseModel, int] | None = None  # found by a refused check
 
     async def __aenter__(self) -> Self:
         self._connections = await self._opened()
@@ -112,21 +113,23 @@ class TransactionCore:
             await self._confirm_raised(exc_type)
 
     async def _confirm_recalled(self) -> None:
-        """Raise WriteConflict if a customer taken from ``recent`` and not checked by an update
+        """Raise WriteConflict if a record taken from ``recent`` and not checked by an update
         (a no-op, a delete of a deleted customer) is no longer at its version."""
-        for customer_id, version in self._recalled.items():
+        kind = self._read_unlocked
+        for record_id, version in self._recalled.items():
+            assert kind is not None  # a recalled record is the transaction's unlocked read
             if self._begun:
                 connection = await self._acquire()
                 try:
-                    current = await connection.fetchval(sql.VERSION, customer_id)
+                    current = await connection.fetchval(kind.version, record_id)
                 except DRIVER_ERRORS as exc:
                     raise driver_error(exc) from exc
             else:
-                row = await self._fetchrow_unlocked(sql.VERSION, customer_id)
+                row = await self._fetchrow_unlocked(kind.version, record_id)
                 current = None if row is None else row[0]
             if current != version:
                 raise WriteConflict(
-                    f"customer {customer_id} changed since it was last seen; read it again"
+                    f"{kind.noun} {record_id} changed since it was last seen; read it again"
                 )
         self._recalled.clear()
 
@@ -152,7 +155,7 @@ class TransactionCore:
         for customer_id in (*self._versions, *self._recalled):
             self._recent.forget(customer_id)
         if self._checked_after is not None:
-            self._recent.forget(self._checked_after.id)
+            self._recent.forget(getattr(self._checked_after, "id"))  # noqa: B009
         self._recalled.clear()
 
     # -- connection and transaction state ------------------------------------------------
@@ -352,9 +355,9 @@ class TransactionCore:
                 # version we held: the statement's snapshot predates a writer that committed
                 # while it waited for the lock, so the retry must read.
                 tried = writes[0].args[-1]  # checked_write puts the version last
-                found = result["id"] is not None and result["version"] != tried
-                if found and writes[0].checked is CUSTOMER:
-                    self._current = (customer_from_row(result), result["version"])
+                check = writes[0].checked
+                if check is not None and result["id"] is not None and result["version"] != tried:
+                    self._current = (check.from_row(result), result["version"])
                 raise _refused(writes[0])
             if self._checked_after is not None:
                 self._recent.remember(self._checked_after, result["written"])

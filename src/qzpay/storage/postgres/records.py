@@ -81,12 +81,22 @@ class RecordTransaction(TransactionCore):
 
     async def _for_change(self, table: Table[R, Any], check: Check, record_id: str) -> R | None:
         """Read a record for change (see the module docstring)."""
-        if self._may_read_unlocked():
-            row = await self._read_versioned(check, record_id)
-        else:
+        if not self._may_read_unlocked():
             lock = queue(check.lock_class, record_id)
             row = await self._fetchrow(f"{table.get} FOR UPDATE", record_id, queue=lock)
-        return None if row is None else table.from_row(row)
+            return None if row is None else table.from_row(row)
+        recalled = self._recent.recall_record(record_id, table.rows.model)
+        if recalled is not None:
+            self._read_unlocked = check
+            record, version = recalled
+            self._versions[record_id] = self._recalled[record_id] = version
+            return record
+        row = await self._read_versioned(check, record_id)
+        if row is None:
+            return None
+        record = table.from_row(row)
+        self._recent.remember(record, row["xmin"])
+        return record
 
     def _checks(self, record_id: str) -> bool:
         """Whether the change of ``record_id`` is a checked one (read without a lock), so its
@@ -94,17 +104,21 @@ class RecordTransaction(TransactionCore):
         return record_id in self._versions
 
     async def _change(
-        self, check: Check, statements: Sequence[str], args: Sequence[object]
+        self, check: Check, after: BaseModel, statements: Sequence[str], args: Sequence[object]
     ) -> None:
-        """Write a change read for (the update first, the record id its first argument): at
-        once if the record is locked, else as a checked write kept for the commit."""
-        version = self._versions.pop(str(args[0]), None)
+        """Write ``after``, the change of a record read for change (the update first, the
+        record id its first argument): at once if the record is locked, else as a checked
+        write kept for the commit."""
+        record_id = str(args[0])
+        version = self._versions.pop(record_id, None)
         if version is None:
+            self._recent.forget(record_id)  # changed in BEGIN: its version names no one state
             await self._send(with_statement(statements), args, check.conflicts)
-        else:
-            await self._write(
-                checked_write(check, statements, args, version=version), may_conflict=False
-            )
+            return
+        self._recalled.pop(record_id, None)  # the checked statement compares it
+        self._checked_after = after
+        write = checked_write(check, statements, args, version=version)
+        await self._write(write, may_conflict=False)
 
     async def _idempotent(self, table: Table[R, Any], idempotency_key: str) -> tuple[R, str] | None:
         row = await self._fetchrow(table.idempotent, idempotency_key)

@@ -7,11 +7,12 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
+from pydantic import BaseModel
 
 from qzpay.errors import ConflictError, StorageError
 from qzpay.storage.base import CustomerFilter, email_key
@@ -301,8 +302,8 @@ class Check:
     """A kind of row an optimistic transaction reads without a lock and changes by a checked
     statement (qzpay.storage.postgres.checked): its name in messages, its table, the first key
     of its advisory lock, its read with its version (``xmin`` last), the checked statement's
-    answer, and the unique constraints its writes may break (name -> ConflictError code,
-    message)."""
+    answer, the unique constraints its writes may break (name -> ConflictError code, message),
+    and its row mapper."""
 
     noun: str
     table: str
@@ -310,6 +311,11 @@ class Check:
     read: str
     result: str
     conflicts: Mapping[str, tuple[str, str]]
+    from_row: Callable[[Any], BaseModel]
+
+    @property
+    def version(self) -> str:
+        return f"SELECT xmin FROM {self.table} WHERE id = $1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ class SubscriptionTransaction(RecordTransaction):
     async def update_subscription(self, before: Subscription, after: Subscription) -> None:
         if after != before:
             args = SUBSCRIPTIONS.update_args(after)
-            await self._change(SUBSCRIPTION_CHECK, [SUBSCRIPTIONS.update], args)
+            await self._change(SUBSCRIPTION_CHECK, after, [SUBSCRIPTIONS.update], args)
 
     async def grants(self, customer_id: str) -> list[Grant]:
         return grants_from_rows(await self._fetch(GRANTS, customer_id))
