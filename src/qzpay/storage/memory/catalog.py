@@ -1,6 +1,6 @@
-"""The catalog (plans and prices) in MemoryStorage: the committed state and its indexes, the
-writes a transaction stages, and the mix-ins that give the transaction, the reader and the
-storage their catalog methods.
+"""The catalog (plans and prices) in MemoryStorage: the committed plans and prices with their
+own indexes (the rest is :mod:`qzpay.storage.memory.records`), and the mix-in that gives the
+transaction its catalog methods (the storage's reads are ``catalog_reads.py``).
 
 Plans are found by id, key and provider id in O(1); prices by id, active lookup key and
 provider id. Lists walk the ids newest first and filter: a catalog is small (dozens to a few
@@ -9,19 +9,20 @@ thousand records), so no per-filter index is kept.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from collections.abc import Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from operator import attrgetter
+from typing import TypeVar
 
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.registry import PLAN, PRICE
 from qzpay.errors import ConflictError
+from qzpay.records import RecordType
 from qzpay.storage.base import CreateKey, PlanFilter, PriceFilter
+from qzpay.storage.memory.records import Committed, Staged
 
 __all__ = ["PLAN", "PRICE"]
 
-M = TypeVar("M", Plan, Price)
-Link = tuple[str, str]  # (provider, provider id)
+M = TypeVar("M", bound=Plan | Price)
 
 
 def copy_plan(plan: Plan) -> Plan:
@@ -44,104 +45,60 @@ def copy_price(price: Price) -> Price:
     )
 
 
-class CatalogWrites:
-    """What one transaction wrote to the catalog (private copies), landed at commit."""
+class Keyed(Committed[M]):
+    """The committed records of a catalog kind, and the record holding each of its unique keys:
+    a plan's ``key``; a price's ``lookup_key`` while it is active (``active_only``)."""
 
-    __slots__ = ("plan_keys", "plans", "price_keys", "prices")
+    __slots__ = ("active_only", "by_key", "get_key")
 
-    def __init__(self) -> None:
-        self.plans: dict[str, Plan] = {}
-        self.prices: dict[str, Price] = {}
-        self.plan_keys: dict[str, tuple[str, str]] = {}  # idempotency key -> (id, fingerprint)
-        self.price_keys: dict[str, tuple[str, str]] = {}
+    def __init__(
+        self,
+        record_type: RecordType,
+        copy: Callable[[M], M],
+        key_field: str,
+        *,
+        active_only: bool = False,
+    ) -> None:
+        super().__init__(record_type, copy)
+        self.get_key: Callable[[M], str | None] = attrgetter(key_field)
+        self.active_only = active_only
+        self.by_key: dict[str, str] = {}
 
+    def key_of(self, record: M) -> str | None:
+        """The unique key ``record`` holds, if any."""
+        return None if self.active_only and not record.active else self.get_key(record)
 
-class Links:
-    """Provider ids of one record kind: (provider, id) -> record, and id -> provider -> record
-    (customers, plans, prices and subscriptions each keep one)."""
+    def _index(self, record_id: str, old: M | None, new: M) -> None:
+        by_key = self.by_key
+        old_key = None if old is None else self.key_of(old)
+        if old_key is not None and by_key.get(old_key) == record_id:
+            del by_key[old_key]
+        new_key = self.key_of(new)
+        if new_key is not None:
+            by_key[new_key] = record_id
 
-    __slots__ = ("links", "owners")
-
-    def __init__(self) -> None:
-        self.links: dict[Link, str] = {}
-        self.owners: dict[str, dict[str, str]] = {}
-
-    def change(self, record_id: str, before: dict[str, str], after: dict[str, str]) -> None:
-        """The record's links went from ``before`` to ``after`` (a link another record of the
-        same transaction took over stays that record's)."""
-        if before == after:
-            return
-        for provider, remote in before.items():
-            if after.get(provider) == remote or self.links.get((provider, remote)) != record_id:
-                continue
-            del self.links[provider, remote]
-            owners = self.owners[remote]
-            del owners[provider]
-            if not owners:
-                del self.owners[remote]
-        for provider, remote in after.items():
-            if before.get(provider) != remote:
-                self.links[provider, remote] = record_id
-                self.owners.setdefault(remote, {})[provider] = record_id
-
-    def find(self, remote: str, provider: str | None) -> list[str]:
-        owners = self.owners.get(remote, {})
-        return [rid for name, rid in owners.items() if provider is None or name == provider]
+    def holder(self, staged: Staged[M] | None, key: str, other_than: str | None = None) -> M | None:
+        """The record (not ``other_than``) holding ``key`` as a transaction sees it."""
+        records = {} if staged is None else staged.records
+        get_key, active_only = self.get_key, self.active_only
+        for record in records.values():
+            matched = get_key(record) == key and record.id != other_than
+            if matched and (record.active or not active_only):
+                return record
+        held = self.by_key.get(key)
+        if held is None or held in records or held == other_than:
+            return None
+        return self.records[held]
 
 
 class CatalogState:
-    """The committed catalog; changed only by ``apply``, under the store's commit lock."""
+    """The committed catalog; changed only at commit, under the store's commit lock."""
+
+    __slots__ = ("plans", "prices")
 
     def __init__(self) -> None:
-        self.plans: dict[str, Plan] = {}
-        self.prices: dict[str, Price] = {}
-        self.plan_ids: list[str] = []  # sorted: creation order
-        self.price_ids: list[str] = []
-        self.by_key: dict[str, str] = {}
-        self.by_lookup_key: dict[str, str] = {}  # among active prices
-        self.plan_links = Links()
-        self.price_links = Links()
-        self.plan_keys: dict[str, tuple[str, str]] = {}
-        self.price_keys: dict[str, tuple[str, str]] = {}
-
-    def apply(self, writes: CatalogWrites) -> None:
-        for plan_id, plan in writes.plans.items():
-            old_plan = self.plans.get(plan_id)
-            self.plans[plan_id] = plan
-            if old_plan is None:
-                _add(self.plan_ids, plan_id)
-            self.by_key[plan.key] = plan_id
-            before = {} if old_plan is None else old_plan.provider_plan_ids
-            self.plan_links.change(plan_id, before, plan.provider_plan_ids)
-        for price_id, price in writes.prices.items():
-            old = self.prices.get(price_id)
-            self.prices[price_id] = price
-            if old is None:
-                _add(self.price_ids, price_id)
-            elif (
-                old.active
-                and old.lookup_key is not None
-                and self.by_lookup_key.get(old.lookup_key) == price_id
-            ):
-                del self.by_lookup_key[old.lookup_key]
-            if price.active and price.lookup_key is not None:
-                self.by_lookup_key[price.lookup_key] = price_id
-            before = {} if old is None else old.provider_price_ids
-            self.price_links.change(price_id, before, price.provider_price_ids)
-        self.plan_keys.update(writes.plan_keys)
-        self.price_keys.update(writes.price_keys)
-
-
-def _add(ids: list[str], record_id: str) -> None:
-    if not ids or ids[-1] < record_id:
-        ids.append(record_id)
-    else:
-        insort(ids, record_id)
-
-
-def newest(ids: list[str], before_id: str | None) -> Iterator[str]:
-    end = len(ids) if before_id is None else bisect_left(ids, before_id)
-    return (ids[at] for at in range(end - 1, -1, -1))
+        self.plans: Keyed[Plan] = Keyed(PLAN, copy_plan, "key")
+        self.prices: Keyed[Price] = Keyed(PRICE, copy_price, "lookup_key", active_only=True)
 
 
 def plan_matches(plan: Plan, filters: PlanFilter) -> bool:
@@ -156,171 +113,74 @@ def price_matches(price: Price, filters: PriceFilter) -> bool:
     )
 
 
-def _taken(what: str, provider: str, remote: str, owner: str) -> ConflictError:
-    return ConflictError(
-        f"{provider} {what} {remote!r} is already linked to {what} {owner}",
-        code="provider_id_taken",
-    )
-
-
 class CatalogTransaction:
-    """Catalog writes of MemoryTransaction: staged in ``catalog`` (a CatalogWrites, made on
-    the first write) over the committed ``_state.catalog``."""
+    """Catalog reads and writes of MemoryTransaction: staged in ``plans`` and ``prices`` (each
+    made on the transaction's first write of its kind) over the committed catalog."""
 
-    catalog: CatalogWrites | None
+    plans: Staged[Plan] | None
+    prices: Staged[Price] | None
 
     def _committed(self) -> CatalogState:
         raise NotImplementedError  # pragma: no cover - the transaction's
 
-    def _staged(self) -> CatalogWrites:
-        if self.catalog is None:
-            self.catalog = CatalogWrites()
-        return self.catalog
-
     # -- plans ------------------------------------------------------------------------------
     def _plan(self, plan_id: str) -> Plan | None:
-        staged = None if self.catalog is None else self.catalog.plans.get(plan_id)
-        return self._committed().plans.get(plan_id) if staged is None else staged
+        """The plan as this transaction sees it, not copied (its subscriptions' grants)."""
+        return self._committed().plans.seen(self.plans, plan_id)
 
     async def get_plan(self, plan_id: str) -> Plan | None:
-        plan = self._plan(plan_id)
-        return None if plan is None else copy_plan(plan)
+        return self._committed().plans.read(self.plans, plan_id)
 
     async def find_idempotent_plan(self, idempotency_key: str) -> tuple[Plan, str] | None:
-        found = self._idempotent(idempotency_key, prices=False)
-        if found is None:
-            return None
-        plan = self._plan(found[0])
-        assert plan is not None
-        return copy_plan(plan), found[1]
+        return self._committed().plans.idempotent(self.plans, idempotency_key)
 
-    def _idempotent(self, key: str, *, prices: bool) -> tuple[str, str] | None:
-        staged = self.catalog
-        if staged is not None:
-            found = (staged.price_keys if prices else staged.plan_keys).get(key)
-            if found is not None:
-                return found
-        committed = self._committed()
-        return (committed.price_keys if prices else committed.plan_keys).get(key)
-
-    def _check_key(self, key: CreateKey | None, *, prices: bool) -> None:
-        if key is not None and self._idempotent(key.idempotency_key, prices=prices) is not None:
-            raise ConflictError("idempotency key already used", code="idempotency_key_reused")
-
-    def _stage_key(self, key: CreateKey | None, record_id: str, *, prices: bool) -> None:
-        if key is not None:
-            staged = self._staged()
-            keys = staged.price_keys if prices else staged.plan_keys
-            keys[key.idempotency_key] = (record_id, key.request_fingerprint or "")
-
-    def _catalog_link_owner(self, link: Link, *, prices: bool) -> str | None:
-        provider, remote = link
-        staged: dict[str, Any] = {}
-        if self.catalog is not None:
-            staged = self.catalog.prices if prices else self.catalog.plans
-        for record_id, record in staged.items():
-            links = record.provider_price_ids if prices else record.provider_plan_ids
-            if links.get(provider) == remote:
-                return str(record_id)
-        committed = self._committed()
-        owner = (committed.price_links if prices else committed.plan_links).links.get(link)
-        return None if owner in staged else owner
-
-    def _catalog_check_links(
-        self, record_id: str, old: dict[str, str], new: dict[str, str], *, prices: bool
-    ) -> None:
-        for provider, remote in new.items():
-            if old.get(provider) == remote:
-                continue
-            owner = self._catalog_link_owner((provider, remote), prices=prices)
-            if owner is not None and owner != record_id:
-                raise _taken("price" if prices else "plan", provider, remote, owner)
-
-    async def insert_plan(self, plan: Plan, key: CreateKey | None = None) -> None:
-        self._check_key(key, prices=False)
-        holder = self._committed().by_key.get(plan.key)
-        if holder is None and self.catalog is not None:
-            holder = next((p.id for p in self.catalog.plans.values() if p.key == plan.key), None)
-        if holder is not None and holder != plan.id:
-            raise ConflictError(
-                f"plan key {plan.key!r} is taken by plan {holder}", code="plan_key_taken"
-            )
-        self._catalog_check_links(plan.id, {}, plan.provider_plan_ids, prices=False)
-        self._stage_key(key, plan.id, prices=False)
-        self._staged().plans[plan.id] = copy_plan(plan)
-
-    async def update_plan(self, before: Plan, after: Plan) -> None:
-        self._catalog_check_links(
-            after.id, before.provider_plan_ids, after.provider_plan_ids, prices=False
-        )
-        self._staged().plans[after.id] = copy_plan(after)
-
-    # -- prices -----------------------------------------------------------------------------
-    def _price(self, price_id: str) -> Price | None:
-        staged = None if self.catalog is None else self.catalog.prices.get(price_id)
-        return self._committed().prices.get(price_id) if staged is None else staged
-
-    async def get_price(self, price_id: str) -> Price | None:
-        price = self._price(price_id)
-        return None if price is None else copy_price(price)
-
-    async def find_idempotent_price(self, idempotency_key: str) -> tuple[Price, str] | None:
-        found = self._idempotent(idempotency_key, prices=True)
-        if found is None:
-            return None
-        price = self._price(found[0])
-        assert price is not None
-        return copy_price(price), found[1]
-
-    def _check_lookup_key(self, price: Price) -> None:
-        key = price.lookup_key
-        if not price.active or key is None:
-            return
-        staged = {} if self.catalog is None else self.catalog.prices
-        holder = next(
-            (
-                p.id
-                for p in staged.values()
-                if p.active and p.lookup_key == key and p.id != price.id
-            ),
-            None,
-        )
-        if holder is None:
-            committed = self._committed().by_lookup_key.get(key)
-            if committed is not None and committed not in staged and committed != price.id:
-                holder = committed
+    def _check_plan_key(self, plan: Plan) -> None:
+        holder = self._committed().plans.holder(self.plans, plan.key, plan.id)
         if holder is not None:
             raise ConflictError(
-                f"lookup key {key!r} is held by the active price {holder}", code="lookup_key_taken"
+                f"plan key {plan.key!r} is taken by plan {holder.id}", code="plan_key_taken"
+            )
+
+    async def insert_plan(self, plan: Plan, key: CreateKey | None = None) -> None:
+        self.plans = self._committed().plans.insert(self.plans, plan, key, self._check_plan_key)
+
+    async def update_plan(self, before: Plan, after: Plan) -> None:
+        self.plans = self._committed().plans.update(self.plans, before, after)
+
+    # -- prices -----------------------------------------------------------------------------
+    async def get_price(self, price_id: str) -> Price | None:
+        return self._committed().prices.read(self.prices, price_id)
+
+    async def find_idempotent_price(self, idempotency_key: str) -> tuple[Price, str] | None:
+        return self._committed().prices.idempotent(self.prices, idempotency_key)
+
+    def _check_lookup_key(self, price: Price) -> None:
+        prices = self._committed().prices
+        key = prices.key_of(price)
+        if key is None:
+            return
+        holder = prices.holder(self.prices, key, price.id)
+        if holder is not None:
+            raise ConflictError(
+                f"lookup key {key!r} is held by the active price {holder.id}",
+                code="lookup_key_taken",
             )
 
     async def insert_price(self, price: Price, key: CreateKey | None = None) -> None:
-        self._check_key(key, prices=True)
-        self._check_lookup_key(price)
-        self._catalog_check_links(price.id, {}, price.provider_price_ids, prices=True)
-        self._stage_key(key, price.id, prices=True)
-        self._staged().prices[price.id] = copy_price(price)
+        prices = self._committed().prices
+        self.prices = prices.insert(self.prices, price, key, self._check_lookup_key)
 
     async def find_active_price(self, lookup_key: str) -> Price | None:
-        staged = {} if self.catalog is None else self.catalog.prices
-        for price in staged.values():
-            if price.active and price.lookup_key == lookup_key:
-                return copy_price(price)
-        holder = self._committed().by_lookup_key.get(lookup_key)
-        if holder is None or holder in staged:
-            return None
-        return copy_price(self._committed().prices[holder])
+        holder = self._committed().prices.holder(self.prices, lookup_key)
+        return None if holder is None else copy_price(holder)
 
     async def active_prices(self, plan_id: str) -> list[Price]:
-        committed = self._committed()
-        staged = {} if self.catalog is None else self.catalog.prices
-        ids = sorted({*staged, *committed.prices}, reverse=True)
-        found = [staged.get(i) or committed.prices[i] for i in ids]
+        committed = self._committed().prices.records
+        staged = {} if self.prices is None else self.prices.records
+        ids = sorted({*staged, *committed}, reverse=True)
+        found = [staged.get(i) or committed[i] for i in ids]
         return [copy_price(p) for p in found if p.plan_id == plan_id and p.active]
 
     async def update_price(self, before: Price, after: Price) -> None:
-        self._check_lookup_key(after)
-        self._catalog_check_links(
-            after.id, before.provider_price_ids, after.provider_price_ids, prices=True
-        )
-        self._staged().prices[after.id] = copy_price(after)
+        prices = self._committed().prices
+        self.prices = prices.update(self.prices, before, after, self._check_lookup_key)

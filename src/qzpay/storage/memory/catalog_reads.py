@@ -10,37 +10,23 @@ from typing import Any, Generic, TypeVar
 
 from qzpay.catalog.models import Plan, Price
 from qzpay.storage.base import PlanFilter, PriceFilter
-from qzpay.storage.memory.catalog import (
-    CatalogState,
-    Links,
-    copy_plan,
-    copy_price,
-    newest,
-    plan_matches,
-    price_matches,
-)
+from qzpay.storage.memory.catalog import CatalogState, Keyed, plan_matches, price_matches
+from qzpay.storage.memory.records import newest
 
-M = TypeVar("M", Plan, Price)
+M = TypeVar("M", bound=Plan | Price)
 F = TypeVar("F", PlanFilter, PriceFilter)
 
 
 @dataclass(frozen=True, slots=True)
 class _Kind(Generic[M, F]):
-    """Where one record kind lives in the CatalogState, and how it is copied and filtered."""
+    """Where one record kind lives in the CatalogState, and how its records are filtered."""
 
-    records: Callable[[CatalogState], dict[str, M]]
-    ids: Callable[[CatalogState], list[str]]  # sorted: creation order
-    links: Callable[[CatalogState], Links]
-    copy: Callable[[M], M]
+    committed: Callable[[CatalogState], Keyed[M]]
     matches: Callable[[M, F], bool]
 
 
-_PLANS: _Kind[Plan, PlanFilter] = _Kind(
-    lambda s: s.plans, lambda s: s.plan_ids, lambda s: s.plan_links, copy_plan, plan_matches
-)
-_PRICES: _Kind[Price, PriceFilter] = _Kind(
-    lambda s: s.prices, lambda s: s.price_ids, lambda s: s.price_links, copy_price, price_matches
-)
+_PLANS: _Kind[Plan, PlanFilter] = _Kind(lambda state: state.plans, plan_matches)
+_PRICES: _Kind[Price, PriceFilter] = _Kind(lambda state: state.prices, price_matches)
 
 
 class CatalogStorage:
@@ -55,7 +41,7 @@ class CatalogStorage:
         return self._get(_PLANS, plan_id)
 
     async def get_plan_by_key(self, key: str) -> Plan | None:
-        return self._get(_PLANS, key, lambda state: state.by_key)
+        return self._get(_PLANS, key, by_key=True)
 
     async def find_plans_by_provider_id(
         self, provider_plan_id: str, *, provider: str | None
@@ -76,7 +62,7 @@ class CatalogStorage:
         return self._get(_PRICES, price_id)
 
     async def get_price_by_lookup_key(self, lookup_key: str) -> Price | None:
-        return self._get(_PRICES, lookup_key, lambda state: state.by_lookup_key)
+        return self._get(_PRICES, lookup_key, by_key=True)
 
     async def find_prices_by_provider_id(
         self, provider_price_id: str, *, provider: str | None
@@ -94,48 +80,46 @@ class CatalogStorage:
         return self._scan(_PRICES, filters, before_id, limit)
 
     # -- shared -------------------------------------------------------------------------
-    def _get(
-        self,
-        kind: _Kind[M, F],
-        key: str,
-        index: Callable[[CatalogState], dict[str, str]] | None = None,
-    ) -> M | None:
-        """The record with id ``key``, or the one ``index(state)`` maps ``key`` to."""
+    def _get(self, kind: _Kind[M, F], key: str, *, by_key: bool = False) -> M | None:
+        """The record with id ``key``, or the one holding the unique key ``key``."""
         state, lock = self._catalog()
-        if index is None:
-            record = kind.records(state).get(key)
+        committed = kind.committed(state)
+        if not by_key:
+            record = committed.records.get(key)
         else:
             with lock:
-                record_id = index(state).get(key)
-                record = None if record_id is None else kind.records(state)[record_id]
-        return None if record is None else kind.copy(record)
+                record_id = committed.by_key.get(key)
+                record = None if record_id is None else committed.records[record_id]
+        return None if record is None else committed.copy(record)
 
     def _linked(self, kind: _Kind[M, F], remote: str, provider: str | None) -> list[M]:
         state, lock = self._catalog()
+        committed = kind.committed(state)
         with lock:
-            records = kind.records(state)
-            found = [records[i] for i in kind.links(state).find(remote, provider)]
-        return [kind.copy(record) for record in found]
+            records = committed.records
+            found = [records[i] for i in committed.links.find(remote, provider)]
+        return [committed.copy(record) for record in found]
 
     def _list(self, kind: _Kind[M, F], filters: F, limit: int, offset: int) -> tuple[list[M], int]:
         state, lock = self._catalog()
+        committed = kind.committed(state)
         with lock:
-            records = kind.records(state)
+            records = committed.records
             matches = [
-                records[i]
-                for i in newest(kind.ids(state), None)
-                if kind.matches(records[i], filters)
+                records[i] for i in newest(committed.ids, None) if kind.matches(records[i], filters)
             ]
-        return [kind.copy(record) for record in matches[offset : offset + limit]], len(matches)
+        page = matches[offset : offset + limit]
+        return [committed.copy(record) for record in page], len(matches)
 
     def _scan(self, kind: _Kind[M, F], filters: F, before_id: str | None, limit: int) -> list[M]:
         state, lock = self._catalog()
+        committed = kind.committed(state)
         with lock:
-            records = kind.records(state)
+            records = committed.records
             kept = (
                 records[i]
-                for i in newest(kind.ids(state), before_id)
+                for i in newest(committed.ids, before_id)
                 if kind.matches(records[i], filters)
             )
             found = list(islice(kept, max(0, limit)))
-        return [kind.copy(record) for record in found]
+        return [committed.copy(record) for record in found]

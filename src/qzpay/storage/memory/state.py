@@ -10,14 +10,16 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
+from qzpay.catalog.models import Plan, Price
 from qzpay.customers.models import Customer
 from qzpay.events import Event
 from qzpay.storage.base import SyncTask
-from qzpay.storage.memory.catalog import CatalogState, CatalogWrites, Links
+from qzpay.storage.memory.catalog import CatalogState
 from qzpay.storage.memory.indexes import CustomerIndex
-from qzpay.storage.memory.subscriptions import SubscriptionState, SubscriptionWrites
+from qzpay.storage.memory.records import Links, Staged
+from qzpay.storage.memory.subscriptions import SubscriptionState
+from qzpay.subscriptions.models import Subscription
 
-Link = tuple[str, str]  # (provider, provider customer id)
 TaskLink = tuple[str, str, str]  # (resource, provider, provider id) in a task's snapshot
 
 
@@ -30,10 +32,11 @@ class WriteSet:
     """What one transaction wrote: the new versions (private copies) and its appends."""
 
     __slots__ = (
-        "catalog",
         "customers",
         "events",
         "idempotency",
+        "plans",
+        "prices",
         "subscriptions",
         "tasks",
         "webhooks",
@@ -45,8 +48,10 @@ class WriteSet:
         self.idempotency: dict[str, tuple[str, str]] | None = None
         self.tasks: dict[str, SyncTask | None] | None = None  # None value: deleted
         self.webhooks: set[tuple[str, str]] | None = None
-        self.catalog: CatalogWrites | None = None  # plans and prices (memory/catalog.py)
-        self.subscriptions: SubscriptionWrites | None = None  # memory/subscriptions.py
+        # Made on the first write of the kind (memory/catalog.py, memory/subscriptions.py).
+        self.plans: Staged[Plan] | None = None
+        self.prices: Staged[Price] | None = None
+        self.subscriptions: Staged[Subscription] | None = None
 
 
 class MemoryState:
@@ -87,8 +92,10 @@ class MemoryState:
                     self._put_task(record_id, task)
             if writes.webhooks:
                 self.webhooks.update(writes.webhooks)
-            if writes.catalog is not None:
-                self.catalog.apply(writes.catalog)
+            if writes.plans is not None:
+                self.catalog.plans.apply(writes.plans)
+            if writes.prices is not None:
+                self.catalog.prices.apply(writes.prices)
             if writes.subscriptions is not None:
                 self.subscriptions.apply(writes.subscriptions)
 

@@ -22,8 +22,8 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from qzpay.catalog.models import Plan
-from qzpay.errors import ConflictError
-from qzpay.storage.memory.catalog import CatalogState, Links, newest
+from qzpay.storage.memory.catalog import CatalogState
+from qzpay.storage.memory.records import Committed, Staged, insert_sorted, newest
 from qzpay.storage.params import CreateKey
 from qzpay.storage.subscription_base import Grant, SubscriptionFilter
 from qzpay.subscriptions.models import ENDED, GRANTING, Subscription
@@ -37,13 +37,6 @@ _NONE: list[str] = []
 
 def copy_subscription(subscription: Subscription) -> Subscription:
     return subscription.model_copy(update={"metadata": dict(subscription.metadata)})
-
-
-def _insert(ids: list[str], record_id: str) -> None:
-    if not ids or ids[-1] < record_id:  # the usual case: a new id is the largest yet
-        ids.append(record_id)
-    else:
-        insort(ids, record_id)
 
 
 def _due_key(subscription: Subscription | None) -> Due | None:
@@ -81,43 +74,24 @@ def grants_of(
     return found
 
 
-class SubscriptionWrites:
-    """What one transaction wrote to subscriptions (private copies), landed at commit."""
+class SubscriptionState(Committed[Subscription]):
+    """The committed subscriptions, and the indexes of their own the module's docstring lists."""
 
-    __slots__ = ("keys", "subscriptions")
-
-    def __init__(self) -> None:
-        self.subscriptions: dict[str, Subscription] = {}
-        self.keys: dict[str, tuple[str, str]] = {}  # idempotency key -> (id, fingerprint)
-
-
-class SubscriptionState:
-    """The committed subscriptions; changed only by ``apply``, under the store's commit lock."""
+    __slots__ = ("due", "granting", "of_customer")
 
     def __init__(self) -> None:
-        self.subscriptions: dict[str, Subscription] = {}
-        self.ids: list[str] = []  # sorted: creation order
+        super().__init__(SUBSCRIPTION, copy_subscription)
         self.of_customer: dict[str, list[str]] = {}  # customer id -> its ids, sorted
         self.granting: dict[str, set[str]] = {}  # customer id -> ids in a granting status
-        self.links = Links()
         self.due: list[Due] = []  # sorted: earliest period end first
-        self.keys: dict[str, tuple[str, str]] = {}
 
-    def apply(self, writes: SubscriptionWrites) -> None:
-        for subscription_id, new in writes.subscriptions.items():
-            old = self.subscriptions.get(subscription_id)
-            self.subscriptions[subscription_id] = new
-            if old is None:
-                _insert(self.ids, subscription_id)
-            if old is None or old.customer_id != new.customer_id:
-                if old is not None:
-                    self._unfile(self.of_customer, old.customer_id, subscription_id)
-                _insert(self.of_customer.setdefault(new.customer_id, []), subscription_id)
-            self._regrant(subscription_id, old, new)
-            before = {} if old is None else old.provider_subscription_ids
-            self.links.change(subscription_id, before, new.provider_subscription_ids)
-            self._redue(_due_key(old), _due_key(new))
-        self.keys.update(writes.keys)
+    def _index(self, record_id: str, old: Subscription | None, new: Subscription) -> None:
+        if old is None or old.customer_id != new.customer_id:
+            if old is not None:
+                self._unfile(self.of_customer, old.customer_id, record_id)
+            insert_sorted(self.of_customer.setdefault(new.customer_id, []), record_id)
+        self._regrant(record_id, old, new)
+        self._redue(_due_key(old), _due_key(new))
 
     @staticmethod
     def _unfile(lists: dict[str, list[str]], key: str, record_id: str) -> None:
@@ -151,18 +125,11 @@ class SubscriptionState:
             insort(self.due, after)
 
 
-def _taken(provider: str, remote: str, owner: str) -> ConflictError:
-    return ConflictError(
-        f"{provider} subscription {remote!r} is already linked to subscription {owner}",
-        code="provider_id_taken",
-    )
-
-
 class SubscriptionWriter:
-    """Subscription writes of MemoryTransaction: staged in ``subscriptions`` (a
-    SubscriptionWrites, made on the first write) over the committed state."""
+    """Subscription reads and writes of MemoryTransaction: staged in ``subscriptions`` (made
+    on the transaction's first subscription write) over the committed ones."""
 
-    subscriptions: SubscriptionWrites | None
+    subscriptions: Staged[Subscription] | None
 
     if TYPE_CHECKING:  # the transaction's (CatalogTransaction): the plan as it sees it
 
@@ -171,91 +138,32 @@ class SubscriptionWriter:
     def _committed_subscriptions(self) -> SubscriptionState:
         raise NotImplementedError  # pragma: no cover - the transaction's
 
-    def _staged_subscriptions(self) -> SubscriptionWrites:
-        if self.subscriptions is None:
-            self.subscriptions = SubscriptionWrites()
-        return self.subscriptions
-
-    def _subscription(self, subscription_id: str) -> Subscription | None:
-        staged = self.subscriptions
-        found = None if staged is None else staged.subscriptions.get(subscription_id)
-        if found is None:
-            return self._committed_subscriptions().subscriptions.get(subscription_id)
-        return found
-
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
-        subscription = self._subscription(subscription_id)
-        return None if subscription is None else copy_subscription(subscription)
-
-    def _subscription_key(self, idempotency_key: str) -> tuple[str, str] | None:
-        staged = self.subscriptions
-        found = None if staged is None else staged.keys.get(idempotency_key)
-        if found is None:
-            return self._committed_subscriptions().keys.get(idempotency_key)
-        return found
+        return self._committed_subscriptions().read(self.subscriptions, subscription_id)
 
     async def find_idempotent_subscription(
         self, idempotency_key: str
     ) -> tuple[Subscription, str] | None:
-        found = self._subscription_key(idempotency_key)
-        if found is None:
-            return None
-        subscription = self._subscription(found[0])
-        assert subscription is not None
-        return copy_subscription(subscription), found[1]
-
-    def _subscription_link_owner(self, provider: str, remote: str) -> str | None:
-        staged: dict[str, Subscription] = {}
-        if self.subscriptions is not None:
-            staged = self.subscriptions.subscriptions
-        for subscription_id, subscription in staged.items():
-            if (
-                subscription.provider == provider
-                and subscription.provider_subscription_id == remote
-            ):
-                return subscription_id
-        owner = self._committed_subscriptions().links.links.get((provider, remote))
-        # A committed owner this transaction rewrote no longer holds it (checked just above).
-        return None if owner in staged else owner
-
-    def _check_subscription_link(self, before: Subscription | None, after: Subscription) -> None:
-        provider, remote = after.provider, after.provider_subscription_id
-        if provider is None or remote is None:
-            return
-        if before is not None and (before.provider, before.provider_subscription_id) == (
-            provider,
-            remote,
-        ):
-            return
-        owner = self._subscription_link_owner(provider, remote)
-        if owner is not None and owner != after.id:
-            raise _taken(provider, remote, owner)
+        return self._committed_subscriptions().idempotent(self.subscriptions, idempotency_key)
 
     async def insert_subscription(
         self, subscription: Subscription, key: CreateKey | None = None
     ) -> None:
-        if key is not None and self._subscription_key(key.idempotency_key) is not None:
-            raise ConflictError("idempotency key already used", code="idempotency_key_reused")
-        self._check_subscription_link(None, subscription)
-        staged = self._staged_subscriptions()
-        if key is not None:
-            staged.keys[key.idempotency_key] = (subscription.id, key.request_fingerprint or "")
-        staged.subscriptions[subscription.id] = copy_subscription(subscription)
+        committed = self._committed_subscriptions()
+        self.subscriptions = committed.insert(self.subscriptions, subscription, key)
 
     async def update_subscription(self, before: Subscription, after: Subscription) -> None:
-        self._check_subscription_link(before, after)
-        self._staged_subscriptions().subscriptions[after.id] = copy_subscription(after)
+        committed = self._committed_subscriptions()
+        self.subscriptions = committed.update(self.subscriptions, before, after)
 
     async def grants(self, customer_id: str) -> list[Grant]:
         committed = self._committed_subscriptions()
-        staged: dict[str, Subscription] = {}
-        if self.subscriptions is not None:
-            staged = self.subscriptions.subscriptions
+        staged = {} if self.subscriptions is None else self.subscriptions.records
         ids = {i for i in committed.granting.get(customer_id, ()) if i not in staged}
         ids.update(
             i for i, s in staged.items() if s.customer_id == customer_id and s.status in GRANTING
         )
-        found = [staged.get(i) or committed.subscriptions[i] for i in sorted(ids)]
+        found = [staged.get(i) or committed.records[i] for i in sorted(ids)]
         return grants_of(found, self._plan)  # plans as this transaction sees them
 
 
@@ -269,7 +177,7 @@ class SubscriptionReads:
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         state, _, _ = self._subscription_state()
-        found = state.subscriptions.get(subscription_id)
+        found = state.records.get(subscription_id)
         return None if found is None else copy_subscription(found)
 
     async def find_subscriptions_by_provider_id(
@@ -278,7 +186,7 @@ class SubscriptionReads:
         state, _, lock = self._subscription_state()
         with lock:
             ids = state.links.find(provider_subscription_id, provider)
-            found = [state.subscriptions[i] for i in sorted(ids)]
+            found = [state.records[i] for i in sorted(ids)]
         return [copy_subscription(s) for s in found]
 
     @staticmethod
@@ -293,7 +201,7 @@ class SubscriptionReads:
     ) -> tuple[list[Subscription], int]:
         state, _, lock = self._subscription_state()
         with lock:
-            records = state.subscriptions
+            records = state.records
             found = [
                 records[i]
                 for i in newest(self._candidates(state, filters), None)
@@ -307,7 +215,7 @@ class SubscriptionReads:
     ) -> list[Subscription]:
         state, _, lock = self._subscription_state()
         with lock:
-            records = state.subscriptions
+            records = state.records
             kept = (
                 records[i]
                 for i in newest(self._candidates(state, filters), before_id)
@@ -320,7 +228,7 @@ class SubscriptionReads:
         state, catalog, lock = self._subscription_state()
         with lock:
             ids = sorted(state.granting.get(customer_id, ()))
-            return grants_of((state.subscriptions[i] for i in ids), catalog.plans.get)
+            return grants_of((state.records[i] for i in ids), catalog.plans.records.get)
 
     async def due_subscriptions(self, now: datetime, *, limit: int) -> list[Subscription]:
         state, _, lock = self._subscription_state()
@@ -329,5 +237,5 @@ class SubscriptionReads:
             for period_end, subscription_id in state.due:
                 if period_end > now or len(found) >= limit:
                     break
-                found.append(state.subscriptions[subscription_id])
+                found.append(state.records[subscription_id])
         return [copy_subscription(s) for s in found]

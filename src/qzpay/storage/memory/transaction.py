@@ -21,7 +21,8 @@ from qzpay.records import record_type
 from qzpay.storage.base import CreateKey, IdempotentCreate, SyncTask, TaskClaim
 from qzpay.storage.copies import copy_customer, copy_record, copy_task, event_with
 from qzpay.storage.memory.catalog import CatalogState, CatalogTransaction
-from qzpay.storage.memory.state import Link, MemoryState, WriteSet, task_order
+from qzpay.storage.memory.records import Link
+from qzpay.storage.memory.state import MemoryState, WriteSet, task_order
 from qzpay.storage.memory.subscriptions import SubscriptionState, SubscriptionWriter
 
 
