@@ -34,6 +34,16 @@ versions makes it one round trip in the common case (same-run ratio to the raw d
 UPDATE, COMMIT: update 0.84–1.00, delete 0.95–1.14, against 0.66–0.80 and 0.71–0.88 reading
 first). Figures on this machine are in docs/benchmarks.md ("PostgreSQL writes (issue 16)").
 
+Plans, prices and subscriptions take the same path (qzpay.storage.postgres.checked, one
+``Check`` per kind): an optimistic transaction's first read for change is unlocked, and the
+change is one checked statement with its events; a record seen recently is not read at all.
+A later read in the same transaction first locks the record read so (BEGIN with its advisory
+lock, then its row, checking the version), so a subscription change that alters access, which
+reads the customer's grants under the customer's lock, takes its locks in the locking path's
+order (subscription, then customer). Same-run ratio to the raw driver's BEGIN, UPDATE, COMMIT
+(bench.record_writes, medians of 3 repeats, two runs): plan update 0.81–0.90 remembered,
+0.68–0.70 read first, 0.47 locked; a free subscription's uncancel (one run) 0.87, 0.69, 0.46.
+
 Write amplification (migration 0004, measured with pg_walinspect, bench.postgres_writes): the
 event table's key on seq alone (a third index each event wrote, read by nothing) is gone,
 (txid, seq) is the primary key; customers has fillfactor 80, so an update that changes no
@@ -49,7 +59,8 @@ once: if the first copy committed, the check fails and its event, found by id, t
 
 Modules: ``storage`` (PostgresStorage: open, migrate, reads), ``transaction`` (the Transaction
 protocol's writes), ``commit`` (how they reach the server: kept writes, commit, rollback),
-``recent`` (recently seen versions), ``sql`` (statements, query builders, write composition),
+``recent`` (recently seen versions), ``checked`` (the checked statement of every record kind),
+``sql`` (statements, query builders, write composition),
 ``connections`` (where connections come from, which errors mean one is lost), ``blocking``
 (psycopg reads for SyncBilling).
 """
