@@ -7,9 +7,9 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from qzpay import Billing, Customer
+from qzpay import Billing, Customer, Event
 from qzpay.customers.models import Address
-from qzpay.ids import customer_ids
+from qzpay.ids import customer_ids, event_ids
 
 _sequence = itertools.count(1)
 
@@ -62,6 +62,18 @@ def stored_customer(**overrides: Any) -> Customer:
 def changed(customer: Customer, **fields: Any) -> Customer:
     """``customer`` with these fields replaced (as a local edit would leave it)."""
     return customer.model_copy(update=fields)
+
+
+def change_event(after: Any, before: Any, kind: str) -> Event[Any]:
+    """The event a service would record for a change of a record from ``before`` to
+    ``after``, for tests that write through a storage transaction directly."""
+    return Event.model_construct(
+        id=event_ids.new(),
+        type=kind,
+        data=after,
+        previous=before.changed_fields(after),
+        created_at=after.updated_at,
+    )
 
 
 def idempotency_key() -> str:

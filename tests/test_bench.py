@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -72,26 +73,25 @@ def test_tiny_entitlements_run_compares_with_the_raw_query(postgres_url: str) ->
         assert row["flatness"] > 0
 
 
-@pytest.mark.postgres
-def test_tiny_postgres_writes_run_checks_every_mode(postgres_url: str) -> None:
-    """bench/postgres_writes.py spot-checks that every change landed in each mode (the stale
-    and alternating modes retry on every update); a tiny run keeps it working. It makes its
-    own scratch database on the server the test database is on."""
+def _scratch_bench(module: str, *args: str) -> Any:
+    """Run a PostgreSQL bench module in its own process; its JSON report. It makes its own
+    scratch database on the server the test database is on."""
     import subprocess
     import sys
 
     from tests.conftest import ADMIN_URL
 
+    command = [sys.executable, "-m", module, *args, "--postgres-url", ADMIN_URL]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.postgres
+def test_tiny_postgres_writes_run_checks_every_mode(postgres_url: str) -> None:
+    """bench/postgres_writes.py spot-checks that every change landed in each mode (the stale
+    and alternating modes retry on every update); a tiny run keeps it working."""
     assert postgres_url  # the server is reachable (else the fixture skips, or fails on CI)
-    command = [sys.executable, "-m", "bench.postgres_writes", "--n", "30", "--repeats", "1"]
-    done = subprocess.run(
-        [*command, "--postgres-url", ADMIN_URL],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    report = json.loads(done.stdout)
+    report = _scratch_bench("bench.postgres_writes", "--n", "30", "--repeats", "1")
     assert set(report["modes"]) == {
         "raw",
         "remembered",
@@ -108,21 +108,8 @@ def test_tiny_postgres_writes_run_checks_every_mode(postgres_url: str) -> None:
 def test_tiny_record_writes_run_checks_every_mode(postgres_url: str) -> None:
     """bench/record_writes.py spot-checks that every plan update and subscription uncancel
     landed in each mode; a tiny run keeps it working."""
-    import subprocess
-    import sys
-
-    from tests.conftest import ADMIN_URL
-
     assert postgres_url
-    command = [sys.executable, "-m", "bench.record_writes", "--n", "20", "--repeats", "1"]
-    done = subprocess.run(
-        [*command, "--postgres-url", ADMIN_URL],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    report = json.loads(done.stdout)
+    report = _scratch_bench("bench.record_writes", "--n", "20", "--repeats", "1")
     assert set(report["ops_per_s_median"]) == {"raw", "remembered", "read_first", "locked"}
     for mode in report["ratio_to_raw_median"].values():
         assert set(mode) == {"plan_update", "subscription_uncancel"}

@@ -11,29 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypeVar
 
 import asyncpg
 import pytest
 
-from qzpay import Billing, Event
+from qzpay import Billing, Customer, Event
 from qzpay.catalog.models import Plan, Price, plan_ids
 from qzpay.errors import ConflictError
-from qzpay.ids import event_ids
 from qzpay.storage.base import WriteConflict
 from qzpay.storage.postgres import PostgresStorage
 from qzpay.storage.postgres.catalog import CATALOG_LOCK_CLASS
 from qzpay.storage.postgres.recent import RecentVersions
 from qzpay.storage.postgres.sql import CUSTOMER_LOCK_CLASS
 from qzpay.storage.postgres.subscriptions import SUBSCRIPTION_LOCK_CLASS
-from tests.factories import create_customer
+from qzpay.subscriptions.models import Subscription
+from tests.factories import change_event, create_customer
 from tests.subscriptions.factories import make_catalog
 
 pytestmark = pytest.mark.postgres
 
+T = TypeVar("T")
 _TABLES = ("plans", "prices", "subscriptions", "customers", "events", "sync_tasks")
 
 
@@ -50,8 +51,11 @@ class Statements:
         if queues or query.startswith(("BEGIN", "COMMIT")) or any(t in query for t in _TABLES):
             self.sent.append(query)
 
-    def since(self, start: int) -> list[str]:
-        return self.sent[start:]
+    async def during(self, call: Awaitable[T]) -> tuple[T, list[str]]:
+        """What ``call`` returned, and what the server received while it ran."""
+        start = len(self.sent)
+        result = await call
+        return result, self.sent[start:]
 
 
 @asynccontextmanager
@@ -68,6 +72,34 @@ async def _billing(pg_url: str, statements: Statements | None = None) -> AsyncIt
         await pool.close()
 
 
+Counted = tuple[Billing, Statements]
+
+
+@pytest.fixture
+async def counted(pg_url: str) -> AsyncIterator[Counted]:
+    """A Billing on PostgreSQL whose statements are counted."""
+    statements = Statements()
+    async with _billing(pg_url, statements) as billing:
+        yield billing, statements
+
+
+def _read_then_checked(sent: list[str]) -> None:
+    """``sent`` is an unlocked read with the row's version, then one checked statement (which
+    commits on its own: no BEGIN, no COMMIT)."""
+    assert len(sent) == 2, sent
+    read, write = sent
+    assert read.startswith("SELECT")
+    assert "xmin" in read
+    assert "FOR UPDATE" not in read
+    assert write.startswith("WITH queued")
+
+
+def _checked_alone(sent: list[str]) -> None:
+    """``sent`` is the checked statement alone: the version was remembered, so no read."""
+    assert len(sent) == 1, sent
+    assert sent[0].startswith("WITH queued")
+
+
 def _lock_class(statement: str) -> int | None:
     """The lock class a statement queues on first, if it queues."""
     marker = "pg_advisory_xact_lock("
@@ -76,14 +108,11 @@ def _lock_class(statement: str) -> int | None:
     return int(statement.split(marker, 1)[1].split(",", 1)[0])
 
 
-def _event(after: Any, before: Any, kind: str) -> Event:
-    return Event.model_construct(
-        id=event_ids.new(),
-        type=kind,
-        data=after,
-        previous=before.changed_fields(after),
-        created_at=after.updated_at,
-    )
+async def _free_subscription(billing: Billing) -> tuple[Customer, Subscription]:
+    """A customer and its subscription to a free price (see make_catalog)."""
+    catalog = await make_catalog(billing)
+    customer = await create_customer(billing)
+    return customer, await billing.subscriptions.create(customer.id, catalog.free.id)
 
 
 def _plan_changed(before: Plan, **fields: object) -> Plan:
@@ -100,90 +129,59 @@ async def _events(storage: PostgresStorage) -> list[Event]:
 
 class TestRoundTrips:
     async def test_a_plan_update_is_a_read_and_one_checked_statement_then_that_alone(
-        self, pg_url: str
+        self, counted: Counted
     ) -> None:
-        statements = Statements()
-        async with _billing(pg_url, statements) as billing:
-            plan = await billing.plans.create(key="rt", name="Before")
-            start = len(statements.sent)
-            updated = await billing.plans.update(plan.id, name="After", metadata={"k": "v"})
-            sent = statements.since(start)
-            start = len(statements.sent)
-            again = await billing.plans.update(plan.id, name="Again")
-            remembered = statements.since(start)
+        billing, statements = counted
+        plan = await billing.plans.create(key="rt", name="Before")
+        updated, sent = await statements.during(
+            billing.plans.update(plan.id, name="After", metadata={"k": "v"})
+        )
+        again, remembered = await statements.during(billing.plans.update(plan.id, name="Again"))
         assert updated.name == "After"
         assert again.name == "Again"
         assert again.metadata == {"k": "v"}
-        assert len(remembered) == 1, remembered  # the version the update returned
-        assert remembered[0].startswith("WITH queued")
-        assert len(sent) == 2, sent
-        read, write = sent
-        assert read.startswith("SELECT")
-        assert "xmin" in read
-        assert "FOR UPDATE" not in read
-        assert write.startswith("WITH queued")
-        assert _lock_class(write) == CATALOG_LOCK_CLASS
-        assert not any(query.startswith(("BEGIN", "COMMIT")) for query in sent)
+        _read_then_checked(sent)
+        assert _lock_class(sent[1]) == CATALOG_LOCK_CLASS
+        _checked_alone(remembered)  # the version the first update's statement returned
 
     async def test_a_price_update_is_two_statements_and_an_archive_after_it_one(
-        self, pg_url: str
+        self, counted: Counted
     ) -> None:
-        statements = Statements()
-        async with _billing(pg_url, statements) as billing:
-            plan = await billing.plans.create(key="rt-price", name="P")
-            price = await billing.prices.create(
-                plan.id, currency="USD", unit_amount=500, interval="month"
-            )
-            start = len(statements.sent)
-            await billing.prices.update(price.id, metadata={"tier": "gold"})
-            updated = statements.since(start)
-            start = len(statements.sent)
-            archived = await billing.prices.archive(price.id)
-            archiving = statements.since(start)
+        billing, statements = counted
+        plan = await billing.plans.create(key="rt-price", name="P")
+        price = await billing.prices.create(
+            plan.id, currency="USD", unit_amount=500, interval="month"
+        )
+        _, updated = await statements.during(
+            billing.prices.update(price.id, metadata={"tier": "gold"})
+        )
+        archived, archiving = await statements.during(billing.prices.archive(price.id))
         assert not archived.active
-        assert len(updated) == 2, updated
-        assert updated[1].startswith("WITH queued")
-        # Changed by this storage a moment ago: its version is remembered, so no read.
-        assert len(archiving) == 1, archiving
-        assert archiving[0].startswith("WITH queued")
+        _read_then_checked(updated)
+        _checked_alone(archiving)  # changed by this storage a moment ago
 
     async def test_a_subscription_change_that_keeps_access_is_two_statements_then_one(
-        self, pg_url: str
+        self, counted: Counted
     ) -> None:
-        statements = Statements()
-        async with _billing(pg_url, statements) as billing:
-            catalog = await make_catalog(billing)
-            customer = await create_customer(billing)
-            sub = await billing.subscriptions.create(customer.id, catalog.free.id)
-            start = len(statements.sent)
-            cancelled = await billing.subscriptions.cancel(sub.id)  # at period end
-            sent = statements.since(start)
-            start = len(statements.sent)
-            kept = await billing.subscriptions.uncancel(sub.id)
-            remembered = statements.since(start)
+        billing, statements = counted
+        _, sub = await _free_subscription(billing)
+        cancelled, sent = await statements.during(billing.subscriptions.cancel(sub.id))
+        kept, remembered = await statements.during(billing.subscriptions.uncancel(sub.id))
         assert cancelled.cancel_at_period_end
         assert not kept.cancel_at_period_end
         # The read that tells whether a provider bills it is the read for change.
-        assert len(sent) == 2, sent
-        assert "xmin" in sent[0]
-        assert "FOR UPDATE" not in sent[0]
-        assert sent[1].startswith("WITH queued")
-        assert not any(query.startswith(("BEGIN", "COMMIT")) for query in sent)
-        assert len(remembered) == 1, remembered
-        assert remembered[0].startswith("WITH queued")
+        _read_then_checked(sent)
+        _checked_alone(remembered)
 
     async def test_a_change_of_access_locks_the_subscription_before_the_customer(
-        self, pg_url: str
+        self, counted: Counted
     ) -> None:
-        statements = Statements()
-        async with _billing(pg_url, statements) as billing:
-            catalog = await make_catalog(billing)
-            customer = await create_customer(billing)
-            sub = await billing.subscriptions.create(customer.id, catalog.free.id)
-            start = len(statements.sent)
-            ended = await billing.subscriptions.cancel(sub.id, at_period_end=False)
-            sent = statements.since(start)
-            assert await billing.entitlements.list(customer.id) == []
+        billing, statements = counted
+        customer, sub = await _free_subscription(billing)
+        ended, sent = await statements.during(
+            billing.subscriptions.cancel(sub.id, at_period_end=False)
+        )
+        assert await billing.entitlements.list(customer.id) == []
         assert ended.status == "canceled"
         locks = [lock for lock in map(_lock_class, sent) if lock is not None]
         # The locking path's order: the subscription, then its customer.
@@ -209,7 +207,7 @@ class TestStaleReads:
                     await billing.plans.update(plan.id, name="Theirs")  # another writer
                     after = _plan_changed(before, name="Mine", provider_plan_ids={"stripe": "p"})
                     await tx.update_plan(before, after)
-                    await tx.append_event(_event(after, before, "plan.updated"))
+                    await tx.append_event(change_event(after, before, "plan.updated"))
 
             with pytest.raises(WriteConflict) as raised:
                 await stale_write()
@@ -225,9 +223,7 @@ class TestStaleReads:
         self, pg_url: str
     ) -> None:
         async with _billing(pg_url) as billing:
-            catalog = await make_catalog(billing)
-            customer = await create_customer(billing)
-            sub = await billing.subscriptions.create(customer.id, catalog.free.id)
+            customer, sub = await _free_subscription(billing)
             storage = billing.storage
             assert isinstance(storage, PostgresStorage)
 
@@ -263,7 +259,7 @@ class TestStaleReads:
                     assert before is not None
                     after = _plan_changed(before, name="Two!", provider_plan_ids={"s": "x"})
                     await tx.update_plan(before, after)
-                    await tx.append_event(_event(after, before, "plan.updated"))
+                    await tx.append_event(change_event(after, before, "plan.updated"))
 
             with pytest.raises(ConflictError) as raised:
                 await link_taken()
@@ -281,9 +277,7 @@ class TestRememberedRecords:
             plan = await mine.plans.create(key="shared", name="Shared")
             await mine.plans.update(plan.id, metadata={"mine": "1"})  # remembered here
             await theirs.plans.update(plan.id, metadata={"theirs": "1"})  # now stale here
-            start = len(statements.sent)
-            final = await mine.plans.update(plan.id, name="Renamed")
-            sent = statements.since(start)
+            final, sent = await statements.during(mine.plans.update(plan.id, name="Renamed"))
         assert final.name == "Renamed"
         assert final.metadata == {"mine": "1", "theirs": "1"}  # their change is kept
         # Refused, then the retry starts from the row the refusal answered with: no read.
@@ -291,9 +285,7 @@ class TestRememberedRecords:
 
     async def test_a_no_op_on_a_stale_copy_is_confirmed_and_recomputed(self, pg_url: str) -> None:
         async with _billing(pg_url) as mine, _billing(pg_url) as theirs:
-            catalog = await make_catalog(mine)
-            customer = await create_customer(mine)
-            sub = await mine.subscriptions.create(customer.id, catalog.free.id)
+            _, sub = await _free_subscription(mine)
             await mine.subscriptions.cancel(sub.id)  # remembered: cancelled at period end
             await theirs.subscriptions.uncancel(sub.id)
             # The copy here says "already cancelled": a no-op, unless it is confirmed first.
@@ -305,9 +297,7 @@ class TestRememberedRecords:
 
     async def test_a_change_of_a_stale_copy_gets_the_fresh_rows_error(self, pg_url: str) -> None:
         async with _billing(pg_url) as mine, _billing(pg_url) as theirs:
-            catalog = await make_catalog(mine)
-            customer = await create_customer(mine)
-            sub = await mine.subscriptions.create(customer.id, catalog.free.id)
+            _, sub = await _free_subscription(mine)
             await mine.subscriptions.pause(sub.id)  # remembered here as paused, live
             await theirs.subscriptions.cancel(sub.id, at_period_end=False)  # ended there
             with pytest.raises(ConflictError) as raised:

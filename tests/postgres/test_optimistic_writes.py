@@ -17,10 +17,10 @@ import pytest
 
 from qzpay import Billing, Customer, Event
 from qzpay.errors import ConflictError
-from qzpay.ids import event_ids
 from qzpay.storage.base import SupportsOptimisticWrites, WriteConflict
 from qzpay.storage.postgres import PostgresStorage
 from qzpay.storage.postgres.transaction import PostgresTransaction
+from tests.factories import change_event
 
 pytestmark = pytest.mark.postgres
 
@@ -41,13 +41,7 @@ async def _create(storage: PostgresStorage, **fields: object) -> Customer:
 
 
 def _event(after: Customer, before: Customer, kind: str = "customer.updated") -> Event:
-    return Event.model_construct(
-        id=event_ids.new(),
-        type=kind,
-        data=after,
-        previous=before.changed_fields(after),
-        created_at=after.updated_at,
-    )
+    return change_event(after, before, kind)
 
 
 def _changed(before: Customer, **fields: object) -> Customer:
