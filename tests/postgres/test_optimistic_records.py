@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -115,6 +116,22 @@ async def _free_subscription(billing: Billing) -> tuple[Customer, Subscription]:
     return customer, await billing.subscriptions.create(customer.id, catalog.free.id)
 
 
+def _plan(**fields: object) -> Plan:
+    now = datetime.now(UTC)
+    values: dict[str, object] = {
+        "id": plan_ids.new(),
+        "key": f"plan-{secrets.token_hex(4)}",
+        "name": "Plan",
+        "entitlements": ["api"],
+        "limits": {"seats": 1},
+        "metadata": {"a": "1"},
+        "provider_plan_ids": {},
+        "created_at": now,
+        "updated_at": now,
+    }
+    return Plan.model_validate({**values, **fields})
+
+
 def _plan_changed(before: Plan, **fields: object) -> Plan:
     stamp = before.updated_at + timedelta(microseconds=1)
     return before.model_copy(update={**fields, "updated_at": stamp})
@@ -128,15 +145,18 @@ async def _events(storage: PostgresStorage) -> list[Event]:
 
 
 class TestRoundTrips:
+    """``counted`` changes records another storage (``billing``) created, so it has not seen
+    them: the first change reads, the next is the checked statement alone."""
+
     async def test_a_plan_update_is_a_read_and_one_checked_statement_then_that_alone(
-        self, counted: Counted
+        self, counted: Counted, billing: Billing
     ) -> None:
-        billing, statements = counted
+        mine, statements = counted
         plan = await billing.plans.create(key="rt", name="Before")
         updated, sent = await statements.during(
-            billing.plans.update(plan.id, name="After", metadata={"k": "v"})
+            mine.plans.update(plan.id, name="After", metadata={"k": "v"})
         )
-        again, remembered = await statements.during(billing.plans.update(plan.id, name="Again"))
+        again, remembered = await statements.during(mine.plans.update(plan.id, name="Again"))
         assert updated.name == "After"
         assert again.name == "Again"
         assert again.metadata == {"k": "v"}
@@ -145,43 +165,57 @@ class TestRoundTrips:
         _checked_alone(remembered)  # the version the first update's statement returned
 
     async def test_a_price_update_is_two_statements_and_an_archive_after_it_one(
-        self, counted: Counted
+        self, counted: Counted, billing: Billing
     ) -> None:
-        billing, statements = counted
+        mine, statements = counted
         plan = await billing.plans.create(key="rt-price", name="P")
         price = await billing.prices.create(
             plan.id, currency="USD", unit_amount=500, interval="month"
         )
-        _, updated = await statements.during(
-            billing.prices.update(price.id, metadata={"tier": "gold"})
-        )
-        archived, archiving = await statements.during(billing.prices.archive(price.id))
+        _, updated = await statements.during(mine.prices.update(price.id, metadata={"t": "g"}))
+        archived, archiving = await statements.during(mine.prices.archive(price.id))
         assert not archived.active
         _read_then_checked(updated)
-        _checked_alone(archiving)  # changed by this storage a moment ago
+        _checked_alone(archiving)
 
     async def test_a_subscription_change_that_keeps_access_is_two_statements_then_one(
-        self, counted: Counted
+        self, counted: Counted, billing: Billing
     ) -> None:
-        billing, statements = counted
+        mine, statements = counted
         _, sub = await _free_subscription(billing)
-        cancelled, sent = await statements.during(billing.subscriptions.cancel(sub.id))
-        kept, remembered = await statements.during(billing.subscriptions.uncancel(sub.id))
+        cancelled, sent = await statements.during(mine.subscriptions.cancel(sub.id))
+        kept, remembered = await statements.during(mine.subscriptions.uncancel(sub.id))
         assert cancelled.cancel_at_period_end
         assert not kept.cancel_at_period_end
         # The read that tells whether a provider bills it is the read for change.
         _read_then_checked(sent)
         _checked_alone(remembered)
 
-    async def test_a_change_of_access_locks_the_subscription_before_the_customer(
+    async def test_records_this_storage_created_change_in_one_statement(
         self, counted: Counted
     ) -> None:
-        billing, statements = counted
+        mine, statements = counted
+        plan = await mine.plans.create(key="mine", name="Mine")
+        price = await mine.prices.create(plan.id, currency="USD", unit_amount=0, interval="month")
+        customer = await create_customer(mine)
+        sub = await mine.subscriptions.create(customer.id, price.id)
+        for change in (
+            mine.plans.update(plan.id, name="Renamed"),
+            mine.prices.update(price.id, metadata={"t": "g"}),
+            mine.subscriptions.cancel(sub.id),
+        ):
+            _, sent = await statements.during(change)
+            _checked_alone(sent)
+
+    async def test_a_change_of_access_locks_the_subscription_before_the_customer(
+        self, counted: Counted, billing: Billing
+    ) -> None:
+        mine, statements = counted
         customer, sub = await _free_subscription(billing)
         ended, sent = await statements.during(
-            billing.subscriptions.cancel(sub.id, at_period_end=False)
+            mine.subscriptions.cancel(sub.id, at_period_end=False)
         )
-        assert await billing.entitlements.list(customer.id) == []
+        assert await mine.entitlements.list(customer.id) == []
         assert ended.status == "canceled"
         locks = [lock for lock in map(_lock_class, sent) if lock is not None]
         # The locking path's order: the subscription, then its customer.
@@ -307,18 +341,28 @@ class TestRememberedRecords:
         assert stored is not None
         assert stored.status == "canceled"
 
+    async def test_a_record_changed_in_the_transaction_that_created_it_is_not_remembered(
+        self, counted: Counted
+    ) -> None:
+        """Both row versions carry the creating transaction's xmin, so remembering the
+        inserted copy would let a checked write pass over the change (a lost update)."""
+        mine, _ = counted
+        storage = mine.storage
+        assert isinstance(storage, PostgresStorage)
+        plan = _plan(name="Inserted")
+        async with storage.transaction() as tx:
+            await tx.insert_plan(plan)
+            before = await tx.get_plan(plan.id)
+            assert before is not None
+            await tx.update_plan(before, _plan_changed(before, name="Changed"))
+        updated = await mine.plans.update(plan.id, metadata={"k": "v"})
+        assert updated.name == "Changed"
+        stored = await mine.plans.get(plan.id)
+        assert stored is not None
+        assert (stored.name, stored.metadata) == ("Changed", {"a": "1", "k": "v"})
+
     def test_remembered_records_are_private_copies_and_bounded(self) -> None:
-        plan = Plan(
-            id=plan_ids.new(),
-            key="copy",
-            name="Copy",
-            entitlements=["api"],
-            limits={"seats": 1},
-            metadata={"a": "1"},
-            provider_plan_ids={},
-            created_at=datetime.now(UTC),
-            updated_at=datetime.now(UTC),
-        )
+        plan = _plan(name="Copy")
         recent = RecentVersions(4)
         recent.remember(plan, 7)
         plan.metadata["a"] = "changed by the caller"

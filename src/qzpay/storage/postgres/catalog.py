@@ -22,7 +22,7 @@ from qzpay.storage.base import CreateKey, PlanFilter, PriceFilter
 from qzpay.storage.catalog_rows import PLAN_ROWS, PRICE_ROWS
 from qzpay.storage.layout import Layout, Table
 from qzpay.storage.postgres.checked import only_if_written, record_check
-from qzpay.storage.postgres.records import POSTGRES, RecordTransaction, with_statement
+from qzpay.storage.postgres.records import POSTGRES, RecordTransaction
 from qzpay.storage.postgres.sql import Check
 from qzpay.storage.rows import dump_json
 from qzpay.storage.sql_reads import CatalogStatements
@@ -60,10 +60,9 @@ class _Kind(Table[R, F], Generic[R, F]):
         self.by_provider = f"{self.by_provider_id} AND l.provider = $2"
         self.checked_links = only_if_written((self.drop_links, self.upsert_links))
 
-    def insert_statement(self, record: R) -> str:
-        """The record's insert, with its links' when it has any, as one statement."""
-        statements = [self.insert, self.insert_links] if self.rows.links(record) else [self.insert]
-        return with_statement(statements)
+    def insert_statements(self, record: R) -> list[str]:
+        """The record's insert, then its links' when it has any."""
+        return [self.insert, self.insert_links] if self.rows.links(record) else [self.insert]
 
     def update_statements(
         self, before: R, after: R, *, checked: bool
@@ -128,8 +127,11 @@ PRICE_CHECK = record_check(PRICES, CATALOG_LOCK_CLASS, _CONFLICTS)
 class CatalogTransaction(RecordTransaction):
     """Catalog writes of PostgresTransaction."""
 
-    async def _insert(self, kind: _Kind[R, F], record: R, key: CreateKey | None) -> None:
-        await self._send(kind.insert_statement(record), kind.insert_args(record, key), _CONFLICTS)
+    async def _insert(
+        self, kind: _Kind[R, F], check: Check, record: R, key: CreateKey | None
+    ) -> None:
+        statements = kind.insert_statements(record)
+        await self._insert_record(check, record, statements, kind.insert_args(record, key))
 
     async def _update(self, kind: _Kind[R, F], check: Check, before: R, after: R) -> None:
         if after != before:
@@ -145,7 +147,7 @@ class CatalogTransaction(RecordTransaction):
         return await self._idempotent(PLANS, idempotency_key)
 
     async def insert_plan(self, plan: Plan, key: CreateKey | None = None) -> None:
-        await self._insert(PLANS, plan, key)
+        await self._insert(PLANS, PLAN_CHECK, plan, key)
 
     async def update_plan(self, before: Plan, after: Plan) -> None:
         await self._update(PLANS, PLAN_CHECK, before, after)
@@ -157,7 +159,7 @@ class CatalogTransaction(RecordTransaction):
         return await self._idempotent(PRICES, idempotency_key)
 
     async def insert_price(self, price: Price, key: CreateKey | None = None) -> None:
-        await self._insert(PRICES, price, key)
+        await self._insert(PRICES, PRICE_CHECK, price, key)
 
     async def find_active_price(self, lookup_key: str) -> Price | None:
         row = await self._fetchrow(GET_PRICE_BY_LOOKUP_KEY, lookup_key)

@@ -82,7 +82,8 @@ class TransactionCore:
         self._recent = RecentVersions(0) if recent is None else recent
         self._recalled: dict[str, int] = {}  # taken from ``recent``, not yet checked
         self._checked_after: BaseModel | None = None  # what a checked update writes
-        self._inserted: list[Customer] = []
+        self._inserted: list[Customer] = []  # sent at commit, without BEGIN
+        self._created: dict[str, tuple[BaseModel, int]] = {}  # records inserted after BEGIN
         self._current: tuple[BaseModel, int] | None = None  # found by a refused check
 
     async def __aenter__(self) -> Self:
@@ -96,6 +97,8 @@ class TransactionCore:
                 try:
                     await self._confirm_recalled()
                     await self._commit()
+                    for record, version in self._created.values():
+                        self._recent.remember(record, version)
                 except WriteConflict:
                     self._forget_reads()
                     if self._current is not None:  # what the refused check found instead

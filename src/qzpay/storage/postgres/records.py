@@ -45,12 +45,16 @@ def unique_conflict(
     return ConflictError(message, code=code)
 
 
-def with_statement(statements: Sequence[str]) -> str:
-    """Several writes over the same arguments as one statement."""
-    if len(statements) == 1:
-        return statements[0]
-    ctes = ", ".join(f"w{index} AS ({sql})" for index, sql in enumerate(statements))
-    return f"WITH {ctes} SELECT 1"
+def with_statement(statements: Sequence[str], *, versioned: bool = False) -> str:
+    """Several writes over the same arguments as one statement; ``versioned``: it returns the
+    version (xmin) of the row the first one writes."""
+    first, *rest = statements
+    if versioned:
+        first += " RETURNING xmin"
+    if not rest:
+        return first
+    ctes = ", ".join(f"w{index} AS ({sql})" for index, sql in enumerate((first, *rest)))
+    return f"WITH {ctes} {'SELECT xmin FROM w0' if versioned else 'SELECT 1'}"
 
 
 class RecordTransaction(TransactionCore):
@@ -58,17 +62,32 @@ class RecordTransaction(TransactionCore):
 
     async def _send(
         self, statement: str, args: Sequence[object], conflicts: Mapping[str, tuple[str, str]]
-    ) -> None:
-        """Send one write now, inside the transaction, after the writes kept so far; a unique
-        violation of one of ``conflicts`` is its ConflictError."""
+    ) -> object:
+        """Send one write now, inside the transaction, after the writes kept so far; what its
+        first column returns. A unique violation of one of ``conflicts`` is its ConflictError."""
         connection = await self._begin()
         await self._flush(connection)
         try:
-            await connection.execute(statement, *args)
+            return await connection.fetchval(statement, *args)
         except asyncpg.UniqueViolationError as exc:
             raise unique_conflict(exc, conflicts) from exc
         except DRIVER_ERRORS as exc:
             raise driver_error(exc) from exc
+
+    async def _insert_record(
+        self,
+        check: Check,
+        record: BaseModel,
+        statements: Sequence[str],
+        args: Sequence[object],
+    ) -> None:
+        """Insert a record now (a taken key raises from the call). Once the transaction has
+        committed, its version is remembered, unless the transaction changed it again."""
+        version = await self._send(
+            with_statement(statements, versioned=True), args, check.conflicts
+        )
+        assert isinstance(version, int)
+        self._created[str(args[0])] = (record, version)
 
     async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         """Rows read inside the transaction, after the writes kept so far (so it sees them)."""
@@ -110,6 +129,7 @@ class RecordTransaction(TransactionCore):
         record id its first argument): at once if the record is locked, else as a checked
         write kept for the commit."""
         record_id = str(args[0])
+        self._created.pop(record_id, None)  # its version no longer names one state
         version = self._versions.pop(record_id, None)
         if version is None:
             self._recent.forget(record_id)  # changed in BEGIN: its version names no one state

@@ -84,7 +84,7 @@ class SubscriptionTransaction(RecordTransaction):
         self, subscription: Subscription, key: CreateKey | None = None
     ) -> None:
         args = SUBSCRIPTIONS.insert_args(subscription, key)
-        await self._send(SUBSCRIPTIONS.insert, args, _CONFLICTS)
+        await self._insert_record(SUBSCRIPTION_CHECK, subscription, [SUBSCRIPTIONS.insert], args)
 
     async def update_subscription(self, before: Subscription, after: Subscription) -> None:
         if after != before:
