@@ -14,14 +14,14 @@ import itertools
 import secrets
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 import asyncpg
 import pytest
 
 from qzpay import Billing, Customer, Event
-from qzpay.catalog.models import Plan, Price, plan_ids
+from qzpay.catalog.models import Plan, Price
 from qzpay.errors import ConflictError
 from qzpay.storage.base import WriteConflict
 from qzpay.storage.postgres import PostgresStorage
@@ -31,6 +31,7 @@ from qzpay.storage.postgres.sql import CUSTOMER_LOCK_CLASS
 from qzpay.storage.postgres.subscriptions import SUBSCRIPTION_LOCK_CLASS
 from qzpay.subscriptions.models import Subscription
 from tests.factories import change_event, create_customer
+from tests.providers.catalog_factories import stored_plan
 from tests.subscriptions.factories import make_catalog
 
 pytestmark = pytest.mark.postgres
@@ -116,20 +117,26 @@ async def _free_subscription(billing: Billing) -> tuple[Customer, Subscription]:
     return customer, await billing.subscriptions.create(customer.id, catalog.free.id)
 
 
-def _plan(**fields: object) -> Plan:
-    now = datetime.now(UTC)
-    values: dict[str, object] = {
-        "id": plan_ids.new(),
-        "key": f"plan-{secrets.token_hex(4)}",
-        "name": "Plan",
-        "entitlements": ["api"],
-        "limits": {"seats": 1},
-        "metadata": {"a": "1"},
-        "provider_plan_ids": {},
-        "created_at": now,
-        "updated_at": now,
-    }
-    return Plan.model_validate({**values, **fields})
+_LOCK_CLASSES = {
+    "plan": CATALOG_LOCK_CLASS,
+    "price": CATALOG_LOCK_CLASS,
+    "subscription": SUBSCRIPTION_LOCK_CLASS,
+}
+
+
+async def _two_changes(
+    kind: str, mine: Billing, theirs: Billing
+) -> tuple[Awaitable[object], Awaitable[object]]:
+    """A record of ``kind`` that ``theirs`` made, and two changes of it through ``mine``
+    (neither alters access)."""
+    if kind == "subscription":
+        _, sub = await _free_subscription(theirs)
+        return mine.subscriptions.cancel(sub.id), mine.subscriptions.uncancel(sub.id)
+    plan = await theirs.plans.create(key=f"two-{secrets.token_hex(3)}", name="P")
+    if kind == "plan":
+        return mine.plans.update(plan.id, name="A"), mine.plans.update(plan.id, name="B")
+    price = await theirs.prices.create(plan.id, currency="USD", unit_amount=500, interval="month")
+    return mine.prices.update(price.id, metadata={"t": "g"}), mine.prices.archive(price.id)
 
 
 def _plan_changed(before: Plan, **fields: object) -> Plan:
@@ -148,48 +155,19 @@ class TestRoundTrips:
     """``counted`` changes records another storage (``billing``) created, so it has not seen
     them: the first change reads, the next is the checked statement alone."""
 
-    async def test_a_plan_update_is_a_read_and_one_checked_statement_then_that_alone(
-        self, counted: Counted, billing: Billing
+    @pytest.mark.parametrize("kind", ["plan", "price", "subscription"])
+    async def test_the_first_change_reads_and_the_next_is_the_checked_statement_alone(
+        self, kind: str, counted: Counted, billing: Billing
     ) -> None:
         mine, statements = counted
-        plan = await billing.plans.create(key="rt", name="Before")
-        updated, sent = await statements.during(
-            mine.plans.update(plan.id, name="After", metadata={"k": "v"})
-        )
-        again, remembered = await statements.during(mine.plans.update(plan.id, name="Again"))
-        assert updated.name == "After"
-        assert again.name == "Again"
-        assert again.metadata == {"k": "v"}
+        first, second = await _two_changes(kind, mine, billing)
+        _, sent = await statements.during(first)
+        _, remembered = await statements.during(second)
+        # For a subscription, the read that tells whether a provider bills it is the read
+        # for change.
         _read_then_checked(sent)
-        assert _lock_class(sent[1]) == CATALOG_LOCK_CLASS
-        _checked_alone(remembered)  # the version the first update's statement returned
-
-    async def test_a_price_update_is_two_statements_and_an_archive_after_it_one(
-        self, counted: Counted, billing: Billing
-    ) -> None:
-        mine, statements = counted
-        plan = await billing.plans.create(key="rt-price", name="P")
-        price = await billing.prices.create(
-            plan.id, currency="USD", unit_amount=500, interval="month"
-        )
-        _, updated = await statements.during(mine.prices.update(price.id, metadata={"t": "g"}))
-        archived, archiving = await statements.during(mine.prices.archive(price.id))
-        assert not archived.active
-        _read_then_checked(updated)
-        _checked_alone(archiving)
-
-    async def test_a_subscription_change_that_keeps_access_is_two_statements_then_one(
-        self, counted: Counted, billing: Billing
-    ) -> None:
-        mine, statements = counted
-        _, sub = await _free_subscription(billing)
-        cancelled, sent = await statements.during(mine.subscriptions.cancel(sub.id))
-        kept, remembered = await statements.during(mine.subscriptions.uncancel(sub.id))
-        assert cancelled.cancel_at_period_end
-        assert not kept.cancel_at_period_end
-        # The read that tells whether a provider bills it is the read for change.
-        _read_then_checked(sent)
-        _checked_alone(remembered)
+        assert _lock_class(sent[1]) == _LOCK_CLASSES[kind]
+        _checked_alone(remembered)  # the version the first change's statement returned
 
     async def test_records_this_storage_created_change_in_one_statement(
         self, counted: Counted
@@ -349,7 +327,7 @@ class TestRememberedRecords:
         mine, _ = counted
         storage = mine.storage
         assert isinstance(storage, PostgresStorage)
-        plan = _plan(name="Inserted")
+        plan = stored_plan(name="Inserted", metadata={"a": "1"})
         async with storage.transaction() as tx:
             await tx.insert_plan(plan)
             before = await tx.get_plan(plan.id)
@@ -362,7 +340,7 @@ class TestRememberedRecords:
         assert (stored.name, stored.metadata) == ("Changed", {"a": "1", "k": "v"})
 
     def test_remembered_records_are_private_copies_and_bounded(self) -> None:
-        plan = _plan(name="Copy")
+        plan = stored_plan(entitlements=["api"], metadata={"a": "1"})
         recent = RecentVersions(4)
         recent.remember(plan, 7)
         plan.metadata["a"] = "changed by the caller"
