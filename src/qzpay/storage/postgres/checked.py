@@ -107,20 +107,28 @@ def checked_write(
     """The checked Write of a plain update's statements (the ``UPDATE … WHERE id = $1`` first,
     the record id its first argument, its side-table writes already made ``only_if_written``):
     queue on the record's advisory lock, then update only if the row is still at ``version``."""
-    update = parts[0]
+    checked = (*_queue_then_check(parts[0], check.lock_class, len(args)), *parts[1:])
+    record_id = str(args[0])
+    return Write(
+        tuple((statement, None) for statement in checked),
+        (*args, lock_key(record_id), version),
+        links,
+        checked=check,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _queue_then_check(update: str, lock_class: int, arguments: int) -> tuple[str, str]:
+    """The queue and compare-and-set statements of ``update`` with ``arguments`` arguments
+    (the lock key and the version follow them). Cached: building them is a third of the
+    Python a remembered customer's update spends here (measured with cProfile)."""
     assert update.endswith(" WHERE id = $1"), update
-    key_at, version_at = len(args) + 1, len(args) + 2
+    key_at, version_at = arguments + 1, arguments + 2
     compare_and_set = (
         update.replace(" WHERE id = $1", " FROM queued WHERE id = $1")
         + f" AND xmin = ${version_at}::xid RETURNING xmin"
     )
-    checked: list[Part] = [
-        (QUEUE.format(lock_class=check.lock_class, key=f"${key_at}"), None),
-        (compare_and_set, None),
-        *((statement, None) for statement in parts[1:]),
-    ]
-    record_id = str(args[0])
-    return Write(tuple(checked), (*args, lock_key(record_id), version), links, checked=check)
+    return QUEUE.format(lock_class=lock_class, key=f"${key_at}"), compare_and_set
 
 
 def split_checked(writes: Sequence[Write]) -> tuple[list[Write], list[Write]]:
