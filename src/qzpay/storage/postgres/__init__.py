@@ -41,8 +41,10 @@ A later read in the same transaction first locks the record read so (BEGIN with 
 lock, then its row, checking the version), so a subscription change that alters access, which
 reads the customer's grants under the customer's lock, takes its locks in the locking path's
 order (subscription, then customer). Same-run ratio to the raw driver's BEGIN, UPDATE, COMMIT
-(bench.record_writes, medians of 3 repeats, two runs): plan update 0.81–0.90 remembered,
-0.68–0.70 read first, 0.47 locked; a free subscription's uncancel (one run) 0.87, 0.69, 0.46.
+(bench.record_writes, medians of 3 repeats, two runs): plan update 0.93–0.96 remembered,
+0.67–0.73 read first, 0.44–0.50 locked; a free subscription's uncancel 0.96–0.98, 0.72–0.73,
+0.43–0.50. A record created here is remembered once its transaction commits, unless that
+transaction changed it again (both versions carry its xmin).
 
 Write amplification (migration 0004, measured with pg_walinspect, bench.postgres_writes): the
 event table's key on seq alone (a third index each event wrote, read by nothing) is gone,

@@ -17,8 +17,9 @@ changes is not tried stale for long) and the oldest go beyond ``capacity``.
 Only versions that name exactly one row state are kept: a row read outside a transaction, or
 written by a statement that committed on its own (one statement changes a row once), or found by
 a checked statement that refused a stale copy (it answers with the row as it is, so the retry
-needs no read). A write in a BEGIN ... COMMIT transaction, which may change the row again under
-the same xmin, forgets it.
+needs no read), or inserted by a BEGIN ... COMMIT transaction that did not change it again
+(remembered once that transaction has committed). Any other write in a BEGIN ... COMMIT
+transaction, which may change the row again under the same xmin, forgets it.
 Measured in docs/benchmarks.md ("PostgreSQL writes (issue 16)").
 """
 
