@@ -25,6 +25,8 @@ from qzpay.subscriptions.models import ENDED, Subscription, subscription_ids
 from qzpay.subscriptions.periods import period_end
 
 Fields = dict[str, Any]
+Change = Callable[[Subscription, datetime], Fields | None]
+"""``change(before, now) -> fields`` (None or empty: nothing to change)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +34,6 @@ class ProviderBilled:
     """The subscription, as read, when a provider bills it: it changes at the provider."""
 
     record: Subscription
-
-
-Change = Callable[[Subscription, datetime], Fields | None]
-"""``change(before, now) -> fields`` (None or empty: nothing to change)."""
 
 
 def ended(record: Subscription) -> ConflictError:
