@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Self
+from typing import Any, Self, TypeVar
 
 import asyncpg
 from pydantic import BaseModel
@@ -31,6 +31,8 @@ from qzpay.storage.postgres.connections import (
 )
 from qzpay.storage.postgres.recent import RecentVersions
 from qzpay.storage.postgres.sql import Check, Write
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _resend_failed(exc: BaseException) -> StorageError:
@@ -192,14 +194,25 @@ class TransactionCore:
             and self._read_unlocked is None
         )
 
-    async def _read_versioned(self, check: Check, record_id: str) -> asyncpg.Record | None:
+    async def _read_versioned(
+        self, check: Check, record_id: str, model: type[M], from_row: Callable[[Any], M]
+    ) -> M | None:
         """Read a record without a lock (``_may_read_unlocked``), noting its version for the
-        checked write (or for the lock a later read takes first)."""
+        checked write (or for the lock a later read takes first): the copy in ``recent`` if
+        there is one (confirmed later, see _confirm_recalled), else the row, then remembered."""
         self._read_unlocked = check
+        recalled = self._recent.recall_record(record_id, model)
+        if recalled is not None:
+            record, version = recalled
+            self._versions[record_id] = self._recalled[record_id] = version
+            return record
         row = await self._fetchrow_unlocked(check.read, record_id)
-        if row is not None:
-            self._versions[record_id] = row["xmin"]
-        return row
+        if row is None:
+            return None
+        self._versions[record_id] = row["xmin"]
+        record = from_row(row)
+        self._recent.remember(record, row["xmin"])
+        return record
 
     def _held(self) -> tuple[Check, str, int] | None:
         """The record read without a lock and not yet written through a check."""
@@ -213,9 +226,7 @@ class TransactionCore:
         that it is still the version read; from here it is changed like any locked row."""
         check, record_id, version = held
         try:
-            current = await connection.fetchval(
-                f"SELECT xmin FROM {check.table} WHERE id = $1 FOR UPDATE", record_id
-            )
+            current = await connection.fetchval(f"{check.version} FOR UPDATE", record_id)
         except DRIVER_ERRORS as exc:
             raise driver_error(exc) from exc
         self._versions.pop(record_id, None)

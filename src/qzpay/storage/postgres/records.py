@@ -100,22 +100,11 @@ class RecordTransaction(TransactionCore):
 
     async def _for_change(self, table: Table[R, Any], check: Check, record_id: str) -> R | None:
         """Read a record for change (see the module docstring)."""
-        if not self._may_read_unlocked():
-            lock = queue(check.lock_class, record_id)
-            row = await self._fetchrow(f"{table.get} FOR UPDATE", record_id, queue=lock)
-            return None if row is None else table.from_row(row)
-        recalled = self._recent.recall_record(record_id, table.rows.model)
-        if recalled is not None:
-            self._read_unlocked = check
-            record, version = recalled
-            self._versions[record_id] = self._recalled[record_id] = version
-            return record
-        row = await self._read_versioned(check, record_id)
-        if row is None:
-            return None
-        record = table.from_row(row)
-        self._recent.remember(record, row["xmin"])
-        return record
+        if self._may_read_unlocked():
+            return await self._read_versioned(check, record_id, table.rows.model, table.from_row)
+        lock = queue(check.lock_class, record_id)
+        row = await self._fetchrow(f"{table.get} FOR UPDATE", record_id, queue=lock)
+        return None if row is None else table.from_row(row)
 
     def _checks(self, record_id: str) -> bool:
         """Whether the change of ``record_id`` is a checked one (read without a lock), so its

@@ -37,7 +37,6 @@ GET_FOR_UPDATE = f"{GET} FOR UPDATE"
 # An optimistic read: the row and its version (xmin, the id of the transaction that wrote this
 # row version; every update makes a new version), for a checked update at commit.
 GET_VERSIONED = f"SELECT {CUSTOMER_COLUMNS}, xmin FROM customers WHERE id = $1"
-VERSION = "SELECT xmin FROM customers WHERE id = $1"
 GET_IDEMPOTENT = (
     f"SELECT {CUSTOMER_COLUMNS}, request_fingerprint FROM customers WHERE idempotency_key = $1"
 )

@@ -34,18 +34,9 @@ class PostgresTransaction(catalog.CatalogTransaction, subscriptions.Subscription
     # -- the Transaction protocol --------------------------------------------------------
     async def get_customer(self, customer_id: str) -> Customer | None:
         if self._may_read_unlocked():
-            recalled = self._recent.recall(customer_id)
-            if recalled is not None:
-                self._read_unlocked = checked.CUSTOMER
-                customer, version = recalled
-                self._versions[customer_id] = self._recalled[customer_id] = version
-                return customer
-            row = await self._read_versioned(checked.CUSTOMER, customer_id)
-            if row is None:
-                return None
-            customer = customer_from_row(row)
-            self._recent.remember(customer, row["xmin"])
-            return customer
+            return await self._read_versioned(
+                checked.CUSTOMER, customer_id, Customer, customer_from_row
+            )
         queue = sql.queue(sql.CUSTOMER_LOCK_CLASS, customer_id)
         row = await self._fetchrow(sql.GET_FOR_UPDATE, customer_id, queue=queue)
         self._versions.pop(customer_id, None)  # locked now: no check needed
