@@ -6,10 +6,18 @@ import asyncio
 import builtins
 import threading
 import weakref
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from typing import Any, Never, Self, TypeVar
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any, Self, TypeVar
 
-from qzpay.blocking import BlockingTwin, KeysetWalk, blocking, iterating, same_signature, walking
+from qzpay.blocking import (
+    BlockingTwin,
+    KeysetWalk,
+    PageRead,
+    blocking,
+    iterating,
+    reading,
+    same_signature,
+)
 from qzpay.catalog.plans import PlanService
 from qzpay.catalog.prices import PriceService
 from qzpay.catalog.service import CatalogService
@@ -19,15 +27,13 @@ from qzpay.customers.service import (
     CustomerService,
     SyncErrors,
     check_external_lookup,
-    list_filters,
-    make_page,
     single_owner,
 )
 from qzpay.customers.sync import ProviderSet
 from qzpay.customers.validation import check_id
 from qzpay.event_log import EventLog
 from qzpay.events import EventBus, Subscriptions
-from qzpay.limits import DEFAULT_LIST_LIMIT, MAX_METADATA_KEYS
+from qzpay.limits import MAX_METADATA_KEYS
 from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
 from qzpay.storage import Storage, open_storage
@@ -235,35 +241,15 @@ class SyncCustomers(BlockingTwin[CustomerService]):
         found = reader.find_customers_by_provider_id(provider_customer_id, provider=provider)
         return single_owner(found, provider_customer_id)
 
-    @same_signature(CustomerService.list)
-    def list(
-        self,
-        /,
-        *,
-        limit: int = DEFAULT_LIST_LIMIT,
-        offset: int = 0,
-        email: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        include_deleted: bool = False,
-        **unknown: Never,
-    ) -> Page[Customer]:
+    @reading(CustomerService.list)
+    def list(self, query: PageRead[Customer, CustomerFilter]) -> Page[Customer]:
+        """As CustomerService.list (the same filters), blocking: one Page, newest first."""
         reader = self._reader()
         if reader is None:
-            return self._run(
-                self._service.list(
-                    limit=limit,
-                    offset=offset,
-                    email=email,
-                    metadata=metadata,
-                    include_deleted=include_deleted,
-                    **unknown,
-                )
-            )
-        filters = list_filters(limit, offset, email, metadata, include_deleted, unknown)
-        data, total = reader.list_customers(filters, limit=limit, offset=offset)
-        return make_page(data, total, limit, offset)
+            return self._run(query)
+        return query.blocking(reader.list_customers)
 
-    @walking(CustomerService.iterate)
+    @reading(CustomerService.iterate)
     def iterate(self, walk: KeysetWalk[Customer, CustomerFilter]) -> Iterator[Customer]:
         """As CustomerService.iterate, blocking: every match, newest first, by keyset pages."""
 

@@ -7,19 +7,24 @@ through ``ParamSpec``: mypy checks calls against the one signature, and the serv
 is the twin's.
 
 A twin that answers some reads on the calling thread (no hop to the loop thread) keeps its own
-body but declares it with ``@same_signature(Service.method)``, which makes mypy verify that the
-body's parameters match the service's.
-
-Every ``iterate`` returns a :class:`KeysetWalk`: an async iterator for the service, and the same
-keyset pages for its twin (``iterating``, or ``walking`` where the twin reads pages itself).
+body. For a single-record read it declares it with ``@same_signature(Service.method)``, which
+makes mypy verify that the body's parameters match the service's. The filtered reads do not
+re-type their parameters at all: every ``list`` returns a :class:`PageRead` (a coroutine that
+reads one offset page) and every ``iterate`` a :class:`KeysetWalk` (an async iterator over
+keyset pages), both with their arguments already checked. A twin gets the service's
+parameters from them (``blocking`` and ``iterating``, or ``reading`` where the twin reads the
+page itself).
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
+
+from qzpay.page import Page, make_page
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,6 +32,8 @@ S = TypeVar("S")
 S_co = TypeVar("S_co", covariant=True)
 T = TypeVar("T")
 F = TypeVar("F")
+Q = TypeVar("Q")
+F_contra = TypeVar("F_contra", contravariant=True)
 Twin = TypeVar("Twin")
 W = TypeVar("W", bound="BlockingTwin[Any]")
 
@@ -82,7 +89,8 @@ class blocking(_Derived[S, P, R]):
     method as a blocking method with the same parameters."""
 
     def __init__(self, method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]]) -> None:
-        super().__init__(method, _unbound(inspect.signature(method)))
+        # A list's PageRead is awaited to its Page.
+        super().__init__(method, _unbound(_returning(method, "PageRead", "Page")))
         self._method = method
 
     def _call(self, twin: BlockingTwin[S], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -169,12 +177,87 @@ class KeysetWalk(Generic[Item, F]):
         return _walk_pages_blocking(read, self.page_size)
 
 
-def _iterator_signature(method: Callable[..., object]) -> inspect.Signature:
-    """``method``'s signature returning an Iterator of the walk's items."""
+class Lister(Protocol[Item, F_contra]):
+    """A storage's ``list_<kind>`` read: one page of matches and the total."""
+
+    def __call__(
+        self, filters: F_contra, /, *, limit: int, offset: int
+    ) -> Awaitable[tuple[list[Item], int]]: ...
+
+
+class BlockingLister(Protocol[Item, F_contra]):
+    def __call__(
+        self, filters: F_contra, /, *, limit: int, offset: int
+    ) -> tuple[list[Item], int]: ...
+
+
+async def _never_started() -> Any:
+    """The stand-in for a PageRead read by its blocking twin or closed unstarted."""
+
+
+_READ_BLOCKING = _never_started()
+_READ_BLOCKING.close()
+
+
+class PageRead(Coroutine[Any, Any, "Page[Item]"], Generic[Item, F]):
+    """What a service's ``list`` returns: one offset page of matches, newest first. It is a
+    coroutine, so ``await`` it or hand it to ``asyncio.create_task``; as before it was one, a
+    bad argument raises when it is awaited, not at the call. :meth:`blocking` reads the same
+    page for a blocking twin, so the twin does not re-type ``list``'s parameters.
+
+    ``check`` returns the storage filters after checking every argument (ValidationError)."""
+
+    def __init__(
+        self, read: Lister[Item, F], check: Callable[[], F], *, limit: int, offset: int
+    ) -> None:
+        self._read = read
+        self._check = check
+        self._limit = limit
+        self._offset = offset
+        self._running: Coroutine[Any, Any, Page[Item]] | None = None
+
+    async def _page(self) -> Page[Item]:
+        filters = self._check()
+        data, total = await self._read(filters, limit=self._limit, offset=self._offset)
+        return make_page(data, total, self._limit, self._offset)
+
+    def _coroutine(self) -> Coroutine[Any, Any, Page[Item]]:
+        if self._running is None:
+            self._running = self._page()
+        return self._running
+
+    def __await__(self) -> Generator[Any, None, Page[Item]]:
+        return self._coroutine().__await__()
+
+    def send(self, value: Any, /) -> Any:
+        return self._coroutine().send(value)
+
+    def throw(self, error: Any, value: Any = None, traceback: Any = None, /) -> Any:
+        return self._coroutine().throw(error, value, traceback)
+
+    def close(self) -> None:
+        if self._running is None:
+            self._running = _READ_BLOCKING  # closed unstarted, as a coroutine may be
+        self._running.close()
+
+    def blocking(self, read: BlockingLister[Item, F]) -> Page[Item]:
+        """The page, read by ``read`` (a blocking read of the same storage query)."""
+        self._running = _READ_BLOCKING
+        data, total = read(self._check(), limit=self._limit, offset=self._offset)
+        return make_page(data, total, self._limit, self._offset)
+
+    def __del__(self) -> None:
+        if self._running is None:  # as Python warns of a coroutine never awaited
+            name = getattr(self._read, "__qualname__", "list")
+            warnings.warn(f"a list() page ({name}) was never awaited", RuntimeWarning, 2)
+
+
+def _returning(method: Callable[..., object], outer: str, inner: str) -> inspect.Signature:
+    """``method``'s signature with its ``outer[Item, Filter]`` return shown as ``inner[Item]``."""
     signature = inspect.signature(method)
     returns = str(signature.return_annotation)  # "KeysetWalk[Plan, PlanFilter]"
-    iterator = re.sub(r"^KeysetWalk\[([^,\]]+).*\]$", r"Iterator[\1]", returns)
-    return signature.replace(return_annotation=iterator)
+    shown = re.sub(rf"^{outer}\[([^,\]]+).*\]$", rf"{inner}[\1]", returns)
+    return signature.replace(return_annotation=shown)
 
 
 def _unbound(signature: inspect.Signature) -> inspect.Signature:
@@ -182,26 +265,23 @@ def _unbound(signature: inspect.Signature) -> inspect.Signature:
     return signature.replace(parameters=[*signature.parameters.values()][1:])
 
 
-def walking(
-    source: Callable[Concatenate[S, P], KeysetWalk[Item, F]],
-) -> Callable[
-    [Callable[[W, KeysetWalk[Item, F]], Iterator[Item]]],
-    Callable[Concatenate[W, P], Iterator[Item]],
-]:
-    """Declare a twin's hand-written ``iterate``: it takes ``source``'s parameters (checked by
-    ``source`` on the calling thread) and walks the walk that ``source`` returns, reading each
-    page as it likes (SyncCustomers: on the calling thread when storage can)."""
+def reading(
+    source: Callable[Concatenate[S, P], Q],
+) -> Callable[[Callable[[W, Q], R]], Callable[Concatenate[W, P], R]]:
+    """Declare a twin's hand-written ``list`` or ``iterate``: it takes ``source``'s parameters,
+    which ``source`` checks on the calling thread, and reads the PageRead or KeysetWalk that
+    ``source`` returns as it likes (SyncCustomers: on the calling thread when storage can). The
+    parameters are written once, in the service."""
 
-    def wrap(
-        body: Callable[[W, KeysetWalk[Item, F]], Iterator[Item]],
-    ) -> Callable[Concatenate[W, P], Iterator[Item]]:
-        def call(twin: W, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:
+    def wrap(body: Callable[[W, Q], R]) -> Callable[Concatenate[W, P], R]:
+        def call(twin: W, /, *args: P.args, **kwargs: P.kwargs) -> R:
             return body(twin, source(twin._service, *args, **kwargs))
 
+        returns = inspect.signature(body).return_annotation
         call.__doc__ = body.__doc__ or source.__doc__
         call.__name__ = body.__name__
         call.__qualname__ = body.__qualname__
-        call.__signature__ = _iterator_signature(source)  # type: ignore[attr-defined]
+        call.__signature__ = inspect.signature(source).replace(return_annotation=returns)  # type: ignore[attr-defined]
         return call
 
     return wrap
@@ -213,7 +293,7 @@ class iterating(_Derived[S, P, Iterator[Item]], Generic[S, P, Item, F]):
     on the loop thread, with the same parameters."""
 
     def __init__(self, method: Callable[Concatenate[S, P], KeysetWalk[Item, F]]) -> None:
-        super().__init__(method, _unbound(_iterator_signature(method)))
+        super().__init__(method, _unbound(_returning(method, "KeysetWalk", "Iterator")))
         self._method = method
 
     def _call(self, twin: BlockingTwin[S], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:

@@ -26,3 +26,10 @@ class Page(BaseModel, Generic[T]):
 
     def __len__(self) -> int:
         return len(self.data)
+
+
+def make_page(data: list[T], total: int, limit: int, offset: int) -> Page[T]:
+    """The page of ``data`` at ``offset`` of ``total`` matches (no re-validation of rows)."""
+    return Page[T].model_construct(
+        data=data, total=total, limit=limit, offset=offset, has_more=offset + len(data) < total
+    )

@@ -22,7 +22,7 @@ from typing import Any, Never
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
-from qzpay.blocking import KeysetWalk
+from qzpay.blocking import KeysetWalk, PageRead
 from qzpay.catalog import inputs
 from qzpay.catalog.inputs import plan_scan_filters as plan_scan_filters  # the console's import
 from qzpay.catalog.models import Plan, archive_changes, plan_ids
@@ -39,7 +39,6 @@ from qzpay.limits import (
     DEFAULT_LIST_LIMIT,
     DEFAULT_PAGE_SIZE,
 )
-from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider, ProviderPlan, plans_of
 from qzpay.storage.base import PlanFilter
 
@@ -222,7 +221,7 @@ class PlanService(RecordService[Plan, PlanFilter]):
         """The plan a provider knows by ``provider_plan_id``; None if none is linked."""
         return await self._by_external_id(provider_plan_id, provider, field="provider_plan_id")
 
-    async def list(
+    def list(
         self,
         /,
         *,
@@ -230,10 +229,14 @@ class PlanService(RecordService[Plan, PlanFilter]):
         limit: int = DEFAULT_LIST_LIMIT,
         offset: int = 0,
         **unknown: Never,
-    ) -> Page[Plan]:
+    ) -> PageRead[Plan, PlanFilter]:
         """Newest first; ``active=True`` only live plans, ``False`` only archived ones."""
-        active_ = inputs.plan_list(active=active, limit=limit, offset=offset, unknown=unknown)
-        return await self._page(PlanFilter(active=active_), limit, offset)
+
+        def check() -> PlanFilter:
+            checked = inputs.plan_list(active=active, limit=limit, offset=offset, unknown=unknown)
+            return PlanFilter(active=checked)
+
+        return self._page(check, limit, offset)
 
     def iterate(
         self,

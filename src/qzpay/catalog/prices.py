@@ -21,11 +21,12 @@ transaction: the holder gives up the key first, so the key is never held twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Never
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
-from qzpay.blocking import KeysetWalk
+from qzpay.blocking import KeysetWalk, PageRead
 from qzpay.catalog import inputs
 from qzpay.catalog.inputs import PriceInput
 from qzpay.catalog.models import Interval, Price, archive_changes, price_ids
@@ -41,7 +42,6 @@ from qzpay.limits import (
     DEFAULT_LIST_LIMIT,
     DEFAULT_PAGE_SIZE,
 )
-from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider, ProviderPrice, prices_of
 from qzpay.storage.base import PriceFilter
 
@@ -301,7 +301,7 @@ class PriceService(RecordService[Price, PriceFilter]):
         """The price a provider knows by ``provider_price_id``; None if none is linked."""
         return await self._by_external_id(provider_price_id, provider, field="provider_price_id")
 
-    async def list(
+    def list(
         self,
         /,
         *,
@@ -311,9 +311,10 @@ class PriceService(RecordService[Price, PriceFilter]):
         limit: int = DEFAULT_LIST_LIMIT,
         offset: int = 0,
         **unknown: Never,
-    ) -> Page[Price]:
+    ) -> PageRead[Price, PriceFilter]:
         """Newest first, filtered by plan, ``active`` and ``currency`` (in any case)."""
-        filters = inputs.price_list(
+        check = partial(
+            inputs.price_list,
             plan_id=plan_id,
             active=active,
             currency=currency,
@@ -321,7 +322,7 @@ class PriceService(RecordService[Price, PriceFilter]):
             offset=offset,
             unknown=unknown,
         )
-        return await self._page(filters, limit, offset)
+        return self._page(check, limit, offset)
 
     def iterate(
         self,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from qzpay.catalog import validation as v
 from qzpay.customers.reads import check_page_size as _check_page_size
-from qzpay.customers.reads import make_page, single_owner
+from qzpay.customers.reads import single_owner
 from qzpay.customers.validation import check_provider
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "check_page_size",
     "check_record_id",
     "check_slug",
-    "make_page",
     "single_owner",
 ]
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from qzpay._time import utcnow
-from qzpay.blocking import KeysetWalk
+from qzpay.blocking import KeysetWalk, Lister, PageRead
 from qzpay.catalog import inputs
 from qzpay.catalog.models import Plan, Price, archive_changes
-from qzpay.catalog.reads import check_external_lookup, make_page, single_owner
+from qzpay.catalog.reads import check_external_lookup, single_owner
 from qzpay.catalog.resource import CatalogResource
 from qzpay.catalog.wiring import Wiring
 from qzpay.engine.core import Engine
@@ -25,7 +25,6 @@ from qzpay.engine.resource import Remote
 from qzpay.engine.strategy import Strategy, choose
 from qzpay.engine.unit_of_work import UnitOfWork, retrying
 from qzpay.limits import DEFAULT_SYNC_BATCH
-from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider
 from qzpay.storage.base import PlanFilter, PriceFilter
 
@@ -40,12 +39,6 @@ class _FindByProviderId(Protocol[X]):
     def __call__(self, provider_id: str, /, *, provider: str | None) -> Awaitable[list[X]]: ...
 
 
-class _List(Protocol[F_contra, X]):
-    def __call__(
-        self, filters: F_contra, /, *, limit: int, offset: int
-    ) -> Awaitable[tuple[list[X], int]]: ...
-
-
 class _Scan(Protocol[F_contra, X]):
     def __call__(
         self, filters: F_contra, /, *, before_id: str | None, limit: int
@@ -58,7 +51,7 @@ class Reads(Generic[C, F]):
 
     get: Callable[[str], Awaitable[C | None]]
     find: _FindByProviderId[C]
-    list: _List[F, C]
+    list: Lister[C, F]
     scan: _Scan[F, C]
 
 
@@ -150,9 +143,9 @@ class RecordService(Generic[C, F]):
         found = await self._reads.find(checked, provider=provider)
         return single_owner(found, checked)
 
-    async def _page(self, filters: F, limit: int, offset: int) -> Page[C]:
-        data, total = await self._reads.list(filters, limit=limit, offset=offset)
-        return make_page(data, total, limit, offset)
+    def _page(self, check: Callable[[], F], limit: int, offset: int) -> PageRead[C, F]:
+        """``list``'s page; ``check`` checks its arguments when it is read."""
+        return PageRead(self._reads.list, check, limit=limit, offset=offset)
 
     def _walk(self, filters: F, page_size: int) -> KeysetWalk[C, F]:
         return KeysetWalk(self.scan_page, filters, page_size)

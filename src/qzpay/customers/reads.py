@@ -11,7 +11,6 @@ from typing import TypeVar
 from qzpay.customers import validation as v
 from qzpay.errors import ConflictError
 from qzpay.limits import MAX_PAGE_SIZE
-from qzpay.page import Page
 from qzpay.storage.base import CustomerFilter
 
 T = TypeVar("T")
@@ -45,12 +44,6 @@ def list_filters(
 ) -> CustomerFilter:
     """``list``'s filters, after checking its page (``limit``, ``offset``)."""
     return _filters(unknown, partial(v.check_page, limit, offset), email, metadata, include_deleted)
-
-
-def make_page(data: list[T], total: int, limit: int, offset: int) -> Page[T]:
-    return Page[T].model_construct(
-        data=data, total=total, limit=limit, offset=offset, has_more=offset + len(data) < total
-    )
 
 
 def scan_filters(

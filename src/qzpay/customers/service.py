@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Never
 
 from qzpay._time import utcnow
 from qzpay._unset import UNSET, Unset
-from qzpay.blocking import KeysetWalk
+from qzpay.blocking import KeysetWalk, PageRead
 from qzpay.customers import validation as v
 from qzpay.customers.models import Address, Customer
 from qzpay.customers.reads import (
     check_external_lookup,
     list_filters,
-    make_page,
     scan_filters,
     single_owner,
 )
@@ -42,7 +42,6 @@ from qzpay.limits import (
     MAX_ID_LENGTH,
     MAX_METADATA_KEYS,
 )
-from qzpay.page import Page
 from qzpay.providers.base import PaymentProvider, ProviderCustomer
 from qzpay.storage.base import CustomerFilter, Storage
 
@@ -53,7 +52,6 @@ __all__ = [  # the read rules are re-exported: billing, the API and tests import
     "SyncReport",
     "check_external_lookup",
     "list_filters",
-    "make_page",
     "scan_filters",
     "single_owner",
 ]
@@ -335,7 +333,7 @@ class CustomerService:
         )
         return single_owner(found, provider_customer_id)
 
-    async def list(
+    def list(
         self,
         /,
         *,
@@ -345,11 +343,14 @@ class CustomerService:
         metadata: Mapping[str, str] | None = None,
         include_deleted: bool = False,
         **unknown: Never,
-    ) -> Page[Customer]:
+    ) -> PageRead[Customer, CustomerFilter]:
         """Newest first. ``email`` matches case-insensitively; all ``metadata`` pairs must match."""
-        filters = list_filters(limit, offset, email, metadata, include_deleted, unknown)
-        data, total = await self._storage.list_customers(filters, limit=limit, offset=offset)
-        return make_page(data, total, limit, offset)
+        return PageRead(
+            self._storage.list_customers,
+            partial(list_filters, limit, offset, email, metadata, include_deleted, unknown),
+            limit=limit,
+            offset=offset,
+        )
 
     def iterate(
         self,

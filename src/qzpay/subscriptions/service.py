@@ -25,14 +25,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Never
 
-from qzpay.blocking import KeysetWalk
+from qzpay.blocking import KeysetWalk, PageRead
 from qzpay.catalog import validation as v
 from qzpay.catalog.models import Plan, Price
 from qzpay.catalog.reads import (
     check_external_lookup,
     check_page_size,
     check_record_id,
-    make_page,
     single_owner,
 )
 from qzpay.catalog.wiring import Wiring
@@ -48,7 +47,6 @@ from qzpay.limits import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SYNC_BATCH,
 )
-from qzpay.page import Page
 from qzpay.providers.base import prices_of
 from qzpay.providers.subscriptions import (
     SubscriptionAdapter,
@@ -333,7 +331,7 @@ class SubscriptionService:
         found = await self._storage.find_subscriptions_by_provider_id(checked, provider=provider)
         return single_owner(found, checked)
 
-    async def list(
+    def list(
         self,
         /,
         *,
@@ -344,15 +342,18 @@ class SubscriptionService:
         limit: int = DEFAULT_LIST_LIMIT,
         offset: int = 0,
         **unknown: Never,
-    ) -> Page[Subscription]:
+    ) -> PageRead[Subscription, SubscriptionFilter]:
         """Newest first, filtered by customer, status, plan and price."""
-        problems = v.Problems()
-        problems.unknown_arguments(unknown)
-        v.check_page(limit, offset, problems)
-        filters = _filters(customer_id, status, plan_id, price_id, problems)
-        problems.raise_if_any()
-        data, total = await self._storage.list_subscriptions(filters, limit=limit, offset=offset)
-        return make_page(data, total, limit, offset)
+
+        def check() -> SubscriptionFilter:
+            problems = v.Problems()
+            problems.unknown_arguments(unknown)
+            v.check_page(limit, offset, problems)
+            filters = _filters(customer_id, status, plan_id, price_id, problems)
+            problems.raise_if_any()
+            return filters
+
+        return PageRead(self._storage.list_subscriptions, check, limit=limit, offset=offset)
 
     def iterate(
         self,
