@@ -191,6 +191,13 @@ class BlockingLister(Protocol[Item, F_contra]):
     ) -> tuple[list[Item], int]: ...
 
 
+async def _read_page(
+    read: Lister[Item, F], check: Callable[[], F], limit: int, offset: int
+) -> Page[Item]:
+    data, total = await read(check(), limit=limit, offset=offset)
+    return make_page(data, total, limit, offset)
+
+
 async def _never_started() -> Any:
     """The stand-in for a PageRead read by its blocking twin or closed unstarted."""
 
@@ -207,6 +214,8 @@ class PageRead(Coroutine[Any, Any, "Page[Item]"], Generic[Item, F]):
 
     ``check`` returns the storage filters after checking every argument (ValidationError)."""
 
+    __slots__ = ("_check", "_limit", "_offset", "_read", "_running")
+
     def __init__(
         self, read: Lister[Item, F], check: Callable[[], F], *, limit: int, offset: int
     ) -> None:
@@ -216,14 +225,9 @@ class PageRead(Coroutine[Any, Any, "Page[Item]"], Generic[Item, F]):
         self._offset = offset
         self._running: Coroutine[Any, Any, Page[Item]] | None = None
 
-    async def _page(self) -> Page[Item]:
-        filters = self._check()
-        data, total = await self._read(filters, limit=self._limit, offset=self._offset)
-        return make_page(data, total, self._limit, self._offset)
-
     def _coroutine(self) -> Coroutine[Any, Any, Page[Item]]:
         if self._running is None:
-            self._running = self._page()
+            self._running = _read_page(self._read, self._check, self._limit, self._offset)
         return self._running
 
     def __await__(self) -> Generator[Any, None, Page[Item]]:
