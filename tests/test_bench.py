@@ -114,3 +114,14 @@ def test_tiny_record_writes_run_checks_every_mode(postgres_url: str) -> None:
     for mode in report["ratio_to_raw_median"].values():
         assert set(mode) == {"plan_update", "subscription_uncancel"}
         assert all(ratio > 0 for ratio in mode.values())
+
+
+def test_tiny_list_pages_run_compares_list_with_the_same_read_by_hand() -> None:
+    """bench/list_pages.py checks that both sides return the same page; a tiny run keeps it
+    working."""
+    from bench import list_pages
+
+    report = list_pages.main(["--n", "20", "--rounds", "1", "--backends", "memory,sqlite"])
+    for backend in ("memory", "sqlite"):
+        assert set(report[backend]["ratio_min"]) == {"async", "blocking"}
+        assert all(value > 0 for value in report[backend]["us_min"].values())
